@@ -1,0 +1,13 @@
+# Builds the berth agent image. The in-cluster manifests arrive with the packaging work.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --package berth
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/berth /usr/local/bin/berth
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/berth"]

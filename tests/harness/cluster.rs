@@ -1,0 +1,442 @@
+//! A real Kubernetes control plane (etcd + kube-apiserver) on loopback ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::OnceCell;
+
+use crate::pki::{CertificateAuthority, CertifiedKey, signing_key_pem};
+use crate::process::{Lifetime, ServerProcess, free_port, is_alive, log_tail};
+use crate::tools;
+
+/// The user name of the admin identity (in `system:masters`, so RBAC allows everything).
+pub const ADMIN_USER: &str = "berth-admin";
+/// The user name of the restricted identity: RBAC grants it nothing until a test binds a role.
+pub const RESTRICTED_USER: &str = "berth-restricted";
+/// The group of the restricted identity.
+pub const RESTRICTED_GROUP: &str = "berth:restricted";
+
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+const START_ATTEMPTS: usize = 3;
+
+/// A running control plane: one etcd and one kube-apiserver, with RBAC on and
+/// client-certificate authentication for an admin and a restricted identity.
+pub struct TestCluster {
+    name: String,
+    dir: PathBuf,
+    server_url: String,
+    lifetime: Lifetime,
+    // The API server is stopped before the etcd it uses.
+    apiserver: Option<ServerProcess>,
+    etcd: Option<ServerProcess>,
+}
+
+/// Where test clusters keep their files (certificates, kubeconfigs, data, logs).
+fn scratch_root() -> PathBuf {
+    std::env::temp_dir().join("berth-test-clusters")
+}
+
+/// Removes directories left by test binaries that have died (e.g. killed), so
+/// `/tmp` does not fill up over many runs.
+fn remove_abandoned_dirs() {
+    let Ok(entries) = std::fs::read_dir(scratch_root()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let owner = std::fs::read_to_string(entry.path().join("owner.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        if owner.is_some_and(|pid| !is_alive(pid)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+impl TestCluster {
+    /// Starts an independent cluster that lives until it is dropped or the
+    /// test binary exits, whichever comes first.
+    pub async fn start(name: &str) -> Result<Self> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        remove_abandoned_dirs();
+        let dir = scratch_root().join(format!(
+            "{}-{}-{}",
+            std::process::id(),
+            name,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        Self::start_in(name, &dir, Lifetime::TiedToProcess).await
+    }
+
+    /// Starts a cluster whose servers outlive this process (for `cargo xtask cluster up`);
+    /// its pids are written to `dir/pids`.
+    pub async fn start_detached(name: &str, dir: &Path) -> Result<Self> {
+        Self::start_in(name, dir, Lifetime::Detached).await
+    }
+
+    async fn start_in(name: &str, dir: &Path, lifetime: Lifetime) -> Result<Self> {
+        let servers = tools::ensure()?;
+        let mut last_error = None;
+        // A port found free can be taken before the server binds it; try again with new ports.
+        for attempt in 1..=START_ATTEMPTS {
+            if dir.exists() {
+                std::fs::remove_dir_all(dir)
+                    .with_context(|| format!("clearing {}", dir.display()))?;
+            }
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(dir.join("owner.pid"), std::process::id().to_string())?;
+            match Self::try_start(name, dir, lifetime, &servers).await {
+                Ok(cluster) => return Ok(cluster),
+                Err(error) => {
+                    eprintln!("cluster {name}: start attempt {attempt} failed: {error:#}");
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("cluster {name} did not start")))
+    }
+
+    async fn try_start(
+        name: &str,
+        dir: &Path,
+        lifetime: Lifetime,
+        servers: &tools::TestServers,
+    ) -> Result<Self> {
+        let pki = Pki::write(dir)?;
+        let etcd_port = free_port()?;
+        let etcd_peer_port = free_port()?;
+        let apiserver_port = free_port()?;
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let server_url = format!("https://127.0.0.1:{apiserver_port}");
+
+        let mut etcd_command = Command::new(&servers.etcd);
+        etcd_command.args([
+            "--name=default".to_string(),
+            format!("--data-dir={}", dir.join("etcd-data").display()),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls=http://127.0.0.1:{etcd_peer_port}"),
+            format!("--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer_port}"),
+            format!("--initial-cluster=default=http://127.0.0.1:{etcd_peer_port}"),
+            // Test data is disposable; skipping fsync keeps a 2-core machine responsive.
+            "--unsafe-no-fsync=true".to_string(),
+            "--log-level=warn".to_string(),
+        ]);
+        let mut etcd = ServerProcess::start("etcd", etcd_command, &dir.join("etcd.log"), lifetime)?;
+        wait_for_tcp("etcd", &mut etcd, etcd_port).await?;
+
+        let mut apiserver_command = Command::new(&servers.kube_apiserver);
+        apiserver_command.args([
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".to_string(),
+            "--advertise-address=127.0.0.1".to_string(),
+            format!("--secure-port={apiserver_port}"),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", pki.server_cert.display()),
+            format!("--tls-private-key-file={}", pki.server_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            "--authorization-mode=RBAC".to_string(),
+            "--anonymous-auth=false".to_string(),
+            format!(
+                "--service-account-key-file={}",
+                pki.service_account_public_key.display()
+            ),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.service_account_key.display()
+            ),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_string(),
+            "--service-cluster-ip-range=10.96.0.0/16".to_string(),
+            // Fewer background loops: nothing in the tests depends on flow control or profiling.
+            "--enable-priority-and-fairness=false".to_string(),
+            "--profiling=false".to_string(),
+            "--v=1".to_string(),
+        ]);
+        let apiserver = ServerProcess::start(
+            "kube-apiserver",
+            apiserver_command,
+            &dir.join("kube-apiserver.log"),
+            lifetime,
+        )?;
+
+        let mut cluster = Self {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            server_url,
+            lifetime,
+            apiserver: Some(apiserver),
+            etcd: Some(etcd),
+        };
+        cluster.write_kubeconfig(&pki, ADMIN_USER, &pki.admin)?;
+        cluster.write_kubeconfig(&pki, RESTRICTED_USER, &pki.restricted)?;
+        cluster.wait_ready().await?;
+        cluster.write_pids()?;
+        Ok(cluster)
+    }
+
+    fn write_kubeconfig(&self, pki: &Pki, user: &str, identity: &CertifiedKey) -> Result<()> {
+        let kubeconfig = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{
+                "name": self.name,
+                "cluster": {
+                    "server": self.server_url,
+                    "certificate-authority-data": BASE64.encode(&pki.ca_pem),
+                },
+            }],
+            "users": [{
+                "name": user,
+                "user": {
+                    "client-certificate-data": BASE64.encode(&identity.cert_pem),
+                    "client-key-data": BASE64.encode(&identity.key_pem),
+                },
+            }],
+            "contexts": [{
+                "name": format!("{user}@{}", self.name),
+                "context": { "cluster": self.name, "user": user, "namespace": "default" },
+            }],
+            "current-context": format!("{user}@{}", self.name),
+        });
+        let path = self.kubeconfig_path(user);
+        std::fs::write(&path, serde_yaml::to_string(&kubeconfig)?)
+            .with_context(|| format!("writing {}", path.display()))
+    }
+
+    fn write_pids(&self) -> Result<()> {
+        let pids: Vec<String> = [&self.apiserver, &self.etcd]
+            .into_iter()
+            .flatten()
+            .filter_map(ServerProcess::pid)
+            .map(|pid| pid.to_string())
+            .collect();
+        std::fs::write(self.dir.join("pids"), pids.join("\n") + "\n")?;
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let client = self.admin_client().await?;
+        let mut last_problem;
+        loop {
+            if let Some(apiserver) = self.apiserver.as_mut() {
+                apiserver.check_running()?;
+            }
+            if let Some(etcd) = self.etcd.as_mut() {
+                etcd.check_running()?;
+            }
+            let readyz = http::Request::get("/readyz")
+                .body(Vec::new())
+                .context("building the readiness request")?;
+            match client.request_text(readyz).await {
+                // The bootstrap controller creates "default" shortly after readiness.
+                Ok(_) => match kube::Api::<Namespace>::all(client.clone())
+                    .get_opt("default")
+                    .await
+                {
+                    Ok(Some(_)) => return Ok(()),
+                    Ok(None) => last_problem = "namespace default not created yet".into(),
+                    Err(e) => last_problem = e.to_string(),
+                },
+                Err(e) => last_problem = e.to_string(),
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "kube-apiserver of cluster {} not ready after {:?} ({last_problem}); last lines of its log:\n{}",
+                    self.name,
+                    STARTUP_TIMEOUT,
+                    log_tail(&self.dir.join("kube-apiserver.log"), 30)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The API server's URL (`https://127.0.0.1:PORT`).
+    pub fn server_url(&self) -> &str {
+        &self.server_url
+    }
+
+    /// Directory holding this cluster's certificates, kubeconfigs, data and logs.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Pids of the running servers (API server, etcd).
+    pub fn pids(&self) -> Vec<u32> {
+        [&self.apiserver, &self.etcd]
+            .into_iter()
+            .flatten()
+            .filter_map(ServerProcess::pid)
+            .collect()
+    }
+
+    fn kubeconfig_path(&self, user: &str) -> PathBuf {
+        self.dir.join(format!("{user}.kubeconfig"))
+    }
+
+    /// Kubeconfig of the admin identity (`system:masters`).
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.kubeconfig_path(ADMIN_USER)
+    }
+
+    /// Kubeconfig of the restricted identity ([`RESTRICTED_USER`], no permissions by default).
+    pub fn restricted_kubeconfig(&self) -> PathBuf {
+        self.kubeconfig_path(RESTRICTED_USER)
+    }
+
+    /// A new client for the admin identity. Each call builds its own client because
+    /// a `kube::Client` is bound to the Tokio runtime that created it, and every
+    /// `#[tokio::test]` has its own runtime.
+    pub async fn admin_client(&self) -> Result<Client> {
+        client_from_kubeconfig(&self.admin_kubeconfig()).await
+    }
+
+    /// A new client for the restricted identity.
+    pub async fn restricted_client(&self) -> Result<Client> {
+        client_from_kubeconfig(&self.restricted_kubeconfig()).await
+    }
+
+    /// Leaves the servers running after this handle is dropped (detached clusters).
+    pub fn release(mut self) -> Vec<u32> {
+        [self.apiserver.take(), self.etcd.take()]
+            .into_iter()
+            .flatten()
+            .map(ServerProcess::release)
+            .collect()
+    }
+
+    /// Stops the servers and removes the cluster's files.
+    pub fn stop(&mut self) {
+        for process in [self.apiserver.take(), self.etcd.take()]
+            .into_iter()
+            .flatten()
+        {
+            drop(process);
+        }
+        if self.lifetime == Lifetime::TiedToProcess {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builds a client from a kubeconfig file.
+pub async fn client_from_kubeconfig(path: &Path) -> Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    Client::try_from(config).context("building a Kubernetes client")
+}
+
+static SHARED: OnceCell<TestCluster> = OnceCell::const_new();
+
+/// The control plane shared by every test in one test binary, started on first use.
+///
+/// Statics are never dropped, so an exit hook stops it and removes its files when
+/// the test binary exits normally; if the binary is killed instead, the kernel
+/// kills the servers and the next run removes the files.
+pub async fn shared() -> &'static TestCluster {
+    SHARED
+        .get_or_try_init(|| async {
+            let cluster = TestCluster::start("shared").await?;
+            // SAFETY: registering a plain extern "C" function with no captured state.
+            unsafe { libc::atexit(stop_shared_at_exit) };
+            Ok::<_, anyhow::Error>(cluster)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("starting the shared test control plane failed: {e:#}"))
+}
+
+extern "C" fn stop_shared_at_exit() {
+    if let Some(cluster) = SHARED.get() {
+        for pid in cluster.pids() {
+            crate::process::terminate(pid, Duration::from_secs(5));
+        }
+        let _ = std::fs::remove_dir_all(cluster.dir());
+    }
+}
+
+async fn wait_for_tcp(name: &str, process: &mut ServerProcess, port: u16) -> Result<()> {
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        process.check_running()?;
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not listen on port {port} within {STARTUP_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The certificate files of one cluster.
+struct Pki {
+    ca_pem: String,
+    ca_cert: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    service_account_key: PathBuf,
+    service_account_public_key: PathBuf,
+    admin: CertifiedKey,
+    restricted: CertifiedKey,
+}
+
+impl Pki {
+    fn write(dir: &Path) -> Result<Self> {
+        let ca = CertificateAuthority::generate("berth-test-ca")?;
+        let server = ca.server_cert(
+            "kube-apiserver",
+            &[
+                "127.0.0.1",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                "10.96.0.1",
+            ],
+        )?;
+        let admin = ca.client_cert(ADMIN_USER, &["system:masters"])?;
+        let restricted = ca.client_cert(RESTRICTED_USER, &[RESTRICTED_GROUP])?;
+        let write = |file: &str, contents: &str| -> Result<PathBuf> {
+            let path = dir.join(file);
+            std::fs::write(&path, contents)
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(path)
+        };
+        let (signing_key, verifying_key) = signing_key_pem()?;
+        Ok(Self {
+            ca_cert: write("ca.crt", ca.cert_pem())?,
+            server_cert: write("apiserver.crt", &server.cert_pem)?,
+            server_key: write("apiserver.key", &server.key_pem)?,
+            service_account_key: write("service-account.key", &signing_key)?,
+            service_account_public_key: write("service-account.pub", &verifying_key)?,
+            ca_pem: ca.cert_pem().to_string(),
+            admin,
+            restricted,
+        })
+    }
+}

@@ -1,0 +1,125 @@
+//! Finding the pinned test servers, building them first when they are missing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The pins, shared with `tests/tools/build-test-servers.sh`.
+const VERSIONS_ENV: &str = include_str!("../tools/versions.env");
+
+/// Paths of the built servers.
+#[derive(Clone, Debug)]
+pub struct TestServers {
+    pub kube_apiserver: PathBuf,
+    pub etcd: PathBuf,
+    pub helm: PathBuf,
+}
+
+/// The script that builds the servers.
+pub fn build_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-test-servers.sh")
+}
+
+/// Where the servers are cached: `BERTH_TOOLS_DIR`, else `$XDG_CACHE_HOME/berth/tools`,
+/// else `~/.cache/berth/tools` (outside the clone, so fresh clones reuse them).
+pub fn tools_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BERTH_TOOLS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("berth").join("tools")
+}
+
+/// `(binary, pinned version)` for every server.
+pub fn pinned_versions() -> Vec<(&'static str, String)> {
+    let lookup = |key: &str| {
+        VERSIONS_ENV
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .find(|(k, _)| k.trim() == key)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    vec![
+        ("kube-apiserver", lookup("KUBERNETES_VERSION")),
+        ("etcd", lookup("ETCD_VERSION")),
+        ("helm", lookup("HELM_VERSION")),
+    ]
+}
+
+fn stale_servers(dir: &Path) -> Vec<&'static str> {
+    pinned_versions()
+        .into_iter()
+        .filter(|(name, version)| {
+            let stamp = std::fs::read_to_string(dir.join("stamps").join(name)).unwrap_or_default();
+            !dir.join("bin").join(name).is_file() || stamp.trim() != version
+        })
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Returns the servers, running the build script first if any is missing or
+/// built at another version (the script holds a lock, so concurrent callers wait).
+pub fn ensure() -> Result<TestServers> {
+    let dir = tools_dir();
+    let stale = stale_servers(&dir);
+    if !stale.is_empty() {
+        eprintln!(
+            "berth test harness: building {} with {} (first run only)",
+            stale.join(", "),
+            build_script().display()
+        );
+        let status = Command::new("bash")
+            .arg(build_script())
+            .env("BERTH_TOOLS_DIR", &dir)
+            // Test output is captured from stderr; keep the build's progress visible there.
+            .stdout(std::io::stderr())
+            .status()
+            .context("running the test-server build script")?;
+        if !status.success() {
+            bail!(
+                "building the test servers failed ({status}); run {} by hand to see why",
+                build_script().display()
+            );
+        }
+        let still = stale_servers(&dir);
+        if !still.is_empty() {
+            bail!(
+                "after the build, {} still missing in {}",
+                still.join(", "),
+                dir.display()
+            );
+        }
+    }
+    let bin = dir.join("bin");
+    Ok(TestServers {
+        kube_apiserver: bin.join("kube-apiserver"),
+        etcd: bin.join("etcd"),
+        helm: bin.join("helm"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_has_a_pinned_version() {
+        for (name, version) in pinned_versions() {
+            assert!(
+                version.starts_with('v') && version.matches('.').count() == 2,
+                "{name} has no exact pin in versions.env: {version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_binary_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(stale_servers(dir.path()).len(), 3);
+    }
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Builds the real servers berth's integration tests run against (kube-apiserver,
+# etcd, helm) from the Go module proxy at the versions pinned in versions.env.
+#
+# Idempotent: each binary has a stamp holding its version; a binary whose stamp
+# matches the pin is not rebuilt. The cache lives outside the clone so a fresh
+# clone on the same machine reuses it.
+#
+#   tests/tools/build-test-servers.sh            build what is missing
+#   tests/tools/build-test-servers.sh --print-dir print the bin directory only
+#
+# BERTH_TOOLS_DIR overrides the cache directory
+# (default: ${XDG_CACHE_HOME:-$HOME/.cache}/berth/tools).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+tools_dir=${BERTH_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/tools}
+bin_dir="$tools_dir/bin"
+stamp_dir="$tools_dir/stamps"
+src_dir="$tools_dir/src"
+
+if [[ "${1:-}" == "--print-dir" ]]; then
+  echo "$bin_dir"
+  exit 0
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "error: 'go' is not on PATH; the test servers are built from the Go module proxy with the go toolchain (install Go 1.24 or newer)" >&2
+  exit 1
+fi
+
+mkdir -p "$bin_dir" "$stamp_dir" "$src_dir"
+
+# One build at a time per cache directory (a test run and a developer may race).
+exec 9>"$tools_dir/.lock"
+flock 9
+
+export GOFLAGS="-mod=mod -buildvcs=false"
+export CGO_ENABLED=0
+
+up_to_date() { # name version
+  [[ -x "$bin_dir/$1" && -f "$stamp_dir/$1" && "$(cat "$stamp_dir/$1")" == "$2" ]]
+}
+
+# Writes a throwaway module that requires $module at $version and pins the
+# tool's package through a build-tagged import, so `go mod tidy` records it.
+prepare_module() { # dir module version package
+  local dir=$1 module=$2 version=$3 package=$4
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cat >"$dir/go.mod" <<MOD
+module berth.invalid/test-servers/$(basename "$dir")
+
+go 1.24
+
+require $module $version
+MOD
+  cat >"$dir/tools.go" <<GO
+//go:build tools
+
+package tools
+
+import _ "$package"
+GO
+}
+
+build_kube_apiserver() {
+  local name=kube-apiserver version=$KUBERNETES_VERSION
+  up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
+  echo "$name $version: building from k8s.io/kubernetes (several minutes)"
+  local dir="$src_dir/$name"
+  prepare_module "$dir" k8s.io/kubernetes "$version" k8s.io/kubernetes/cmd/kube-apiserver
+  # k8s.io/kubernetes points its staging modules (k8s.io/api, ...) at local
+  # directories; a consumer must pin each one to its published v0.x release.
+  local gomod staging_version="v0.${version#v1.}"
+  gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p')
+  grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging/' "$gomod" | awk '{print $1}' | sort -u |
+    while read -r staged; do echo "replace $staged => $staged $staging_version"; done >>"$dir/go.mod"
+  (cd "$dir" && go mod tidy)
+  local major=${version#v}; major=${major%%.*}
+  local minor=${version#v*.}; minor=${minor%%.*}
+  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" \
+    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
+    k8s.io/kubernetes/cmd/kube-apiserver)
+  echo "$version" >"$stamp_dir/$name"
+}
+
+build_etcd() {
+  local name=etcd version=$ETCD_VERSION
+  up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
+  echo "$name $version: building from go.etcd.io/etcd/server/v3"
+  local dir="$src_dir/$name"
+  prepare_module "$dir" go.etcd.io/etcd/server/v3 "$version" go.etcd.io/etcd/server/v3
+  (cd "$dir" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$bin_dir/$name" go.etcd.io/etcd/server/v3)
+  echo "$version" >"$stamp_dir/$name"
+}
+
+build_helm() {
+  local name=helm version=$HELM_VERSION
+  up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
+  echo "$name $version: building from helm.sh/helm/v3"
+  local dir="$src_dir/$name"
+  prepare_module "$dir" helm.sh/helm/v3 "$version" helm.sh/helm/v3/cmd/helm
+  (cd "$dir" && go mod tidy)
+  # helm's own Makefile derives the default Capabilities.KubeVersion from the
+  # client-go it is built with; do the same so `helm template` matches releases.
+  local client_go kube_major kube_minor
+  client_go=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/client-go)
+  client_go=${client_go#v}
+  kube_major=$(( ${client_go%%.*} + 1 ))
+  kube_minor=$(echo "$client_go" | cut -d. -f2)
+  local pkg=helm.sh/helm/v3
+  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" \
+    -ldflags "-s -w -X $pkg/internal/version.version=$version -X $pkg/internal/version.gitTreeState=clean -X $pkg/pkg/chartutil.k8sVersionMajor=$kube_major -X $pkg/pkg/chartutil.k8sVersionMinor=$kube_minor -X $pkg/pkg/lint/rules.k8sVersionMajor=$kube_major -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube_minor" \
+    $pkg/cmd/helm)
+  echo "$version" >"$stamp_dir/$name"
+}
+
+started=$(date +%s)
+build_etcd
+build_kube_apiserver
+build_helm
+echo "test servers ready in $bin_dir ($(( $(date +%s) - started ))s)"

@@ -1,0 +1,142 @@
+//! Developer commands for berth: `cargo xtask tools`, `cargo xtask cluster up|down|list`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use berth_harness::cluster::TestCluster;
+use berth_harness::process::{is_alive, terminate};
+use berth_harness::tools;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Developer commands for berth")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Build the pinned test servers (kube-apiserver, etcd, helm) into the cache, if missing.
+    Tools {
+        /// Only print the directory holding the binaries.
+        #[arg(long)]
+        print_dir: bool,
+    },
+    /// Start, stop or list local control planes for trying berth by hand.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Start a control plane that keeps running after this command; prints its kubeconfig.
+    Up {
+        #[arg(long, default_value = "dev")]
+        name: String,
+    },
+    /// Stop a control plane started with `up` and delete its data.
+    Down {
+        #[arg(long, default_value = "dev")]
+        name: String,
+    },
+    /// List the control planes started with `up`.
+    List,
+}
+
+fn clusters_dir() -> PathBuf {
+    let tools = tools::tools_dir();
+    tools
+        .parent()
+        .map(|p| p.join("clusters"))
+        .unwrap_or_else(|| tools.join("clusters"))
+}
+
+fn recorded_pids(dir: &std::path::Path) -> Vec<u32> {
+    std::fs::read_to_string(dir.join("pids"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.trim().parse().ok())
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Task::Tools { print_dir } => {
+            let mut command = Command::new("bash");
+            command.arg(tools::build_script());
+            if print_dir {
+                command.arg("--print-dir");
+            }
+            let status = command.status().context("running the build script")?;
+            if !status.success() {
+                bail!("building the test servers failed ({status})");
+            }
+        }
+        Task::Cluster { action } => cluster(action)?,
+    }
+    Ok(())
+}
+
+fn cluster(action: ClusterAction) -> Result<()> {
+    match action {
+        ClusterAction::Up { name } => {
+            let dir = clusters_dir().join(&name);
+            let running = recorded_pids(&dir);
+            if !running.is_empty() && running.iter().all(|pid| is_alive(*pid)) {
+                println!("cluster {name} is already running");
+                println!(
+                    "kubeconfig: {}",
+                    dir.join("berth-admin.kubeconfig").display()
+                );
+                return Ok(());
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            let cluster = runtime.block_on(TestCluster::start_detached(&name, &dir))?;
+            println!("cluster {name} is up at {}", cluster.server_url());
+            println!("kubeconfig: {}", cluster.admin_kubeconfig().display());
+            println!(
+                "restricted kubeconfig: {}",
+                cluster.restricted_kubeconfig().display()
+            );
+            println!("logs: {}", dir.display());
+            println!("stop it with: cargo xtask cluster down --name {name}");
+            cluster.release();
+        }
+        ClusterAction::Down { name } => {
+            let dir = clusters_dir().join(&name);
+            if !dir.exists() {
+                bail!("no cluster named {name} (looked in {})", dir.display());
+            }
+            for pid in recorded_pids(&dir) {
+                terminate(pid, Duration::from_secs(10));
+            }
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+            println!("cluster {name} stopped");
+        }
+        ClusterAction::List => {
+            let Ok(entries) = std::fs::read_dir(clusters_dir()) else {
+                return Ok(());
+            };
+            for entry in entries.flatten() {
+                let pids = recorded_pids(&entry.path());
+                let state = if !pids.is_empty() && pids.iter().all(|pid| is_alive(*pid)) {
+                    "running"
+                } else {
+                    "stopped (run `down` to clean up)"
+                };
+                println!(
+                    "{}\t{state}\t{}",
+                    entry.file_name().to_string_lossy(),
+                    entry.path().join("berth-admin.kubeconfig").display()
+                );
+            }
+        }
+    }
+    Ok(())
+}

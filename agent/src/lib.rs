@@ -1,7 +1,11 @@
 //! berth: a per-cluster GitOps agent.
 //!
-//! The library is organised along the sync pipeline
-//! (source → render → secrets → plan → apply → record); the `berth` binary is a
-//! thin command line over it.
+//! The library follows the sync pipeline:
+//! [`source`] (git) → [`render`] (Helm-compatible charts) → secrets → [`plan`] →
+//! [`apply`] → [`inventory`] (record). [`sync`] runs the pipeline for one release,
+//! [`daemon`] runs it in a loop, and the `berth` binary is a thin command line
+//! over all of it ([`cli`]).
 
 pub mod cli;
+pub mod render;
+pub mod source;

@@ -1,0 +1,1 @@
+//! Rendering Helm charts with berth's own engine (no helm binary at run time).

@@ -7,5 +7,7 @@
 //! over all of it ([`cli`]).
 
 pub mod cli;
+pub mod context;
+pub mod release;
 pub mod render;
 pub mod source;

@@ -7,6 +7,7 @@
 //! over all of it ([`cli`]).
 
 pub mod cli;
+pub mod config;
 pub mod context;
 pub mod release;
 pub mod render;

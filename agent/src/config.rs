@@ -1,0 +1,463 @@
+//! The agent's configuration: one file (YAML or TOML) plus `BERTH_*`
+//! environment overrides (`BERTH_CONTEXT__ENV=prod`, `BERTH_CACHE_DIR=/x`),
+//! read through the `config` crate and validated as a whole.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::context::ClusterContext;
+use crate::release::DEFAULT_RELEASE_FILE;
+
+/// A configuration that cannot be used, with every problem found.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {file}: {cause}")]
+    Read { file: String, cause: String },
+    #[error("invalid configuration {file}:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { file: String, problems: Vec<String> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    context: Option<RawContext>,
+    cache_dir: Option<PathBuf>,
+    kubeconfig: Option<PathBuf>,
+    state_namespace: Option<String>,
+    force_conflicts: Option<bool>,
+    full_compare_interval: Option<String>,
+    history_limit: Option<usize>,
+    max_prune_fraction: Option<f64>,
+    log: Option<String>,
+    #[serde(default)]
+    applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    cloud: Option<String>,
+    env: Option<String>,
+    region: Option<String>,
+    cluster: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApplication {
+    name: Option<String>,
+    url: Option<String>,
+    branch: Option<String>,
+    branches: Option<BTreeMap<String, String>>,
+    release_file: Option<String>,
+    poll_interval: Option<String>,
+    credentials: Option<CredentialsConfig>,
+}
+
+/// How to authenticate to an application's git remote. Secrets are referenced
+/// (a file or an environment variable), never written in the configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum CredentialsConfig {
+    /// HTTPS token, sent as the password of `username` (default `git`).
+    Token {
+        #[serde(default = "default_git_user")]
+        username: String,
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+    },
+    /// SSH private key.
+    SshKey {
+        #[serde(default = "default_git_user")]
+        username: String,
+        private_key_file: PathBuf,
+        passphrase_env: Option<String>,
+    },
+}
+
+fn default_git_user() -> String {
+    "git".to_string()
+}
+
+/// A validated agent configuration.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub context: ClusterContext,
+    pub cache_dir: PathBuf,
+    /// Kubeconfig to use; None means in-cluster or the usual `KUBECONFIG` lookup.
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace holding berth's own records (inventories and histories).
+    pub state_namespace: String,
+    /// Take over fields another manager changed (how manual drift is corrected).
+    pub force_conflicts: bool,
+    /// How often every object is compared with the live one, not only changed ones.
+    pub full_compare_interval: Duration,
+    pub history_limit: usize,
+    /// Largest share of a release's objects one sync may delete.
+    pub max_prune_fraction: f64,
+    /// tracing filter, e.g. `info` or `berth=debug`.
+    pub log: String,
+    pub applications: Vec<Application>,
+}
+
+/// One application repository to follow.
+#[derive(Clone, Debug)]
+pub struct Application {
+    pub name: String,
+    pub url: String,
+    /// The branch this cluster tracks (resolved from `branches` by env when given).
+    pub branch: String,
+    pub release_file: String,
+    pub poll_interval: Duration,
+    pub credentials: Option<CredentialsConfig>,
+}
+
+impl AgentConfig {
+    /// Reads `path` (format from its extension) with `BERTH_*` overrides and validates it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with_env(path, None)
+    }
+
+    /// Like [`AgentConfig::load`], with the environment given explicitly (for tests).
+    pub fn load_with_env(
+        path: &Path,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let file = path.display().to_string();
+        if !path.is_file() {
+            return Err(ConfigError::Read {
+                file,
+                cause: "no such file".into(),
+            });
+        }
+        let mut environment = config::Environment::with_prefix("BERTH")
+            .prefix_separator("_")
+            .separator("__");
+        if let Some(env) = env {
+            environment = environment.source(Some(env.into_iter().collect()));
+        }
+        let raw: RawConfig = config::Config::builder()
+            .add_source(config::File::from(path))
+            .add_source(environment)
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError::Read {
+                file: file.clone(),
+                cause: e.to_string(),
+            })?;
+        validate(raw).map_err(|problems| ConfigError::Invalid { file, problems })
+    }
+}
+
+fn duration(
+    field: &str,
+    text: Option<&str>,
+    default: Duration,
+    problems: &mut Vec<String>,
+) -> Duration {
+    match text {
+        None => default,
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            Ok(_) => {
+                problems.push(format!("{field}: {text:?} is shorter than 1s"));
+                default
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{field}: {text:?} is not a duration ({e}); use e.g. 30s, 5m"
+                ));
+                default
+            }
+        },
+    }
+}
+
+fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
+    let mut problems = Vec::new();
+    let context = match raw.context {
+        None => {
+            problems.push("context: missing (cloud, env, region, cluster)".to_string());
+            None
+        }
+        Some(c) => {
+            let mut missing = Vec::new();
+            for (key, value) in [
+                ("cloud", &c.cloud),
+                ("env", &c.env),
+                ("region", &c.region),
+                ("cluster", &c.cluster),
+            ] {
+                if value.is_none() {
+                    missing.push(key);
+                }
+            }
+            if !missing.is_empty() {
+                problems.push(format!("context: missing {}", missing.join(", ")));
+                None
+            } else {
+                let context = ClusterContext {
+                    cloud: c.cloud.unwrap_or_default(),
+                    env: c.env.unwrap_or_default(),
+                    region: c.region.unwrap_or_default(),
+                    cluster: c.cluster.unwrap_or_default(),
+                };
+                match context.validate() {
+                    Ok(()) => Some(context),
+                    Err(e) => {
+                        problems.push(format!("context: {e}"));
+                        None
+                    }
+                }
+            }
+        }
+    };
+    let full_compare_interval = duration(
+        "full_compare_interval",
+        raw.full_compare_interval.as_deref(),
+        Duration::from_secs(600),
+        &mut problems,
+    );
+    let max_prune_fraction = raw.max_prune_fraction.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&max_prune_fraction) {
+        problems.push(format!(
+            "max_prune_fraction: {max_prune_fraction} is not between 0 and 1"
+        ));
+    }
+    let state_namespace = raw.state_namespace.unwrap_or_else(|| "berth-system".into());
+    if state_namespace.is_empty() {
+        problems.push("state_namespace: empty".into());
+    }
+    if raw.applications.is_empty() {
+        problems.push("applications: none configured".into());
+    }
+    let mut names = BTreeSet::new();
+    let mut applications = Vec::new();
+    for (index, app) in raw.applications.into_iter().enumerate() {
+        let label = match &app.name {
+            Some(name) => format!("applications[{index}] ({name})"),
+            None => format!("applications[{index}]"),
+        };
+        let name = app.name.clone().unwrap_or_default();
+        if name.is_empty() {
+            problems.push(format!("{label}: name missing"));
+        } else if !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            problems.push(format!(
+                "{label}: name must be lower-case letters, digits and '-'"
+            ));
+        } else if !names.insert(name.clone()) {
+            problems.push(format!("{label}: name {name:?} is used twice"));
+        }
+        let url = app.url.clone().unwrap_or_default();
+        if url.is_empty() {
+            problems.push(format!("{label}: url missing"));
+        }
+        let branch = match (&app.branch, &app.branches) {
+            (Some(_), Some(_)) => {
+                problems.push(format!("{label}: give branch or branches, not both"));
+                None
+            }
+            (Some(branch), None) => Some(branch.clone()),
+            (None, Some(branches)) => match &context {
+                Some(context) => match branches.get(&context.env) {
+                    Some(branch) => Some(branch.clone()),
+                    None => {
+                        problems.push(format!(
+                            "{label}: branches has no entry for env {:?}",
+                            context.env
+                        ));
+                        None
+                    }
+                },
+                None => None,
+            },
+            (None, None) => Some("master".to_string()),
+        };
+        let release_file = app
+            .release_file
+            .clone()
+            .unwrap_or_else(|| DEFAULT_RELEASE_FILE.to_string());
+        if release_file.starts_with('/') || release_file.split('/').any(|c| c == "..") {
+            problems.push(format!(
+                "{label}: release_file {release_file:?} must be a path inside the repository"
+            ));
+        }
+        if let Some(CredentialsConfig::Token {
+            token_file,
+            token_env,
+            ..
+        }) = &app.credentials
+            && token_file.is_some() == token_env.is_some()
+        {
+            problems.push(format!(
+                "{label}: token credentials need exactly one of token_file, token_env"
+            ));
+        }
+        let poll_interval = duration(
+            &format!("{label}: poll_interval"),
+            app.poll_interval.as_deref(),
+            Duration::from_secs(60),
+            &mut problems,
+        );
+        applications.push(Application {
+            name,
+            url,
+            branch: branch.unwrap_or_default(),
+            release_file,
+            poll_interval,
+            credentials: app.credentials,
+        });
+    }
+    match context {
+        Some(context) if problems.is_empty() => Ok(AgentConfig {
+            context,
+            cache_dir: raw
+                .cache_dir
+                .unwrap_or_else(|| PathBuf::from("/var/cache/berth")),
+            kubeconfig: raw.kubeconfig,
+            state_namespace,
+            force_conflicts: raw.force_conflicts.unwrap_or(true),
+            full_compare_interval,
+            history_limit: raw.history_limit.unwrap_or(10).max(1),
+            max_prune_fraction,
+            log: raw.log.unwrap_or_else(|| "info".into()),
+            applications,
+        }),
+        _ => Err(problems),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const GOOD: &str = r#"
+context: { cloud: gcp, env: prod, region: europe-west1, cluster: gke-1 }
+cache_dir: /tmp/berth-cache
+applications:
+  - name: demo
+    url: https://git.example/demo.git
+    branches: { dev: dev, staging: master, prod: prod }
+    poll_interval: 30s
+    credentials:
+      token: { token_env: DEMO_TOKEN }
+"#;
+
+    #[test]
+    fn reads_yaml_and_resolves_branch_by_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", GOOD),
+            Some(BTreeMap::new()),
+        )
+        .unwrap();
+        assert_eq!(config.context.cluster, "gke-1");
+        let app = &config.applications[0];
+        assert_eq!(app.branch, "prod");
+        assert_eq!(app.poll_interval, Duration::from_secs(30));
+        assert_eq!(app.release_file, "deploy/release.yaml");
+        assert!(config.force_conflicts);
+        assert_eq!(
+            app.credentials,
+            Some(CredentialsConfig::Token {
+                username: "git".into(),
+                token_file: None,
+                token_env: Some("DEMO_TOKEN".into())
+            })
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::from([
+            ("BERTH_CONTEXT__ENV".to_string(), "staging".to_string()),
+            ("BERTH_CACHE_DIR".to_string(), "/srv/cache".to_string()),
+        ]);
+        let config =
+            AgentConfig::load_with_env(&write(dir.path(), "berth.yaml", GOOD), Some(env)).unwrap();
+        assert_eq!(config.context.env, "staging");
+        assert_eq!(config.applications[0].branch, "master");
+        assert_eq!(config.cache_dir, PathBuf::from("/srv/cache"));
+    }
+
+    #[test]
+    fn reads_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml = r#"
+[context]
+cloud = "onprem"
+env = "dev"
+region = "paris"
+cluster = "par-1"
+
+[[applications]]
+name = "demo"
+url = "file:///srv/demo"
+branch = "main"
+"#;
+        let config = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.toml", toml),
+            Some(BTreeMap::new()),
+        )
+        .unwrap();
+        assert_eq!(config.context.region, "paris");
+        assert_eq!(config.applications[0].branch, "main");
+    }
+
+    #[test]
+    fn lists_every_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = r#"
+context: { cloud: gcp, env: prod }
+max_prune_fraction: 2
+applications:
+  - name: demo
+    branches: { dev: dev }
+    poll_interval: soon
+  - name: demo
+    url: x
+    release_file: ../outside.yaml
+"#;
+        let error = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", bad),
+            Some(BTreeMap::new()),
+        )
+        .unwrap_err();
+        let text = error.to_string();
+        for expected in [
+            "context: missing region, cluster",
+            "max_prune_fraction",
+            "applications[0] (demo): url missing",
+            "poll_interval: \"soon\" is not a duration",
+            "name \"demo\" is used twice",
+            "must be a path inside the repository",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = GOOD.replace("cache_dir:", "cache_directory:");
+        let error = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", &text),
+            Some(BTreeMap::new()),
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("cache_directory"), "{error}");
+    }
+}

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod objects;
 pub mod release;
 pub mod render;
 pub mod source;

@@ -6,10 +6,13 @@
 //! [`daemon`] runs it in a loop, and the `berth` binary is a thin command line
 //! over all of it ([`cli`]).
 
+pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod context;
+pub mod inventory;
 pub mod objects;
+pub mod plan;
 pub mod release;
 pub mod render;
 pub mod source;

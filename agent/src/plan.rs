@@ -1,0 +1,494 @@
+//! Planning a sync: which objects to apply, which to skip, which to prune, and
+//! the guards that refuse an unsafe plan before anything is written.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope as ApiScope;
+use serde_json::Value;
+use tracing::debug;
+
+use crate::inventory::{Inventory, InventoryEntry};
+use crate::objects::{DesiredObject, FIELD_MANAGER, ObjectRef, RELEASE_LABEL, apply_order};
+use crate::release::ReleaseFile;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "nothing rendered: refusing to sync a release with no objects (it would prune everything)"
+    )]
+    NothingRendered,
+    #[error(
+        "{object} (from {source_file}): unknown kind: the cluster has no {api_version} {kind} and the chart defines no such CRD"
+    )]
+    UnknownKind {
+        object: ObjectRef,
+        source_file: String,
+        api_version: String,
+        kind: String,
+    },
+    #[error("{object} (from {source_file}) is outside the release's scope: {reason}")]
+    OutOfScope {
+        object: ObjectRef,
+        source_file: String,
+        reason: String,
+    },
+    #[error("{object} is rendered twice (by {first} and {second})")]
+    Duplicate {
+        object: ObjectRef,
+        first: String,
+        second: String,
+    },
+    #[error(
+        "refusing to delete {deleting} of {previous} objects in one sync (limit {limit:.0}%); objects to delete: {objects}"
+    )]
+    TooManyDeletions {
+        deleting: usize,
+        previous: usize,
+        limit: f64,
+        objects: String,
+    },
+    #[error(
+        "{object} already exists and belongs to {owner}; set adoptExisting: true in the release file to take it over"
+    )]
+    NotOwned { object: ObjectRef, owner: String },
+    #[error("{object} (from {source_file}) was rejected by the API server: {cause}")]
+    Rejected {
+        object: ObjectRef,
+        source_file: String,
+        cause: String,
+    },
+    #[error("{context}: {source}")]
+    Kube {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Resolves kinds to API resources (discovery, cached for one sync), knowing
+/// also the kinds defined by CRDs in the same render, before they exist.
+pub struct KindResolver {
+    client: Client,
+    cache: HashMap<GroupVersionKind, (ApiResource, bool)>,
+    /// (group, kind) → (plural, namespaced) of CRDs in the render.
+    rendered_crds: HashMap<(String, String), (String, bool)>,
+}
+
+/// Whether a resolved kind exists in the cluster yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KindState {
+    Served,
+    /// Defined by a CRD of this render that is not established yet.
+    Pending,
+}
+
+impl KindResolver {
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            cache: HashMap::new(),
+            rendered_crds: HashMap::new(),
+        }
+    }
+
+    /// Learns the kinds that CRDs in the render define.
+    pub fn learn_crds(&mut self, objects: &[DesiredObject]) {
+        for object in objects
+            .iter()
+            .filter(|o| o.kind() == "CustomResourceDefinition")
+        {
+            let spec = &object.manifest["spec"];
+            if let (Some(group), Some(kind), Some(plural)) = (
+                spec["group"].as_str(),
+                spec["names"]["kind"].as_str(),
+                spec["names"]["plural"].as_str(),
+            ) {
+                let namespaced = spec["scope"].as_str() != Some("Cluster");
+                self.rendered_crds.insert(
+                    (group.to_string(), kind.to_string()),
+                    (plural.to_string(), namespaced),
+                );
+            }
+        }
+    }
+
+    /// Forgets cached misses, e.g. after CRDs were established.
+    pub fn refresh(&mut self) {
+        self.cache.clear();
+    }
+
+    pub async fn resolve(
+        &mut self,
+        object: &ObjectRef,
+    ) -> Result<Option<(ApiResource, bool, KindState)>, kube::Error> {
+        let gvk = GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
+        if let Some((resource, namespaced)) = self.cache.get(&gvk) {
+            return Ok(Some((resource.clone(), *namespaced, KindState::Served)));
+        }
+        match kube::discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((resource, capabilities)) => {
+                let namespaced = capabilities.scope == ApiScope::Namespaced;
+                self.cache.insert(gvk, (resource.clone(), namespaced));
+                Ok(Some((resource, namespaced, KindState::Served)))
+            }
+            Err(error) if is_missing_kind(&error) => {
+                let key = (object.group().to_string(), object.kind.clone());
+                Ok(self.rendered_crds.get(&key).map(|(plural, namespaced)| {
+                    (
+                        ApiResource::from_gvk_with_plural(&gvk, plural),
+                        *namespaced,
+                        KindState::Pending,
+                    )
+                }))
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn is_missing_kind(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Discovery(_) => true,
+        kube::Error::Api(status) => status.code == 404,
+        _ => false,
+    }
+}
+
+/// What to do with one desired object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Changed since the last sync (or a full comparison): apply it.
+    Apply,
+    /// Same digest as last applied: nothing to send.
+    Skip,
+}
+
+#[derive(Clone, Debug)]
+pub struct PlannedObject {
+    pub object: DesiredObject,
+    pub object_ref: ObjectRef,
+    pub resource: ApiResource,
+    pub namespaced: bool,
+    pub kind_state: KindState,
+    pub digest: String,
+    pub action: Action,
+    /// The live object, read during preflight (None when it does not exist).
+    pub live: Option<DynamicObject>,
+    /// What the API server would store, from a server-side dry run.
+    pub dry_run: Option<DynamicObject>,
+}
+
+/// The plan of one sync.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// In apply order.
+    pub objects: Vec<PlannedObject>,
+    /// Objects of the last inventory that the render no longer contains.
+    pub prune: Vec<ObjectRef>,
+}
+
+impl Plan {
+    pub fn inventory(
+        &self,
+        release: &ReleaseFile,
+        commit: &str,
+        manifests_digest: &str,
+    ) -> Inventory {
+        Inventory {
+            release: release.name.clone(),
+            namespace: release.namespace.clone(),
+            commit: commit.to_string(),
+            manifests_digest: manifests_digest.to_string(),
+            objects: self
+                .objects
+                .iter()
+                .map(|p| InventoryEntry {
+                    object: p.object_ref.clone(),
+                    digest: p.digest.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Settings that shape a plan.
+#[derive(Clone, Debug)]
+pub struct PlanSettings {
+    /// The agent's cluster name, written on every object.
+    pub cluster: String,
+    /// Compare every object with the cluster, not only those whose digest changed.
+    pub full_compare: bool,
+    pub max_prune_fraction: f64,
+    /// Take over fields that another field manager set (corrects manual edits).
+    pub force_conflicts: bool,
+}
+
+/// Builds the plan: places each object in its namespace, checks scope and
+/// ownership, and runs a server-side dry run of everything that would change.
+/// Writes nothing.
+pub async fn plan(
+    client: &Client,
+    release: &ReleaseFile,
+    rendered: Vec<DesiredObject>,
+    previous: &Inventory,
+    settings: &PlanSettings,
+) -> Result<Plan, PlanError> {
+    if rendered.is_empty() {
+        return Err(PlanError::NothingRendered);
+    }
+    let mut resolver = KindResolver::new(client.clone());
+    resolver.learn_crds(&rendered);
+    let allowed_namespaces: BTreeSet<&str> = std::iter::once(release.namespace.as_str())
+        .chain(release.scope.namespaces.iter().map(String::as_str))
+        .collect();
+
+    let mut planned: Vec<PlannedObject> = Vec::new();
+    let mut seen: BTreeMap<ObjectRef, String> = BTreeMap::new();
+    for mut object in rendered {
+        let before = object.object_ref();
+        let Some((resource, namespaced, kind_state)) =
+            resolver
+                .resolve(&before)
+                .await
+                .map_err(|source| PlanError::Kube {
+                    context: format!("looking up kind {} {}", before.api_version, before.kind),
+                    source,
+                })?
+        else {
+            return Err(PlanError::UnknownKind {
+                api_version: before.api_version.clone(),
+                kind: before.kind.clone(),
+                object: before,
+                source_file: object.source.clone(),
+            });
+        };
+        if namespaced {
+            let namespace = object.namespace().unwrap_or(&release.namespace).to_string();
+            if !allowed_namespaces.contains(namespace.as_str()) {
+                return Err(PlanError::OutOfScope {
+                    object: before,
+                    source_file: object.source.clone(),
+                    reason: format!(
+                        "namespace {namespace} is not the release's namespace {} nor listed in scope.namespaces",
+                        release.namespace
+                    ),
+                });
+            }
+            object.set_namespace(Some(&namespace));
+        } else {
+            if !release
+                .scope
+                .cluster_scoped_kinds
+                .iter()
+                .any(|k| k == object.kind())
+            {
+                return Err(PlanError::OutOfScope {
+                    object: before,
+                    source_file: object.source.clone(),
+                    reason: format!(
+                        "{} is cluster-scoped and not listed in scope.clusterScopedKinds",
+                        object.kind()
+                    ),
+                });
+            }
+            object.set_namespace(None);
+        }
+        object.add_ownership(&release.name, &settings.cluster);
+        let object_ref = object.object_ref();
+        if let Some(first) = seen.insert(object_ref.clone(), object.source.clone()) {
+            return Err(PlanError::Duplicate {
+                object: object_ref,
+                first,
+                second: object.source.clone(),
+            });
+        }
+        let digest = object.digest();
+        let action =
+            if !settings.full_compare && previous.digest_of(&object_ref) == Some(digest.as_str()) {
+                Action::Skip
+            } else {
+                Action::Apply
+            };
+        planned.push(PlannedObject {
+            object,
+            object_ref,
+            resource,
+            namespaced,
+            kind_state,
+            digest,
+            action,
+            live: None,
+            dry_run: None,
+        });
+    }
+    planned
+        .sort_by(|a, b| apply_order((&a.object_ref, a.namespaced), (&b.object_ref, b.namespaced)));
+
+    let prune: Vec<ObjectRef> = if release.prune {
+        previous
+            .objects
+            .iter()
+            .map(|entry| &entry.object)
+            .filter(|object| !seen.contains_key(*object))
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let previous_count = previous.objects.len();
+    if prune.len() > 1 && prune.len() as f64 > settings.max_prune_fraction * previous_count as f64 {
+        return Err(PlanError::TooManyDeletions {
+            deleting: prune.len(),
+            previous: previous_count,
+            limit: settings.max_prune_fraction * 100.0,
+            objects: prune
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+
+    preflight(client, release, settings, &mut planned).await?;
+    Ok(Plan {
+        objects: planned,
+        prune,
+    })
+}
+
+/// Reads the live version of every object to apply, refuses objects owned by
+/// someone else, and dry-runs the apply so a bad object fails before any write.
+async fn preflight(
+    client: &Client,
+    release: &ReleaseFile,
+    settings: &PlanSettings,
+    planned: &mut [PlannedObject],
+) -> Result<(), PlanError> {
+    let mut existing_namespaces = HashMap::new();
+    for item in planned.iter_mut().filter(|p| p.action == Action::Apply) {
+        if item.kind_state == KindState::Pending {
+            // Its CRD is created by this sync; nothing to read or dry-run yet.
+            continue;
+        }
+        let api = dynamic_api(client, item);
+        item.live = api
+            .get_opt(&item.object_ref.name)
+            .await
+            .map_err(|source| PlanError::Kube {
+                context: format!("reading {}", item.object_ref),
+                source,
+            })?;
+        if let Some(live) = &item.live {
+            let owner = live
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(RELEASE_LABEL));
+            match owner {
+                Some(owner) if owner == &release.name => {}
+                Some(other) => {
+                    return Err(PlanError::NotOwned {
+                        object: item.object_ref.clone(),
+                        owner: format!("berth release {other}"),
+                    });
+                }
+                None if release.adopt_existing => {}
+                None => {
+                    return Err(PlanError::NotOwned {
+                        object: item.object_ref.clone(),
+                        owner: "no berth release (created by someone else)".into(),
+                    });
+                }
+            }
+        }
+        if let Some(namespace) = &item.object_ref.namespace {
+            let exists = match existing_namespaces.get(namespace) {
+                Some(exists) => *exists,
+                None => {
+                    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+                    let exists = api
+                        .get_opt(namespace)
+                        .await
+                        .map_err(|source| PlanError::Kube {
+                            context: format!("reading namespace {namespace}"),
+                            source,
+                        })?
+                        .is_some();
+                    existing_namespaces.insert(namespace.clone(), exists);
+                    exists
+                }
+            };
+            if !exists {
+                // The namespace is created by this sync: a dry run would only say it is missing.
+                continue;
+            }
+        }
+        let params = apply_params(settings.force_conflicts).dry_run();
+        match api
+            .patch(
+                &item.object_ref.name,
+                &params,
+                &Patch::Apply(&item.object.manifest),
+            )
+            .await
+        {
+            Ok(result) => item.dry_run = Some(result),
+            Err(kube::Error::Api(status)) => {
+                return Err(PlanError::Rejected {
+                    object: item.object_ref.clone(),
+                    source_file: item.object.source.clone(),
+                    cause: status.message,
+                });
+            }
+            Err(source) => {
+                return Err(PlanError::Kube {
+                    context: format!("dry-run apply of {}", item.object_ref),
+                    source,
+                });
+            }
+        }
+        debug!(object = %item.object_ref, "preflight passed");
+    }
+    Ok(())
+}
+
+/// Server-side apply as berth's field manager.
+pub fn apply_params(force_conflicts: bool) -> PatchParams {
+    let params = PatchParams::apply(FIELD_MANAGER);
+    if force_conflicts {
+        params.force()
+    } else {
+        params
+    }
+}
+
+/// The dynamic API for a planned object.
+pub fn dynamic_api(client: &Client, item: &PlannedObject) -> Api<DynamicObject> {
+    match (&item.object_ref.namespace, item.namespaced) {
+        (Some(namespace), true) => Api::namespaced_with(client.clone(), namespace, &item.resource),
+        _ => Api::all_with(client.clone(), &item.resource),
+    }
+}
+
+/// A live object reduced to what a person compares: no server bookkeeping.
+pub fn comparable(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
+    if let Some(metadata) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            metadata.remove(field);
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.remove("status");
+    }
+    value
+}

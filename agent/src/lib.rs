@@ -16,3 +16,7 @@ pub mod plan;
 pub mod release;
 pub mod render;
 pub mod source;
+pub mod sync;
+pub mod logging;
+pub mod daemon;
+pub mod diff;

@@ -1,5 +1,12 @@
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
-    berth::cli::run(berth::cli::Cli::parse())
+fn main() {
+    let code = match berth::cli::run(berth::cli::Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use berth::source::{GitCredentials, GitSource, RepoPath, SourceError, Update};
-use berth_harness::git::{BRANCH, GitDaemon, TestRepo};
+use berth_harness::git::{BRANCH, BasicAuth, GitDaemon, GitHttpServer, TestRepo};
 use tempfile::TempDir;
 
 const RELEASE: &str = "deploy/release.yaml";
@@ -360,5 +360,77 @@ fn older_commits_keep_their_content() {
     assert_eq!(
         source.tree(&reverted).unwrap().read_file(&cm).unwrap(),
         b"kind: ConfigMap\n"
+    );
+}
+
+#[test]
+fn smart_http_clones_and_updates() {
+    let (repo, first) = app_repo("over-http");
+    let server = GitHttpServer::start(repo.base_dir(), None).unwrap();
+    assert_first_clone(&server.url_for(&repo), &repo, &first);
+
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = source(&server.url_for(&repo), &cache);
+    assert!(source.update().unwrap().fetched);
+    assert!(!source.update().unwrap().fetched);
+    repo.write(RELEASE, "chart: chart\nversion: 2\n").unwrap();
+    let second = repo.commit("second").unwrap();
+    assert_eq!(source.remote_head().unwrap(), second);
+    assert_eq!(
+        source.update().unwrap(),
+        Update {
+            commit: second,
+            fetched: true
+        }
+    );
+}
+
+#[test]
+fn http_token_is_sent_and_never_shown() {
+    let (repo, head) = app_repo("private");
+    let token = "tok-3f9c1e0d77";
+    let server = GitHttpServer::start(
+        repo.base_dir(),
+        Some(BasicAuth {
+            username: "berth-bot".into(),
+            password: token.into(),
+        }),
+    )
+    .unwrap();
+    let url = server.url_for(&repo);
+    let with = |credentials: GitCredentials| {
+        let cache = tempfile::tempdir().unwrap();
+        let mut source =
+            GitSource::new("private", &url, BRANCH, cache.path(), credentials).unwrap();
+        let result = source.update();
+        (result, format!("{source:?}"))
+    };
+
+    let (result, debug) = with(GitCredentials::Token {
+        username: "berth-bot".into(),
+        token: token.into(),
+    });
+    assert_eq!(result.unwrap().commit, head);
+    assert!(!debug.contains(token), "{debug}");
+
+    let wrong = "wrong-7a1b2c";
+    let (result, debug) = with(GitCredentials::Token {
+        username: "berth-bot".into(),
+        token: wrong.into(),
+    });
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, SourceError::Authentication { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    let shown = format!("{error} {error:?} {debug}");
+    assert!(!shown.contains(wrong) && !shown.contains(token), "{shown}");
+
+    let (result, _) = with(GitCredentials::None);
+    let error = result.unwrap_err();
+    assert!(
+        matches!(error, SourceError::Authentication { .. }),
+        "{error:?}"
     );
 }

@@ -1,13 +1,20 @@
-//! Real git repositories and a real `git daemon` for source tests.
+//! Real git repositories, a real `git daemon` and smart HTTP (`git http-backend`) for
+//! source tests.
 //!
 //! Everything goes through the installed `git` command, isolated from the user's
 //! and the system's configuration, so tests behave the same on every machine.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use tempfile::TempDir;
 
 use crate::process::{Lifetime, ServerProcess, free_port};
@@ -20,7 +27,11 @@ const START_ATTEMPTS: usize = 3;
 
 /// Runs `git` with a fixed identity and no global or system configuration.
 fn git_command(dir: &Path) -> Command {
-    let mut command = Command::new("git");
+    isolated(Command::new("git"), dir)
+}
+
+/// Applies the fixed identity and isolated configuration to any git program.
+fn isolated(mut command: Command, dir: &Path) -> Command {
     command
         .current_dir(dir)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -214,6 +225,12 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The directory of git's helper programs (`git --exec-path`).
+fn exec_path() -> Result<PathBuf> {
+    let dir = std::env::temp_dir();
+    Ok(PathBuf::from(run_git(&dir, &["--exec-path"])?))
+}
+
 /// A real `git daemon` serving every repository under a base directory on a loopback
 /// port; stopped on drop (and killed with the test binary however it ends).
 pub struct GitDaemon {
@@ -233,9 +250,10 @@ impl GitDaemon {
         // A port found free can be taken before the daemon binds it; try again with another.
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let mut command = git_command(base_dir);
+            // `git daemon` would fork git-daemon and wait: killing that wrapper would
+            // orphan the daemon. Running the program itself ties it to the test binary.
+            let mut command = isolated(Command::new(exec_path()?.join("git-daemon")), base_dir);
             command.args([
-                "daemon".to_string(),
                 "--reuseaddr".to_string(),
                 "--export-all".to_string(),
                 "--informative-errors".to_string(),
@@ -302,6 +320,220 @@ fn wait_for_port(mut process: ServerProcess, port: u16) -> Result<ServerProcess>
     }
 }
 
+/// Credentials a [`GitHttpServer`] demands (HTTP Basic: the token is the password).
+#[derive(Clone)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// Smart HTTP for every repository under a base directory: a small HTTP/1.1 server on a
+/// loopback port that hands each request to the real `git http-backend` (as CGI), with
+/// optional Basic authentication. It runs on a thread of the test binary, so it cannot
+/// outlive it; dropping it stops it.
+pub struct GitHttpServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GitHttpServer {
+    /// Starts serving `base_dir`; with `auth`, requests without those credentials get 401.
+    pub fn start(base_dir: &Path, auth: Option<BasicAuth>) -> Result<Self> {
+        // Binding port 0 here (not free_port) leaves no window for another process.
+        let listener =
+            TcpListener::bind("127.0.0.1:0").context("binding the git HTTP server's port")?;
+        let port = listener.local_addr()?.port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let base_dir = base_dir.to_path_buf();
+        let expected = auth.map(|auth| {
+            format!(
+                "Basic {}",
+                BASE64.encode(format!("{}:{}", auth.username, auth.password))
+            )
+        });
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("berth-git-http".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let base_dir = base_dir.clone();
+                    let expected = expected.clone();
+                    std::thread::spawn(move || {
+                        if let Err(error) = serve(stream, &base_dir, expected.as_deref()) {
+                            eprintln!("git HTTP server: {error:#}");
+                        }
+                    });
+                }
+            })
+            .context("starting the git HTTP server thread")?;
+        Ok(Self {
+            port,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT/<name>`.
+    pub fn url_for(&self, repo: &TestRepo) -> String {
+        format!("http://127.0.0.1:{}/{}", self.port, repo.name())
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Answers one request (the connection is closed afterwards).
+fn serve(stream: TcpStream, base_dir: &Path, expected_auth: Option<&str>) -> Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut parts = request_line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return Ok(()); // e.g. the wake-up connection of Drop
+    };
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let body = if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        read_chunked(&mut reader)?
+    } else {
+        let length: usize = header("content-length").unwrap_or("0").parse()?;
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        body
+    };
+    if let Some(expected) = expected_auth
+        && header("authorization") != Some(expected)
+    {
+        writer.write_all(
+            b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"berth\"\r\n\
+              Content-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return Ok(());
+    }
+
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let mut command = git_command(base_dir);
+    command
+        .arg("http-backend")
+        .env("GIT_PROJECT_ROOT", base_dir)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REQUEST_METHOD", method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (name, variable) in [
+        ("content-type", "CONTENT_TYPE"),
+        ("content-encoding", "HTTP_CONTENT_ENCODING"),
+        ("git-protocol", "GIT_PROTOCOL"),
+    ] {
+        if let Some(value) = header(name) {
+            command.env(variable, value);
+        }
+    }
+    let mut child = command.spawn().context("starting git http-backend")?;
+    let mut stdin = child.stdin.take().context("git http-backend stdin")?;
+    // Written from another thread: the backend may answer before it has read everything.
+    let feeder = std::thread::spawn(move || stdin.write_all(&body));
+    let output = child.wait_with_output()?;
+    let _ = feeder.join();
+
+    let cgi = output.stdout;
+    let split = find(&cgi, b"\r\n\r\n")
+        .map(|at| (at, 4))
+        .or_else(|| find(&cgi, b"\n\n").map(|at| (at, 2)))
+        .context("git http-backend wrote no CGI header")?;
+    let (head, body) = (&cgi[..split.0], &cgi[split.0 + split.1..]);
+    let mut status = "200 OK".to_string();
+    let mut response = Vec::new();
+    for line in String::from_utf8_lossy(head).lines() {
+        match line.split_once(':') {
+            Some((name, value)) if name.eq_ignore_ascii_case("status") => {
+                status = value.trim().to_string();
+            }
+            _ => response.extend_from_slice(format!("{line}\r\n").as_bytes()),
+        }
+    }
+    writer.write_all(
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
+    writer.write_all(&response)?;
+    writer.write_all(b"\r\n")?;
+    writer.write_all(body)?;
+    Ok(())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size_hex = size_line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_hex, 16)
+            .with_context(|| format!("bad chunk size {size_hex:?}"))?;
+        if size == 0 {
+            // Skip trailers up to the final empty line.
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
+                    return Ok(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,8 +557,16 @@ mod tests {
         let listed = run_git(repo.path(), &["ls-remote", &daemon.url_for(&repo), BRANCH]).unwrap();
         assert!(listed.starts_with(&revert), "{listed}");
 
+        let http = GitHttpServer::start(repo.base_dir(), None).unwrap();
+        let listed = run_git(repo.path(), &["ls-remote", &http.url_for(&repo), BRANCH]).unwrap();
+        assert!(listed.starts_with(&revert), "{listed}");
+        drop(http);
+
         let pid = daemon.pid().unwrap();
+        let port = daemon.port();
         drop(daemon);
         assert!(!crate::process::is_alive(pid));
+        // Nothing is left listening (no orphaned daemon behind a wrapper).
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
     }
 }

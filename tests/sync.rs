@@ -1,0 +1,388 @@
+//! berth's main job end to end, against a real API server and real git:
+//! deploy, update, per-cluster values, prune, revert, bad commits, drift, ownership.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth::config::AgentConfig;
+use berth::daemon::Agent;
+use berth::inventory::{InventoryStore, Outcome};
+use berth::objects::RELEASE_LABEL;
+use berth::sync::SyncReport;
+use berth_harness::TestCluster;
+use berth_harness::cluster::shared;
+use berth_harness::git::{BRANCH, GitDaemon, TestRepo};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use tempfile::TempDir;
+
+const STATE_NAMESPACE: &str = "berth-system";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/demo")
+}
+
+/// The demo application as a real git repository, its release renamed so that
+/// tests sharing one cluster do not meet.
+fn demo_repo(release: &str) -> TestRepo {
+    let (repo, _) = TestRepo::from_dir(release, &fixture(), "demo application").unwrap();
+    let path = repo.path().join("deploy/release.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("name: demo\n", &format!("name: {release}\n"))
+        .replace("namespace: demo\n", &format!("namespace: {release}\n"));
+    repo.write("deploy/release.yaml", text).unwrap();
+    repo.commit(&format!("release {release}")).unwrap();
+    repo
+}
+
+/// One agent: a configuration file (through the real loader) for a context.
+struct TestAgent {
+    agent: Agent,
+    client: Client,
+    _dir: TempDir,
+}
+
+impl TestAgent {
+    async fn new(cluster: &TestCluster, url: &str, context: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let [cloud, env, region, name] = context
+            .split(',')
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let config = format!(
+            "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
+             cache_dir: {cache}\n\
+             kubeconfig: {kubeconfig}\n\
+             state_namespace: {STATE_NAMESPACE}\n\
+             log: debug\n\
+             applications:\n  - name: demo\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n",
+            cache = dir.path().join("cache").display(),
+            kubeconfig = cluster.admin_kubeconfig().display(),
+        );
+        let path = dir.path().join("berth.yaml");
+        std::fs::write(&path, config).unwrap();
+        let config = AgentConfig::load(&path).unwrap();
+        let client = cluster.admin_client().await.unwrap();
+        Self {
+            agent: Agent::new(config, client.clone()),
+            client,
+            _dir: dir,
+        }
+    }
+
+    async fn sync(&mut self, full_compare: bool) -> SyncReport {
+        let mut reports = self.agent.sync_once(None, full_compare).await;
+        assert_eq!(reports.len(), 1);
+        reports.remove(0)
+    }
+
+    async fn history(&self, release: &str) -> Vec<berth::inventory::HistoryEntry> {
+        InventoryStore::new(self.client.clone(), STATE_NAMESPACE, release, 10)
+            .history()
+            .await
+            .unwrap()
+    }
+}
+
+fn succeeded(report: &SyncReport) {
+    assert_eq!(report.outcome, Outcome::Succeeded, "sync failed: {report:?}");
+}
+
+async fn config_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, String> {
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()
+}
+
+const STAGING_PARIS: &str = "onprem,staging,paris,par-staging-1";
+const PROD_GCP: &str = "gcp,prod,europe-west1,gke-prod-1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_deploy_then_update_applies_the_new_image() {
+    let cluster = shared().await;
+    let repo = demo_repo("deploy-update");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.created, 3, "{report:?}"); // config map, service, deployment
+    let deployments: Api<Deployment> = Api::namespaced(agent.client.clone(), "deploy-update");
+    let deployment = deployments.get("deploy-update-demo").await.unwrap();
+    let spec = deployment.spec.clone().unwrap();
+    assert_eq!(spec.replicas, Some(1), "par-staging-1 runs one replica");
+    let container = &spec.template.spec.unwrap().containers[0];
+    assert_eq!(container.image.as_deref(), Some("ghcr.io/example/demo:1.4.0"));
+    assert_eq!(deployment.labels()[RELEASE_LABEL], "deploy-update");
+    assert_eq!(deployment.labels()["berth.dev/agent"], "par-staging-1");
+    let managers: Vec<_> = deployment
+        .managed_fields()
+        .iter()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(managers.contains(&"berth".to_string()), "{managers:?}");
+
+    // A second sync of the same commit changes nothing.
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!((report.counts.created, report.counts.updated, report.counts.unchanged), (0, 0, 3));
+
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write("deploy/release.yaml", release.replace("tag: \"1.4.0\"", "tag: \"1.5.0\""))
+        .unwrap();
+    let commit = repo.commit("demo 1.5.0").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.commit.as_deref(), Some(commit.as_str()));
+    assert_eq!(report.counts.updated, 1, "{report:?}");
+    let image = deployments.get("deploy-update-demo").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.5.0"));
+
+    let history = agent.history("deploy-update").await;
+    assert_eq!(history[0].commit, commit);
+    assert_eq!(history[0].outcome, Outcome::Succeeded);
+    assert_eq!(history[0].counts.updated, 1);
+    assert_eq!(history.len(), 2, "unchanged syncs add no history: {history:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_clusters_get_their_own_values_over_git_daemon() {
+    let first = shared().await;
+    let second = TestCluster::start("prod").await.unwrap();
+    let repo = demo_repo("per-cluster");
+    let daemon = GitDaemon::start(repo.base_dir()).unwrap();
+    let url = daemon.url_for(&repo);
+    let mut staging = TestAgent::new(first, &url, STAGING_PARIS).await;
+    let mut prod = TestAgent::new(&second, &url, PROD_GCP).await;
+    succeeded(&staging.sync(false).await);
+    let report = prod.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.created, 4, "prod also gets the autoscaler: {report:?}");
+
+    let staging_config = config_data(&staging.client, "per-cluster", "per-cluster-demo-config").await;
+    assert_eq!(staging_config["GREETING"], "hello");
+    assert_eq!(staging_config["LOG_LEVEL"], "DEBUG");
+    assert_eq!(staging_config["STORAGE_BUCKET"], "demo-paris");
+    assert_eq!(staging_config["CLUSTER"], "par-staging-1");
+    let prod_config = config_data(&prod.client, "per-cluster", "per-cluster-demo-config").await;
+    assert_eq!(prod_config["GREETING"], "welcome to gke-prod-1");
+    assert_eq!(prod_config["STORAGE_BUCKET"], "demo-eu");
+    assert_eq!(prod_config["REGION"], "europe-west1");
+
+    let hpa = Api::<HorizontalPodAutoscaler>::namespaced(prod.client.clone(), "per-cluster")
+        .get("per-cluster-demo")
+        .await
+        .unwrap();
+    assert_eq!(hpa.spec.unwrap().min_replicas, Some(4), "gke-prod-1 has 4 replicas");
+    let staging_hpa = Api::<HorizontalPodAutoscaler>::namespaced(staging.client.clone(), "per-cluster")
+        .get_opt("per-cluster-demo")
+        .await
+        .unwrap();
+    assert!(staging_hpa.is_none(), "staging has no autoscaler");
+    let service = Api::<Service>::namespaced(prod.client.clone(), "per-cluster")
+        .get("per-cluster-demo")
+        .await
+        .unwrap();
+    assert_eq!(
+        service.annotations().get("cloud.google.com/neg").map(String::as_str),
+        Some("{\"ingress\": true}"),
+        "the gcp override reaches only gcp clusters"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removed_object_is_pruned_and_revert_brings_it_back() {
+    let cluster = shared().await;
+    let repo = demo_repo("prune-revert");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let services: Api<Service> = Api::namespaced(agent.client.clone(), "prune-revert");
+    assert!(services.get_opt("prune-revert-demo").await.unwrap().is_some());
+
+    repo.remove("deploy/chart/templates/service.yaml").unwrap();
+    let removal = repo.commit("drop the service").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.deleted, 1, "{report:?}");
+    // Deletion is asynchronous (finalizers); wait until it is gone.
+    let mut gone = false;
+    for _ in 0..50 {
+        if services.get_opt("prune-revert-demo").await.unwrap().is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the service was not pruned");
+
+    repo.revert(&removal).unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.created, 1, "{report:?}");
+    assert!(services.get_opt("prune-revert-demo").await.unwrap().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_commit_changes_nothing_and_says_why() {
+    let cluster = shared().await;
+    let repo = demo_repo("bad-commit");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let good_inventory = InventoryStore::new(agent.client.clone(), STATE_NAMESPACE, "bad-commit", 10)
+        .load()
+        .await
+        .unwrap();
+
+    // A template error in one file and a removed object in the same commit:
+    // nothing may be applied, nothing pruned.
+    repo.write(
+        "deploy/chart/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }-config\n",
+    )
+    .unwrap();
+    repo.remove("deploy/chart/templates/service.yaml").unwrap();
+    let bad = repo.commit("broken template").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.clone().unwrap();
+    assert!(error.contains("templates/configmap.yaml:4"), "error names file and line: {error}");
+    assert!(
+        Api::<Service>::namespaced(agent.client.clone(), "bad-commit")
+            .get_opt("bad-commit-demo")
+            .await
+            .unwrap()
+            .is_some(),
+        "nothing was pruned"
+    );
+    let inventory = InventoryStore::new(agent.client.clone(), STATE_NAMESPACE, "bad-commit", 10)
+        .load()
+        .await
+        .unwrap();
+    assert_eq!(inventory, good_inventory, "the inventory is kept");
+    let history = agent.history("bad-commit").await;
+    assert_eq!(history[0].commit, bad);
+    assert_eq!(history[0].outcome, Outcome::Failed);
+    assert!(history[0].error.as_deref().unwrap_or_default().contains("configmap.yaml"));
+
+    // Invalid YAML in the release file, and an unknown context key.
+    repo.git(&["checkout", "HEAD~1", "--", "deploy/chart"]).unwrap();
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write("deploy/release.yaml", release.replace("overrides:\n", "overrides:\n  zone:\n    a: {}\n"))
+        .unwrap();
+    repo.commit("unknown context key").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(error.contains("deploy/release.yaml:") && error.contains("zone"), "{error}");
+
+    // The next good commit syncs normally.
+    repo.write("deploy/release.yaml", release).unwrap();
+    repo.commit("fix").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_edit_is_corrected_on_the_next_full_comparison() {
+    let cluster = shared().await;
+    let repo = demo_repo("drift");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let deployments: Api<Deployment> = Api::namespaced(agent.client.clone(), "drift");
+    // What `kubectl scale` or `kubectl edit` does: an update by another field manager.
+    deployments
+        .patch(
+            "drift-demo",
+            &PatchParams {
+                field_manager: Some("kubectl-edit".into()),
+                ..Default::default()
+            },
+            &Patch::Merge(serde_json::json!({"spec": {"replicas": 7}})),
+        )
+        .await
+        .unwrap();
+
+    // Nothing changed in git: a changed-only sync leaves the cluster alone.
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(deployments.get("drift-demo").await.unwrap().spec.unwrap().replicas, Some(7));
+
+    let report = agent.sync(true).await;
+    succeeded(&report);
+    assert_eq!(report.counts.updated, 1, "{report:?}");
+    assert_eq!(deployments.get("drift-demo").await.unwrap().spec.unwrap().replicas, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
+    let cluster = shared().await;
+    let repo = demo_repo("ownership");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let config_maps: Api<ConfigMap> = Api::namespaced(agent.client.clone(), "ownership");
+
+    // Someone else's object in the release namespace survives syncs and prunes.
+    let foreign = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some("someone-elses".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("keep".into(), "me".into())])),
+        ..Default::default()
+    };
+    config_maps.create(&PostParams::default(), &foreign).await.unwrap();
+    // An object berth applied, then relabelled by hand: no longer berth's to delete.
+    config_maps
+        .patch(
+            "ownership-demo-config",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"labels": {RELEASE_LABEL: null}}})),
+        )
+        .await
+        .unwrap();
+    repo.remove("deploy/chart/templates/configmap.yaml").unwrap();
+    repo.commit("drop the config map").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.deleted, 0, "{report:?}");
+    assert!(config_maps.get_opt("someone-elses").await.unwrap().is_some());
+    assert!(config_maps.get_opt("ownership-demo-config").await.unwrap().is_some());
+
+    // A chart object whose name is taken by someone else's object is refused, and nothing is applied.
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/chart/templates/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: someone-elses\ndata:\n  taken: \"yes\"\n",
+    )
+    .unwrap();
+    repo.write("deploy/release.yaml", release.replace("tag: \"1.4.0\"", "tag: \"9.9.9\"")).unwrap();
+    repo.commit("collide").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.error.as_deref().unwrap_or_default().contains("someone-elses"), "{report:?}");
+    let data = config_data(&agent.client, "ownership", "someone-elses").await;
+    assert_eq!(data.get("keep").map(String::as_str), Some("me"));
+    assert!(!data.contains_key("taken"));
+    let image = Api::<Deployment>::namespaced(agent.client.clone(), "ownership")
+        .get("ownership-demo")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.4.0"), "nothing was applied");
+}

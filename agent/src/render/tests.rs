@@ -175,3 +175,69 @@ fn helm_error_formats() {
         "execution error at (demo/templates/t.yaml:1:6): boom"
     );
 }
+
+/// Renders the public charts in /work/shared/charts into $BERTH_RENDER_OUT (for
+/// diffing against `helm template rel <chart>` by hand); ignored in normal runs.
+#[test]
+#[ignore]
+fn render_shared_charts() {
+    let charts_dir =
+        std::env::var("BERTH_CHARTS_DIR").unwrap_or_else(|_| "/work/shared/charts".into());
+    let root = std::path::Path::new(&charts_dir);
+    let out_dir = std::env::var("BERTH_RENDER_OUT").unwrap_or_else(|_| "/tmp/berth-render".into());
+    let _ = std::fs::create_dir_all(&out_dir);
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if !dir.join("Chart.yaml").exists() {
+            continue;
+        }
+        let mut files = BTreeMap::new();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read dir").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let rel = p
+                        .strip_prefix(&dir)
+                        .expect("prefix")
+                        .to_string_lossy()
+                        .replace('\\', "/");
+                    files.insert(rel, std::fs::read(&p).expect("read"));
+                }
+            }
+        }
+        let name = dir.file_name().expect("name").to_string_lossy().to_string();
+        let text = match render(&ChartFiles { files }, &serde_yaml::Value::Null, &opts()) {
+            Ok(ms) => ms
+                .iter()
+                .map(|m| format!("---\n# Source: {}\n{}\n", m.source, m.content))
+                .collect::<String>(),
+            Err(e) => format!("Error: {e}\n"),
+        };
+        std::fs::write(format!("{out_dir}/{name}.yaml"), text).expect("write");
+    }
+}
+
+#[test]
+fn nil_pipeline_results_have_empty_fields() {
+    // Go unwraps pipeline results: fields of a nil result are empty, not errors.
+    assert_eq!(
+        run(
+            "{{ (.Values.x).y }}|{{ $v := .Values.x }}{{ $v.y.z }}|{{ (index .Values \"q\").r.s }}"
+        ),
+        Ok("<no value>|<no value>|<no value>".into())
+    );
+}
+
+#[test]
+fn from_yaml_reads_the_first_document() {
+    assert_eq!(
+        run("{{ (fromYaml \"a: 1\\n---\\nb: 2\").a }}"),
+        Ok("1".into())
+    );
+}

@@ -657,7 +657,12 @@ fn plain_to_json(p: &yaml::Plain) -> serde_json::Value {
 
 /// Parses YAML text as Helm's fromYaml does (through JSON: numbers are float64).
 pub fn parse_yaml_value(text: &str) -> Result<Value, String> {
-    let y: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    // go-yaml decodes only the first document of a multi-document text.
+    let Some(doc) = serde_yaml::Deserializer::from_str(text).next() else {
+        return Ok(Value::Nil);
+    };
+    let y =
+        <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| e.to_string())?;
     Ok(Value::from_yaml(&y))
 }
 

@@ -401,6 +401,11 @@ impl Executor {
             }
             Arg::Variable(parts, pos) => {
                 let base = self.variable(&parts[0], *pos)?;
+                if base.is_nil() && parts.len() > 1 {
+                    // Go stores pipeline results unwrapped: a nil variable is an invalid
+                    // value, and fields of an invalid value are silently empty.
+                    return Ok(Value::Nil);
+                }
                 if parts.len() == 1 {
                     if cmd.args.len() > 1 || last.is_some() {
                         return Err(self
@@ -418,6 +423,9 @@ impl Executor {
             }
             Arg::Chain(inner, fields, pos) => {
                 let base = self.eval_arg(dot, inner, *pos)?;
+                if base.is_nil() {
+                    return Ok(Value::Nil);
+                }
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
                 self.eval_field_chain(base, fields, args, *pos, &arg_string(inner))
             }
@@ -476,6 +484,9 @@ impl Executor {
             }
             Arg::Variable(parts, vpos) => {
                 let base = self.variable(&parts[0], *vpos)?;
+                if base.is_nil() {
+                    return Ok(Value::Nil);
+                }
                 self.eval_field_chain(base, &parts[1..], vec![], *vpos, &arg_string(arg))?
             }
             Arg::Pipe(p) => {
@@ -486,6 +497,9 @@ impl Executor {
             }
             Arg::Chain(inner, fields, cpos) => {
                 let base = self.eval_arg(dot, inner, *cpos)?;
+                if base.is_nil() {
+                    return Ok(Value::Nil);
+                }
                 self.eval_field_chain(base, fields, vec![], *cpos, &arg_string(inner))?
             }
             Arg::Ident(name) => {

@@ -1,1 +1,527 @@
 //! Rendering Helm charts with berth's own engine (no helm binary at run time).
+//!
+//! [`render`] loads a chart from memory, coalesces values as Helm does, executes
+//! every template with Go `text/template` semantics and the Helm/sprig function
+//! library, and returns the documents in the order `helm template` prints them.
+
+pub mod chart;
+pub mod funcs;
+pub mod template;
+pub mod value;
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use thiserror::Error;
+
+use self::chart::Chart;
+use self::template::{Executor, TemplateSet};
+use self::value::{Object, Value};
+
+/// Kubernetes version reported when none is given (helm v3.22.0's default).
+pub const DEFAULT_KUBE_VERSION: &str = "v1.37.0";
+
+/// API versions helm v3.22.0 reports by default for `.Capabilities.APIVersions`.
+const DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1alpha1",
+    "admissionregistration.k8s.io/v1beta1",
+    "internal.apiserver.k8s.io/v1alpha1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1alpha1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "certificates.k8s.io/v1alpha1",
+    "coordination.k8s.io/v1alpha2",
+    "coordination.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1beta2",
+    "flowcontrol.apiserver.k8s.io/v1beta3",
+    "lifecycle.k8s.io/v1alpha1",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1alpha1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "rbac.authorization.k8s.io/v1alpha1",
+    "resource.k8s.io/v1",
+    "resource.k8s.io/v1beta2",
+    "resource.k8s.io/v1beta1",
+    "resource.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1alpha1",
+    "storagemigration.k8s.io/v1",
+    "storagemigration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+];
+
+/// Helm's install order of kinds; unknown kinds come after these.
+const INSTALL_ORDER: &[&str] = &[
+    "PriorityClass",
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// A chart's files, paths relative to the chart root with '/' separators.
+#[derive(Debug, Clone, Default)]
+pub struct ChartFiles {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub release_name: String,
+    pub namespace: String,
+    pub revision: i64,
+    pub is_install: bool,
+    /// e.g. "v1.30.0"; `None` means helm's default ([`DEFAULT_KUBE_VERSION`]).
+    pub kube_version: Option<String>,
+    /// Extra API versions for `.Capabilities.APIVersions`.
+    pub api_versions: Vec<String>,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            release_name: "release-name".into(),
+            namespace: "default".into(),
+            revision: 1,
+            is_install: true,
+            kube_version: None,
+            api_versions: vec![],
+        }
+    }
+}
+
+/// One rendered YAML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// "<chart name>/templates/x.yaml", as helm prints after "# Source: ".
+    pub source: String,
+    /// The document text (without the leading "---" and "# Source:" lines).
+    pub content: String,
+}
+
+/// A rendering failure, Helm-style, with its location as fields.
+#[derive(Debug, Clone, Error)]
+#[error("{message}")]
+pub struct RenderError {
+    /// The template file (e.g. "demo/templates/deployment.yaml"), or the chart file at fault.
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl RenderError {
+    pub(crate) fn plain(file: &str, message: String) -> RenderError {
+        RenderError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            message,
+        }
+    }
+}
+
+/// The chart's own default values (its values.yaml parsed).
+pub fn chart_default_values(chart: &ChartFiles) -> Result<serde_yaml::Value, RenderError> {
+    Ok(chart::load(&chart.files, "", None)?.values)
+}
+
+/// Renders a chart like `helm template`.
+pub fn render(
+    chart: &ChartFiles,
+    values: &serde_yaml::Value,
+    options: &RenderOptions,
+) -> Result<Vec<Manifest>, RenderError> {
+    let root = chart::load(&chart.files, "", None)?;
+    if root.is_library {
+        return Err(RenderError::plain(
+            &root.name,
+            "library charts are not installable".to_string(),
+        ));
+    }
+    let user = Value::from_yaml(values);
+    let coalesced = chart::coalesce(&root, &user);
+    let caps = capabilities(options)?;
+
+    // Collect enabled charts with their scoped values.
+    let mut charts: Vec<(Chart, Value)> = Vec::new();
+    collect_charts(&root, &coalesced, &mut charts);
+
+    // Parse all templates into one set, deepest paths first so that a parent
+    // chart's `define` overrides a subchart's (as helm orders them).
+    let mut all: Vec<(String, String, usize)> = Vec::new();
+    for (idx, (c, _)) in charts.iter().enumerate() {
+        for (rel, text) in &c.templates {
+            all.push((format!("{}/{}", c.full_path, rel), text.clone(), idx));
+        }
+    }
+    all.sort_by(|a, b| {
+        let (da, db) = (a.0.matches('/').count(), b.0.matches('/').count());
+        db.cmp(&da).then_with(|| b.0.cmp(&a.0))
+    });
+    let mut set = TemplateSet::new();
+    for (name, text, _) in &all {
+        template::add_file(&mut set, name, text).map_err(|e| RenderError {
+            file: e.name.clone(),
+            line: Some(e.line),
+            column: None,
+            message: format!("parse error at ({}:{}): {}", e.name, e.line, e.message),
+        })?;
+    }
+    let set = Rc::new(set);
+
+    let release = release_value(options);
+    let mut rendered: Vec<(String, String)> = Vec::new();
+    for (name, _, idx) in &all {
+        let base = name.rsplit('/').next().unwrap_or(name);
+        if base.starts_with('_') || name.ends_with("/templates/NOTES.txt") {
+            continue;
+        }
+        let (c, vals) = &charts[*idx];
+        if c.is_library {
+            continue;
+        }
+        let dot = top_values(c, vals, &release, &caps, name);
+        let out = Executor::run(set.clone(), name, dot).map_err(|e| {
+            let message = if e.user_failure {
+                // Helm reports fail/required as "execution error at (file:line:col): msg".
+                let cause = e
+                    .message
+                    .rsplit("error calling ")
+                    .next()
+                    .unwrap_or(&e.message);
+                let cause = cause.split_once(": ").map(|(_, m)| m).unwrap_or(cause);
+                format!(
+                    "execution error at ({}:{}:{}): {}",
+                    e.file,
+                    e.line,
+                    e.column.unwrap_or(0),
+                    cause
+                )
+            } else {
+                e.message.clone()
+            };
+            RenderError {
+                file: e.file.clone(),
+                line: Some(e.line),
+                column: e.column,
+                message,
+            }
+        })?;
+        rendered.push((name.clone(), out.replace("<no value>", "")));
+    }
+    rendered.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(sort_manifests(rendered))
+}
+
+fn collect_charts(c: &Chart, values: &Value, out: &mut Vec<(Chart, Value)>) {
+    let disabled = chart::disabled_subcharts(c, values);
+    for sub in &c.subcharts {
+        if disabled.contains(&sub.name) {
+            continue;
+        }
+        let sub_values = values
+            .map_get(&sub.name)
+            .unwrap_or_else(|| Value::new_map(BTreeMap::new()));
+        collect_charts(sub, &sub_values, out);
+    }
+    out.push((c.clone(), values.clone()));
+}
+
+fn struct_value(type_name: &str, fields: Vec<(&str, Value)>, display: String) -> Value {
+    Value::Object(Rc::new(Object::Struct {
+        type_name: type_name.to_string(),
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        display,
+    }))
+}
+
+fn capabilities(options: &RenderOptions) -> Result<Value, RenderError> {
+    let kv = options
+        .kube_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_KUBE_VERSION.to_string());
+    let kv = if kv.starts_with('v') {
+        kv
+    } else {
+        format!("v{kv}")
+    };
+    let mut parts = kv.trim_start_matches('v').split('.');
+    let major = parts.next().unwrap_or("").to_string();
+    let minor = parts.next().unwrap_or("").to_string();
+    if major.parse::<u64>().is_err() || minor.parse::<u64>().is_err() {
+        return Err(RenderError::plain(
+            "",
+            format!("invalid kube version {kv:?}"),
+        ));
+    }
+    let kube = struct_value(
+        "*chartutil.KubeVersion",
+        vec![
+            ("Version", Value::str(kv.clone())),
+            ("Major", Value::str(major)),
+            ("Minor", Value::str(minor)),
+            ("GitVersion", Value::str(kv.clone())),
+            ("String", Value::str(kv.clone())),
+        ],
+        kv,
+    );
+    let mut api: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    api.extend(options.api_versions.iter().cloned());
+    let helm = struct_value(
+        "chartutil.HelmVersion",
+        vec![
+            ("Version", Value::str("v3.22.0")),
+            ("GitCommit", Value::str("")),
+            ("GitTreeState", Value::str("clean")),
+            ("GoVersion", Value::str("go1.26.8")),
+        ],
+        "{v3.22.0  clean go1.26.8}".into(),
+    );
+    Ok(struct_value(
+        "*chartutil.Capabilities",
+        vec![
+            ("KubeVersion", kube),
+            (
+                "APIVersions",
+                Value::Object(Rc::new(Object::VersionSet(api))),
+            ),
+            ("HelmVersion", helm),
+        ],
+        "&{...}".into(),
+    ))
+}
+
+fn release_value(o: &RenderOptions) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("Name".into(), Value::str(o.release_name.clone()));
+    m.insert("Namespace".into(), Value::str(o.namespace.clone()));
+    m.insert("Revision".into(), Value::Int(o.revision));
+    m.insert("IsInstall".into(), Value::Bool(o.is_install));
+    m.insert("IsUpgrade".into(), Value::Bool(!o.is_install));
+    m.insert("Service".into(), Value::str("Helm"));
+    Value::new_map(m)
+}
+
+fn chart_value(c: &Chart, is_root: bool) -> Value {
+    let y = |k: &str| {
+        c.metadata
+            .get(k)
+            .map(Value::from_yaml)
+            .unwrap_or(Value::Nil)
+    };
+    let list_or_empty = |k: &str| match y(k) {
+        Value::Nil => Value::list(vec![]),
+        v => v,
+    };
+    let annotations = match y("annotations") {
+        Value::Nil => Value::new_map(BTreeMap::new()),
+        v => v,
+    };
+    let deprecated = matches!(y("deprecated"), Value::Bool(true));
+    let fields = vec![
+        ("Name", Value::str(c.name.clone())),
+        ("Home", Value::str(c.meta("home"))),
+        ("Sources", list_or_empty("sources")),
+        ("Version", Value::str(c.version())),
+        ("Description", Value::str(c.meta("description"))),
+        ("Keywords", list_or_empty("keywords")),
+        ("Maintainers", list_or_empty("maintainers")),
+        ("Icon", Value::str(c.meta("icon"))),
+        ("APIVersion", Value::str(c.meta("apiVersion"))),
+        ("Condition", Value::str(c.meta("condition"))),
+        ("Tags", Value::str(c.meta("tags"))),
+        ("AppVersion", Value::str(c.app_version())),
+        ("Deprecated", Value::Bool(deprecated)),
+        ("Annotations", annotations),
+        ("KubeVersion", Value::str(c.meta("kubeVersion"))),
+        ("Dependencies", list_or_empty("dependencies")),
+        ("Type", Value::str(c.meta("type"))),
+    ];
+    let display = format!(
+        "{{{{{}}} {is_root}}}",
+        fields
+            .iter()
+            .map(|(_, v)| v.to_go_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut fields = fields;
+    fields.push(("IsRoot", Value::Bool(is_root)));
+    struct_value("struct { chart.Metadata; IsRoot bool }", fields, display)
+}
+
+fn top_values(
+    c: &Chart,
+    vals: &Value,
+    release: &Value,
+    caps: &Value,
+    template_name: &str,
+) -> Value {
+    let is_root = !c.full_path.contains('/');
+    let mut m = BTreeMap::new();
+    m.insert("Values".into(), vals.clone());
+    m.insert("Release".into(), release.clone());
+    m.insert("Chart".into(), chart_value(c, is_root));
+    m.insert("Capabilities".into(), caps.clone());
+    m.insert(
+        "Files".into(),
+        Value::Object(Rc::new(Object::Files(Rc::new(c.files.clone())))),
+    );
+    let mut t = BTreeMap::new();
+    t.insert("Name".into(), Value::str(template_name));
+    t.insert(
+        "BasePath".into(),
+        Value::str(format!("{}/templates", c.full_path)),
+    );
+    m.insert("Template".into(), Value::new_map(t));
+    Value::new_map(m)
+}
+
+/// Head of a document: kind, name, hook annotations.
+struct DocHead {
+    kind: String,
+    name: String,
+    hook: bool,
+    hook_weight: i64,
+}
+
+fn doc_head(content: &str) -> DocHead {
+    let parsed: Option<serde_yaml::Value> = serde_yaml::from_str(content).ok();
+    let get = |path: &[&str]| -> Option<serde_yaml::Value> {
+        let mut cur = parsed.as_ref()?;
+        for p in path {
+            cur = cur.get(*p)?;
+        }
+        Some(cur.clone())
+    };
+    let as_string =
+        |v: Option<serde_yaml::Value>| v.map(|v| value::yaml_key_string(&v)).unwrap_or_default();
+    DocHead {
+        kind: as_string(get(&["kind"])),
+        name: as_string(get(&["metadata", "name"])),
+        hook: get(&["metadata", "annotations", "helm.sh/hook"]).is_some(),
+        hook_weight: as_string(get(&["metadata", "annotations", "helm.sh/hook-weight"]))
+            .trim()
+            .parse()
+            .unwrap_or(0),
+    }
+}
+
+/// Splits rendered files into documents and orders them as `helm template` prints.
+fn sort_manifests(files: Vec<(String, String)>) -> Vec<Manifest> {
+    // Helm splits on "---" at a line start (the separator regex swallows
+    // surrounding whitespace) and trims each document.
+    let sep = regex::Regex::new(r"(?:^|\s*\n)---\s*").ok();
+    let mut generic: Vec<(DocHead, Manifest)> = Vec::new();
+    let mut hooks: Vec<(DocHead, Manifest)> = Vec::new();
+    for (source, text) in files {
+        let trimmed = text.trim();
+        let docs: Vec<&str> = match &sep {
+            Some(re) => re.split(trimmed).collect(),
+            None => vec![trimmed],
+        };
+        for d in docs {
+            let d = d.trim();
+            if d.is_empty() {
+                continue;
+            }
+            let head = doc_head(d);
+            let m = Manifest {
+                source: source.clone(),
+                content: d.to_string(),
+            };
+            if head.hook {
+                hooks.push((head, m));
+            } else {
+                generic.push((head, m));
+            }
+        }
+    }
+    let rank = |k: &str| INSTALL_ORDER.iter().position(|x| *x == k);
+    let by_kind = |a: &DocHead, b: &DocHead| match (rank(&a.kind), rank(&b.kind)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.kind.cmp(&b.kind),
+    };
+    generic.sort_by(|a, b| by_kind(&a.0, &b.0));
+    hooks.sort_by(|a, b| {
+        a.0.hook_weight
+            .cmp(&b.0.hook_weight)
+            .then_with(|| by_kind(&a.0, &b.0))
+            .then_with(|| a.0.name.cmp(&b.0.name))
+    });
+    generic.into_iter().chain(hooks).map(|(_, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests;

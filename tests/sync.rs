@@ -49,11 +49,7 @@ struct TestAgent {
 impl TestAgent {
     async fn new(cluster: &TestCluster, url: &str, context: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let [cloud, env, region, name] = context
-            .split(',')
-            .collect::<Vec<_>>()
-            .try_into()
-            .unwrap();
+        let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
         let config = format!(
             "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
              cache_dir: {cache}\n\
@@ -90,7 +86,11 @@ impl TestAgent {
 }
 
 fn succeeded(report: &SyncReport) {
-    assert_eq!(report.outcome, Outcome::Succeeded, "sync failed: {report:?}");
+    assert_eq!(
+        report.outcome,
+        Outcome::Succeeded,
+        "sync failed: {report:?}"
+    );
 }
 
 async fn config_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, String> {
@@ -119,7 +119,10 @@ async fn first_deploy_then_update_applies_the_new_image() {
     let spec = deployment.spec.clone().unwrap();
     assert_eq!(spec.replicas, Some(1), "par-staging-1 runs one replica");
     let container = &spec.template.spec.unwrap().containers[0];
-    assert_eq!(container.image.as_deref(), Some("ghcr.io/example/demo:1.4.0"));
+    assert_eq!(
+        container.image.as_deref(),
+        Some("ghcr.io/example/demo:1.4.0")
+    );
     assert_eq!(deployment.labels()[RELEASE_LABEL], "deploy-update");
     assert_eq!(deployment.labels()["berth.dev/agent"], "par-staging-1");
     let managers: Vec<_> = deployment
@@ -132,17 +135,36 @@ async fn first_deploy_then_update_applies_the_new_image() {
     // A second sync of the same commit changes nothing.
     let report = agent.sync(false).await;
     succeeded(&report);
-    assert_eq!((report.counts.created, report.counts.updated, report.counts.unchanged), (0, 0, 3));
+    assert_eq!(
+        (
+            report.counts.created,
+            report.counts.updated,
+            report.counts.unchanged
+        ),
+        (0, 0, 3)
+    );
 
     let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
-    repo.write("deploy/release.yaml", release.replace("tag: \"1.4.0\"", "tag: \"1.5.0\""))
-        .unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        release.replace("tag: \"1.4.0\"", "tag: \"1.5.0\""),
+    )
+    .unwrap();
     let commit = repo.commit("demo 1.5.0").unwrap();
     let report = agent.sync(false).await;
     succeeded(&report);
     assert_eq!(report.commit.as_deref(), Some(commit.as_str()));
     assert_eq!(report.counts.updated, 1, "{report:?}");
-    let image = deployments.get("deploy-update-demo").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0]
+    let image = deployments
+        .get("deploy-update-demo")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
         .image
         .clone();
     assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.5.0"));
@@ -151,7 +173,11 @@ async fn first_deploy_then_update_applies_the_new_image() {
     assert_eq!(history[0].commit, commit);
     assert_eq!(history[0].outcome, Outcome::Succeeded);
     assert_eq!(history[0].counts.updated, 1);
-    assert_eq!(history.len(), 2, "unchanged syncs add no history: {history:?}");
+    assert_eq!(
+        history.len(),
+        2,
+        "unchanged syncs add no history: {history:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -166,9 +192,13 @@ async fn two_clusters_get_their_own_values_over_git_daemon() {
     succeeded(&staging.sync(false).await);
     let report = prod.sync(false).await;
     succeeded(&report);
-    assert_eq!(report.counts.created, 4, "prod also gets the autoscaler: {report:?}");
+    assert_eq!(
+        report.counts.created, 4,
+        "prod also gets the autoscaler: {report:?}"
+    );
 
-    let staging_config = config_data(&staging.client, "per-cluster", "per-cluster-demo-config").await;
+    let staging_config =
+        config_data(&staging.client, "per-cluster", "per-cluster-demo-config").await;
     assert_eq!(staging_config["GREETING"], "hello");
     assert_eq!(staging_config["LOG_LEVEL"], "DEBUG");
     assert_eq!(staging_config["STORAGE_BUCKET"], "demo-paris");
@@ -182,18 +212,22 @@ async fn two_clusters_get_their_own_values_over_git_daemon() {
         .get("per-cluster-demo")
         .await
         .unwrap();
-    assert_eq!(hpa.spec.unwrap().min_replicas, Some(4), "gke-prod-1 has 4 replicas");
-    let staging_hpa = Api::<HorizontalPodAutoscaler>::namespaced(staging.client.clone(), "per-cluster")
-        .get_opt("per-cluster-demo")
-        .await
-        .unwrap();
+    assert_eq!(hpa.spec.min_replicas, Some(4), "gke-prod-1 has 4 replicas");
+    let staging_hpa =
+        Api::<HorizontalPodAutoscaler>::namespaced(staging.client.clone(), "per-cluster")
+            .get_opt("per-cluster-demo")
+            .await
+            .unwrap();
     assert!(staging_hpa.is_none(), "staging has no autoscaler");
     let service = Api::<Service>::namespaced(prod.client.clone(), "per-cluster")
         .get("per-cluster-demo")
         .await
         .unwrap();
     assert_eq!(
-        service.annotations().get("cloud.google.com/neg").map(String::as_str),
+        service
+            .annotations()
+            .get("cloud.google.com/neg")
+            .map(String::as_str),
         Some("{\"ingress\": true}"),
         "the gcp override reaches only gcp clusters"
     );
@@ -206,7 +240,13 @@ async fn removed_object_is_pruned_and_revert_brings_it_back() {
     let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
     succeeded(&agent.sync(false).await);
     let services: Api<Service> = Api::namespaced(agent.client.clone(), "prune-revert");
-    assert!(services.get_opt("prune-revert-demo").await.unwrap().is_some());
+    assert!(
+        services
+            .get_opt("prune-revert-demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     repo.remove("deploy/chart/templates/service.yaml").unwrap();
     let removal = repo.commit("drop the service").unwrap();
@@ -216,7 +256,12 @@ async fn removed_object_is_pruned_and_revert_brings_it_back() {
     // Deletion is asynchronous (finalizers); wait until it is gone.
     let mut gone = false;
     for _ in 0..50 {
-        if services.get_opt("prune-revert-demo").await.unwrap().is_none() {
+        if services
+            .get_opt("prune-revert-demo")
+            .await
+            .unwrap()
+            .is_none()
+        {
             gone = true;
             break;
         }
@@ -228,7 +273,13 @@ async fn removed_object_is_pruned_and_revert_brings_it_back() {
     let report = agent.sync(false).await;
     succeeded(&report);
     assert_eq!(report.counts.created, 1, "{report:?}");
-    assert!(services.get_opt("prune-revert-demo").await.unwrap().is_some());
+    assert!(
+        services
+            .get_opt("prune-revert-demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -237,10 +288,11 @@ async fn a_bad_commit_changes_nothing_and_says_why() {
     let repo = demo_repo("bad-commit");
     let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
     succeeded(&agent.sync(false).await);
-    let good_inventory = InventoryStore::new(agent.client.clone(), STATE_NAMESPACE, "bad-commit", 10)
-        .load()
-        .await
-        .unwrap();
+    let good_inventory =
+        InventoryStore::new(agent.client.clone(), STATE_NAMESPACE, "bad-commit", 10)
+            .load()
+            .await
+            .unwrap();
 
     // A template error in one file and a removed object in the same commit:
     // nothing may be applied, nothing pruned.
@@ -254,7 +306,10 @@ async fn a_bad_commit_changes_nothing_and_says_why() {
     let report = agent.sync(false).await;
     assert_eq!(report.outcome, Outcome::Failed);
     let error = report.error.clone().unwrap();
-    assert!(error.contains("templates/configmap.yaml:4"), "error names file and line: {error}");
+    assert!(
+        error.contains("templates/configmap.yaml:4"),
+        "error names file and line: {error}"
+    );
     assert!(
         Api::<Service>::namespaced(agent.client.clone(), "bad-commit")
             .get_opt("bad-commit-demo")
@@ -271,18 +326,31 @@ async fn a_bad_commit_changes_nothing_and_says_why() {
     let history = agent.history("bad-commit").await;
     assert_eq!(history[0].commit, bad);
     assert_eq!(history[0].outcome, Outcome::Failed);
-    assert!(history[0].error.as_deref().unwrap_or_default().contains("configmap.yaml"));
+    assert!(
+        history[0]
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("configmap.yaml")
+    );
 
     // Invalid YAML in the release file, and an unknown context key.
-    repo.git(&["checkout", "HEAD~1", "--", "deploy/chart"]).unwrap();
-    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
-    repo.write("deploy/release.yaml", release.replace("overrides:\n", "overrides:\n  zone:\n    a: {}\n"))
+    repo.git(&["checkout", "HEAD~1", "--", "deploy/chart"])
         .unwrap();
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        release.replace("overrides:\n", "overrides:\n  zone:\n    a: {}\n"),
+    )
+    .unwrap();
     repo.commit("unknown context key").unwrap();
     let report = agent.sync(false).await;
     assert_eq!(report.outcome, Outcome::Failed);
     let error = report.error.unwrap();
-    assert!(error.contains("deploy/release.yaml:") && error.contains("zone"), "{error}");
+    assert!(
+        error.contains("deploy/release.yaml:") && error.contains("zone"),
+        "{error}"
+    );
 
     // The next good commit syncs normally.
     repo.write("deploy/release.yaml", release).unwrap();
@@ -314,12 +382,30 @@ async fn manual_edit_is_corrected_on_the_next_full_comparison() {
     // Nothing changed in git: a changed-only sync leaves the cluster alone.
     let report = agent.sync(false).await;
     succeeded(&report);
-    assert_eq!(deployments.get("drift-demo").await.unwrap().spec.unwrap().replicas, Some(7));
+    assert_eq!(
+        deployments
+            .get("drift-demo")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(7)
+    );
 
     let report = agent.sync(true).await;
     succeeded(&report);
     assert_eq!(report.counts.updated, 1, "{report:?}");
-    assert_eq!(deployments.get("drift-demo").await.unwrap().spec.unwrap().replicas, Some(1));
+    assert_eq!(
+        deployments
+            .get("drift-demo")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .replicas,
+        Some(1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -339,23 +425,36 @@ async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
         data: Some(BTreeMap::from([("keep".into(), "me".into())])),
         ..Default::default()
     };
-    config_maps.create(&PostParams::default(), &foreign).await.unwrap();
-    // An object berth applied, then relabelled by hand: no longer berth's to delete.
     config_maps
+        .create(&PostParams::default(), &foreign)
+        .await
+        .unwrap();
+    // An object berth applied, then relabelled by hand: no longer berth's to delete.
+    let services: Api<Service> = Api::namespaced(agent.client.clone(), "ownership");
+    services
         .patch(
-            "ownership-demo-config",
+            "ownership-demo",
             &PatchParams::default(),
             &Patch::Merge(serde_json::json!({"metadata": {"labels": {RELEASE_LABEL: null}}})),
         )
         .await
         .unwrap();
-    repo.remove("deploy/chart/templates/configmap.yaml").unwrap();
-    repo.commit("drop the config map").unwrap();
+    repo.remove("deploy/chart/templates/service.yaml").unwrap();
+    repo.commit("drop the service").unwrap();
     let report = agent.sync(false).await;
     succeeded(&report);
     assert_eq!(report.counts.deleted, 0, "{report:?}");
-    assert!(config_maps.get_opt("someone-elses").await.unwrap().is_some());
-    assert!(config_maps.get_opt("ownership-demo-config").await.unwrap().is_some());
+    assert!(
+        config_maps
+            .get_opt("someone-elses")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        services.get_opt("ownership-demo").await.unwrap().is_some(),
+        "a relabelled object is not berth's to delete"
+    );
 
     // A chart object whose name is taken by someone else's object is refused, and nothing is applied.
     let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
@@ -364,11 +463,22 @@ async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: someone-elses\ndata:\n  taken: \"yes\"\n",
     )
     .unwrap();
-    repo.write("deploy/release.yaml", release.replace("tag: \"1.4.0\"", "tag: \"9.9.9\"")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        release.replace("tag: \"1.4.0\"", "tag: \"9.9.9\""),
+    )
+    .unwrap();
     repo.commit("collide").unwrap();
     let report = agent.sync(false).await;
     assert_eq!(report.outcome, Outcome::Failed);
-    assert!(report.error.as_deref().unwrap_or_default().contains("someone-elses"), "{report:?}");
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("someone-elses"),
+        "{report:?}"
+    );
     let data = config_data(&agent.client, "ownership", "someone-elses").await;
     assert_eq!(data.get("keep").map(String::as_str), Some("me"));
     assert!(!data.contains_key("taken"));
@@ -384,5 +494,9 @@ async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
         .containers[0]
         .image
         .clone();
-    assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.4.0"), "nothing was applied");
+    assert_eq!(
+        image.as_deref(),
+        Some("ghcr.io/example/demo:1.4.0"),
+        "nothing was applied"
+    );
 }

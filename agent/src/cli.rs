@@ -145,7 +145,12 @@ fn locate_release(dir: &Path, release_file: Option<&str>) -> Result<(PathBuf, St
     )
 }
 
-fn render(dir: &Path, context: &str, release_file: Option<&str>, explain_values: bool) -> Result<i32> {
+fn render(
+    dir: &Path,
+    context: &str,
+    release_file: Option<&str>,
+    explain_values: bool,
+) -> Result<i32> {
     let context: ClusterContext = context.parse().context("--context")?;
     let (root, release_file) = locate_release(dir, release_file)?;
     let tree = RepoTree::from_dir(&root);
@@ -211,13 +216,20 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
             Ok(0)
         }
         BerthCommand::History { release, .. } => {
-            let store = InventoryStore::new(client, &config.state_namespace, &release, config.history_limit);
+            let store = InventoryStore::new(
+                client,
+                &config.state_namespace,
+                &release,
+                config.history_limit,
+            );
             let history = store.history().await?;
             if history.is_empty() {
                 println!("no syncs recorded for release {release}");
                 return Ok(0);
             }
-            println!("STARTED                         COMMIT        OUTCOME    CREATED UPDATED DELETED UNCHANGED  DURATION  ERROR");
+            println!(
+                "STARTED                         COMMIT        OUTCOME    CREATED UPDATED DELETED UNCHANGED  DURATION  ERROR"
+            );
             for entry in history {
                 println!(
                     "{:<31} {:<13} {:<10} {:>7} {:>7} {:>7} {:>9} {:>8}ms  {}",
@@ -283,7 +295,14 @@ async fn diff(config: &AgentConfig, client: &kube::Client, only: Option<&str>) -
             max_prune_fraction: 1.0,
             force_conflicts: config.force_conflicts,
         };
-        let planned = plan::plan(client, &rendered.release, rendered.objects, &previous, &settings).await?;
+        let planned = plan::plan(
+            client,
+            &rendered.release,
+            rendered.objects,
+            &previous,
+            &settings,
+        )
+        .await?;
         print!("{}", format_diffs(&diff_plan(&planned)));
     }
     if let Some(name) = only

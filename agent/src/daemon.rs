@@ -206,14 +206,12 @@ impl Agent {
                         return None;
                     }
                 };
-                let outcome = result
-                    .map_err(|e| e.to_string())
-                    .and_then(|update| {
-                        source
-                            .tree(&update.commit)
-                            .map(|tree| (update.commit, tree))
-                            .map_err(|e| e.to_string())
-                    });
+                let outcome = result.map_err(|e| e.to_string()).and_then(|update| {
+                    source
+                        .tree(&update.commit)
+                        .map(|tree| (update.commit, tree))
+                        .map_err(|e| e.to_string())
+                });
                 followed.source = Some(source);
                 outcome
             }

@@ -183,7 +183,14 @@ mod tests {
         });
         redact_secret(&mut live, &mut desired);
         let text = unified("Secret x/s", &to_yaml(&live), &to_yaml(&desired));
-        for secret in ["aHVudGVyMg==", "czNjcjN0", "YWRtaW4=", "dG9r", "hunter2", "s3cr3t"] {
+        for secret in [
+            "aHVudGVyMg==",
+            "czNjcjN0",
+            "YWRtaW4=",
+            "dG9r",
+            "hunter2",
+            "s3cr3t",
+        ] {
             assert!(!text.contains(secret), "{secret} leaked:\n{text}");
         }
         assert_eq!(desired["data"]["password"], REDACTED_CHANGED);
@@ -193,10 +200,15 @@ mod tests {
 
     #[test]
     fn other_kinds_are_shown_as_they_are() {
-        let mut live = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}});
-        let mut desired = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "2"}});
+        let mut live =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}});
+        let mut desired =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "2"}});
         redact_secret(&mut live, &mut desired);
         let text = unified("ConfigMap x/c", &to_yaml(&live), &to_yaml(&desired));
-        assert!(text.contains("-  a: '1'") && text.contains("+  a: '2'"), "{text}");
+        assert!(
+            text.contains("-  a: '1'") && text.contains("+  a: '2'"),
+            "{text}"
+        );
     }
 }

@@ -345,21 +345,18 @@ pub struct ValueOrigin {
 /// Explains every effective leaf value: which layer set it last. `chart_defaults`
 /// is the chart's values.yaml, the lowest layer.
 pub fn explain(chart_defaults: &Value, layers: &[ValueLayer]) -> Vec<ValueOrigin> {
-    let mut origins: BTreeMap<String, ValueOrigin> = BTreeMap::new();
+    let mut origins: BTreeMap<Vec<String>, (Option<Value>, String)> = BTreeMap::new();
     let mut record = |layer: &str, values: &Value| {
         let mut leaves = Vec::new();
-        collect_leaves("", values, &mut leaves);
+        collect_leaves(&mut Vec::new(), values, &mut leaves);
         for (path, value) in leaves {
-            // A layer that replaces a subtree hides what lower layers set below it.
-            let prefix = format!("{path}.");
-            origins.retain(|existing, _| !existing.starts_with(&prefix));
+            // A leaf replaces whatever lower layers set below it, and a value set
+            // below a former leaf (e.g. into an empty map) replaces that leaf.
+            origins
+                .retain(|existing, _| !(existing.starts_with(&path) || path.starts_with(existing)));
             origins.insert(
-                path.clone(),
-                ValueOrigin {
-                    path,
-                    value: (!value.is_null()).then(|| value.clone()),
-                    layer: layer.to_string(),
-                },
+                path,
+                ((!value.is_null()).then_some(value), layer.to_string()),
             );
         }
     };
@@ -367,10 +364,33 @@ pub fn explain(chart_defaults: &Value, layers: &[ValueLayer]) -> Vec<ValueOrigin
     for layer in layers {
         record(&layer.name, &layer.values);
     }
-    origins.into_values().collect()
+    origins
+        .into_iter()
+        .map(|(path, (value, layer))| ValueOrigin {
+            path: format_path(&path),
+            value,
+            layer,
+        })
+        .collect()
 }
 
-fn collect_leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+/// `a.b` for plain keys, `a["x.y"]` for keys that contain dots.
+fn format_path(segments: &[String]) -> String {
+    let mut path = String::new();
+    for segment in segments {
+        if segment.contains('.') || segment.contains('[') {
+            path.push_str(&format!("[{segment:?}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(segment);
+        }
+    }
+    path
+}
+
+fn collect_leaves(prefix: &mut Vec<String>, value: &Value, out: &mut Vec<(Vec<String>, Value)>) {
     match value {
         Value::Mapping(map) if !map.is_empty() => {
             for (key, child) in map {
@@ -381,17 +401,14 @@ fn collect_leaves(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
                         .trim()
                         .to_string(),
                 };
-                let path = if prefix.is_empty() {
-                    key
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                collect_leaves(&path, child, out);
+                prefix.push(key);
+                collect_leaves(prefix, child, out);
+                prefix.pop();
             }
         }
         leaf => {
             if !prefix.is_empty() {
-                out.push((prefix.to_string(), leaf.clone()));
+                out.push((prefix.clone(), leaf.clone()));
             }
         }
     }
@@ -495,6 +512,9 @@ overrides:
     gcp:
       config:
         colour: green
+      service:
+        annotations:
+          cloud.google.com/neg: "true"
   cluster:
     gke-1:
       config:
@@ -547,9 +567,10 @@ targets:
     #[test]
     fn explain_names_the_layer_that_set_each_value() {
         let release = ReleaseFile::parse(RELEASE, "deploy/release.yaml").unwrap();
-        let chart: Value =
-            serde_yaml::from_str("config:\n  greeting: hi\n  size: 3\nservice:\n  port: 80\n")
-                .unwrap();
+        let chart: Value = serde_yaml::from_str(
+            "config:\n  greeting: hi\n  size: 3\nservice:\n  port: 80\n  annotations: {}\n",
+        )
+        .unwrap();
         let origins = explain(
             &chart,
             &release.value_layers(&context("prod", "gcp", "gke-1")),
@@ -567,6 +588,14 @@ targets:
         assert_eq!(layer_of("config.colour"), "overrides.cluster.gke-1");
         assert_eq!(layer_of("replicaCount"), "replicas.clusters.gke-1");
         assert_eq!(layer_of("global.cloud"), "context");
+        assert_eq!(
+            layer_of("service.annotations[\"cloud.google.com/neg\"]"),
+            "overrides.cloud.gcp"
+        );
+        assert!(
+            origins.iter().all(|o| o.path != "service.annotations"),
+            "an empty map filled by a higher layer is not a leaf any more"
+        );
         let text = format_explanation(&origins);
         assert!(text.contains("config.greeting: \"bonjour\""), "{text}");
     }

@@ -33,13 +33,25 @@ pub enum SyncError {
     #[error("render: {0}")]
     Manifest(#[from] ManifestError),
     #[error("plan: {0}")]
-    Plan(#[from] PlanError),
+    Plan(Box<PlanError>),
     #[error("apply: {0}")]
-    Apply(#[from] ApplyError),
+    Apply(Box<ApplyError>),
     #[error("record: {0}")]
     Inventory(#[from] InventoryError),
     #[error("release file {file} is not UTF-8")]
     NotUtf8 { file: String },
+}
+
+impl From<PlanError> for SyncError {
+    fn from(error: PlanError) -> Self {
+        SyncError::Plan(Box::new(error))
+    }
+}
+
+impl From<ApplyError> for SyncError {
+    fn from(error: ApplyError) -> Self {
+        SyncError::Apply(Box::new(error))
+    }
 }
 
 /// A release rendered for one context.
@@ -267,7 +279,9 @@ async fn run_stages(
         }
     };
 
-    let rendered = match render_span.in_scope(|| render_release(target.tree, &release_path, &config.context)) {
+    let rendered = match render_span
+        .in_scope(|| render_release(target.tree, &release_path, &config.context))
+    {
         Ok(rendered) => rendered,
         Err(error) => return Err(fail(error, String::new()).await),
     };

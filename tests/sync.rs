@@ -500,3 +500,249 @@ async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
         "nothing was applied"
     );
 }
+
+/// Log lines captured from berth's own JSON subscriber.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    fn subscriber(&self) -> tracing::Dispatch {
+        let log = self.clone();
+        tracing::Dispatch::new(berth::logging::subscriber(
+            "info",
+            berth::logging::LogFormat::Json,
+            move || log.clone(),
+        ))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn sync_log(&self) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["target"] == "berth::sync_log")
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sync_log_has_one_json_line_per_sync() {
+    use tracing::instrument::WithSubscriber;
+    let cluster = shared().await;
+    let repo = demo_repo("sync-log");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    let log = CapturedLog::default();
+    let first = agent
+        .agent
+        .sync_once(None, false)
+        .with_subscriber(log.subscriber())
+        .await;
+    repo.write(
+        "deploy/chart/templates/broken.yaml",
+        "{{ fail \"no such thing\" }}\n",
+    )
+    .unwrap();
+    repo.commit("broken").unwrap();
+    let second = agent
+        .agent
+        .sync_once(None, false)
+        .with_subscriber(log.subscriber())
+        .await;
+    assert_eq!((first.len(), second.len()), (1, 1));
+
+    let lines = log.sync_log();
+    assert_eq!(lines.len(), 2, "one line per sync:\n{}", log.text());
+    let ok = &lines[0];
+    assert_eq!(ok["level"], "INFO");
+    assert_eq!(ok["release"], "sync-log");
+    assert_eq!(ok["outcome"], "succeeded");
+    assert_eq!(ok["created"], 3);
+    assert_eq!(ok["commit"], first[0].commit.clone().unwrap());
+    assert!(ok["duration_ms"].is_u64());
+    let failed = &lines[1];
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["outcome"], "failed");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("templates/broken.yaml") && error.contains("no such thing"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_shows_what_would_change_and_hides_secret_values() {
+    let cluster = shared().await;
+    let repo = demo_repo("diff");
+    repo.write(
+        "deploy/chart/templates/secret.yaml",
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {{ .Release.Name }}-credentials\nstringData:\n  password: {{ .Values.dbPassword | quote }}\n",
+    )
+    .unwrap();
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        release.replace(
+            "  greeting: hello\n",
+            "  greeting: hello\n  dbPassword: first-Secret-42\n",
+        ),
+    )
+    .unwrap();
+    repo.commit("with a secret").unwrap();
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        release
+            .replace("tag: \"1.4.0\"", "tag: \"1.5.0\"")
+            .replace("first-Secret-42", "second-Secret-43"),
+    )
+    .unwrap();
+    repo.commit("new image and password").unwrap();
+    let config = AgentConfig::load(&agent._dir.path().join("berth.yaml")).unwrap();
+    let text = berth::diff::diff_applications(&config, &agent.client, Some("diff"))
+        .await
+        .unwrap();
+    assert!(
+        text.contains("# update Deployment diff/diff-demo"),
+        "{text}"
+    );
+    assert!(
+        text.contains("-        image: ghcr.io/example/demo:1.4.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+        image: ghcr.io/example/demo:1.5.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# update Secret diff/diff-credentials"),
+        "{text}"
+    );
+    assert!(text.contains("(redacted: changed)"), "{text}");
+    for secret in [
+        "first-Secret-42",
+        "second-Secret-43",
+        "Zmlyc3Qt",
+        "c2Vjb25k",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the diff:\n{text}"
+        );
+    }
+    // Diff writes nothing.
+    let image = Api::<Deployment>::namespaced(agent.client.clone(), "diff")
+        .get("diff-demo")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.4.0"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_repository_leaves_the_cluster_as_it_is() {
+    let cluster = shared().await;
+    let repo = demo_repo("unreachable");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let history_before = agent.history("unreachable").await;
+
+    let moved = repo.path().with_extension("moved");
+    std::fs::rename(repo.path(), &moved).unwrap();
+    let report = agent.sync(true).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(
+        report
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("source:"),
+        "{report:?}"
+    );
+    assert!(
+        Api::<Deployment>::namespaced(agent.client.clone(), "unreachable")
+            .get_opt("unreachable-demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(agent.history("unreachable").await, history_before);
+
+    std::fs::rename(&moved, repo.path()).unwrap();
+    succeeded(&agent.sync(false).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_follows_new_commits_until_stopped() {
+    let cluster = shared().await;
+    let repo = demo_repo("daemon");
+    let TestAgent {
+        mut agent,
+        client,
+        _dir,
+    } = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        agent
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), "daemon");
+    let greeting = |expected: &'static str| {
+        let config_maps = config_maps.clone();
+        async move {
+            for _ in 0..100 {
+                if let Ok(Some(cm)) = config_maps.get_opt("daemon-demo-config").await
+                    && cm
+                        .data
+                        .unwrap_or_default()
+                        .get("GREETING")
+                        .map(String::as_str)
+                        == Some(expected)
+                {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            false
+        }
+    };
+    assert!(greeting("hello").await, "the first commit was not deployed");
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        release.replace("greeting: hello", "greeting: bonjour"),
+    )
+    .unwrap();
+    repo.commit("bonjour").unwrap();
+    assert!(greeting("bonjour").await, "the new commit was not deployed");
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), running)
+        .await
+        .expect("the agent stops when asked")
+        .unwrap();
+}

@@ -7,14 +7,13 @@ use clap::{Parser, Subcommand};
 
 use crate::config::AgentConfig;
 use crate::context::ClusterContext;
-use crate::daemon::{Agent, git_credentials, kube_client};
-use crate::diff::{diff_plan, format_diffs};
+use crate::daemon::{Agent, kube_client};
+use crate::diff::diff_applications;
 use crate::inventory::{InventoryStore, Outcome};
 use crate::logging::{self, LogFormat};
-use crate::plan::{self, PlanSettings};
 use crate::release::{DEFAULT_RELEASE_FILE, explain, format_explanation};
 use crate::render::chart_default_values;
-use crate::source::{GitSource, RepoPath, RepoTree};
+use crate::source::{RepoPath, RepoTree};
 use crate::sync::{read_chart, read_release, render_release};
 
 /// The Kubernetes API version berth's types are generated for.
@@ -246,71 +245,15 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
             }
             Ok(0)
         }
-        BerthCommand::Diff { release, .. } => diff(&config, &client, release.as_deref()).await,
+        BerthCommand::Diff { release, .. } => {
+            print!(
+                "{}",
+                diff_applications(&config, &client, release.as_deref()).await?
+            );
+            Ok(0)
+        }
         _ => bail!("not an online command"),
     }
-}
-
-async fn diff(config: &AgentConfig, client: &kube::Client, only: Option<&str>) -> Result<i32> {
-    let mut matched = false;
-    for application in &config.applications {
-        let credentials = git_credentials(application)?;
-        let (application_name, url, branch, cache) = (
-            application.name.clone(),
-            application.url.clone(),
-            application.branch.clone(),
-            config.cache_dir.clone(),
-        );
-        let (commit, tree) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut source = GitSource::new(&application_name, &url, &branch, &cache, credentials)?;
-            let update = source.update()?;
-            let tree = source.tree(&update.commit)?;
-            Ok((update.commit, tree))
-        })
-        .await??;
-        let release_path = RepoPath::parse(&application.release_file)?;
-        let rendered = render_release(&tree, &release_path, &config.context)?;
-        if only.is_some_and(|name| name != rendered.release.name && name != application.name) {
-            continue;
-        }
-        matched = true;
-        println!(
-            "# release {} (application {}, commit {commit})",
-            rendered.release.name, application.name
-        );
-        if !rendered.release.targets(&config.context) {
-            println!("# not targeted at {}: no changes", config.context);
-            continue;
-        }
-        let store = InventoryStore::new(
-            client.clone(),
-            &config.state_namespace,
-            &rendered.release.name,
-            config.history_limit,
-        );
-        let previous = store.load().await?;
-        let settings = PlanSettings {
-            cluster: config.context.cluster.clone(),
-            full_compare: true,
-            max_prune_fraction: 1.0,
-            force_conflicts: config.force_conflicts,
-        };
-        let planned = plan::plan(
-            client,
-            &rendered.release,
-            rendered.objects,
-            &previous,
-            &settings,
-        )
-        .await?;
-        print!("{}", format_diffs(&diff_plan(&planned)));
-    }
-    if let Some(name) = only
-        && !matched
-    {
-        bail!("no release or application named {name}");
-    }
-    Ok(0)
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,101 @@
 use serde_json::Value;
 use similar::TextDiff;
 
-use crate::plan::{Plan, comparable};
+use crate::config::AgentConfig;
+use crate::daemon::{AgentError, git_credentials};
+use crate::inventory::InventoryStore;
+use crate::plan::{self, Plan, PlanSettings, comparable};
+use crate::source::{GitSource, RepoPath};
+use crate::sync::{SyncError, render_release};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("no release or application named {0}")]
+    NoMatch(String),
+    #[error("reading the source of {application} failed: {cause}")]
+    Task { application: String, cause: String },
+}
+
+/// What a sync of every application (or only `only`, a release or application
+/// name) would change now, as text. Reads the cluster; writes nothing.
+pub async fn diff_applications(
+    config: &AgentConfig,
+    client: &kube::Client,
+    only: Option<&str>,
+) -> Result<String, DiffError> {
+    let mut out = String::new();
+    let mut matched = false;
+    for application in &config.applications {
+        let credentials = git_credentials(application)?;
+        let (name, url, branch, cache) = (
+            application.name.clone(),
+            application.url.clone(),
+            application.branch.clone(),
+            config.cache_dir.clone(),
+        );
+        let fetched = tokio::task::spawn_blocking(move || {
+            let mut source = GitSource::new(&name, &url, &branch, &cache, credentials)?;
+            let update = source.update()?;
+            let tree = source.tree(&update.commit)?;
+            Ok::<_, SyncError>((update.commit, tree))
+        })
+        .await
+        .map_err(|e| DiffError::Task {
+            application: application.name.clone(),
+            cause: e.to_string(),
+        })?;
+        let (commit, tree) = fetched?;
+        let release_path = RepoPath::parse(&application.release_file).map_err(SyncError::from)?;
+        let rendered = render_release(&tree, &release_path, &config.context)?;
+        if only.is_some_and(|n| n != rendered.release.name && n != application.name) {
+            continue;
+        }
+        matched = true;
+        out.push_str(&format!(
+            "# release {} (application {}, commit {commit})\n",
+            rendered.release.name, application.name
+        ));
+        if !rendered.release.targets(&config.context) {
+            out.push_str(&format!(
+                "# not targeted at {}: no changes\n",
+                config.context
+            ));
+            continue;
+        }
+        let store = InventoryStore::new(
+            client.clone(),
+            &config.state_namespace,
+            &rendered.release.name,
+            config.history_limit,
+        );
+        let previous = store.load().await.map_err(SyncError::from)?;
+        let settings = PlanSettings {
+            cluster: config.context.cluster.clone(),
+            full_compare: true,
+            // Show every deletion; the guard applies when syncing.
+            max_prune_fraction: 1.0,
+            force_conflicts: config.force_conflicts,
+        };
+        let planned = plan::plan(
+            client,
+            &rendered.release,
+            rendered.objects,
+            &previous,
+            &settings,
+        )
+        .await
+        .map_err(SyncError::from)?;
+        out.push_str(&format_diffs(&diff_plan(&planned)));
+    }
+    match only {
+        Some(name) if !matched => Err(DiffError::NoMatch(name.to_string())),
+        _ => Ok(out),
+    }
+}
 
 const REDACTED_CHANGED: &str = "(redacted: changed)";
 const REDACTED_UNCHANGED: &str = "(redacted: unchanged)";
@@ -49,9 +143,10 @@ pub fn diff_plan(plan: &Plan) -> Vec<ObjectDiff> {
             }
             Some(live) => {
                 let mut live = comparable(live);
+                let changed = live != desired;
                 redact_secret(&mut live, &mut desired);
                 let (before, after) = (to_yaml(&live), to_yaml(&desired));
-                let change = if before == after {
+                let change = if !changed {
                     Change::Unchanged
                 } else {
                     Change::Update
@@ -116,7 +211,10 @@ fn to_yaml(value: &Value) -> String {
 }
 
 /// Replaces the values of a Secret's `data` and `stringData` in both versions
-/// with markers that only say whether each value changed.
+/// with markers that only say whether each value changed: the desired side
+/// reads `(redacted: changed)`, `(redacted: unchanged)` or `(redacted)` (new
+/// key); the live side `(redacted: unchanged)` or `(redacted)`, so a changed
+/// value still shows as a changed line.
 pub fn redact_secret(live: &mut Value, desired: &mut Value) {
     let is_secret = |v: &Value| v["kind"] == "Secret" && v["apiVersion"] == "v1";
     if !is_secret(desired) && !is_secret(live) {
@@ -124,19 +222,32 @@ pub fn redact_secret(live: &mut Value, desired: &mut Value) {
     }
     let live_values = secret_values(live);
     let desired_values = secret_values(desired);
-    for (value, other) in [(&mut *desired, &live_values), (&mut *live, &desired_values)] {
-        for field in ["data", "stringData"] {
-            if let Some(map) = value.get_mut(field).and_then(Value::as_object_mut) {
-                for (key, entry) in map.iter_mut() {
-                    let marker = match other.iter().find(|(k, _)| k == key) {
-                        None => REDACTED_NEW,
-                        Some((_, other_value)) if *other_value == decoded(field, entry) => {
-                            REDACTED_UNCHANGED
-                        }
-                        Some(_) => REDACTED_CHANGED,
-                    };
-                    *entry = Value::String(marker.to_string());
-                }
+    let same = |key: &str, value: &[u8], others: &[(String, Vec<u8>)]| {
+        others.iter().any(|(k, v)| k == key && v == value)
+    };
+    for field in ["data", "stringData"] {
+        if let Some(map) = desired.get_mut(field).and_then(Value::as_object_mut) {
+            for (key, entry) in map.iter_mut() {
+                let value = decoded(field, entry);
+                let marker = if same(key, &value, &live_values) {
+                    REDACTED_UNCHANGED
+                } else if live_values.iter().any(|(k, _)| k == key) {
+                    REDACTED_CHANGED
+                } else {
+                    REDACTED_NEW
+                };
+                *entry = Value::String(marker.to_string());
+            }
+        }
+        if let Some(map) = live.get_mut(field).and_then(Value::as_object_mut) {
+            for (key, entry) in map.iter_mut() {
+                let value = decoded(field, entry);
+                let marker = if same(key, &value, &desired_values) {
+                    REDACTED_UNCHANGED
+                } else {
+                    REDACTED_NEW
+                };
+                *entry = Value::String(marker.to_string());
             }
         }
     }
@@ -194,6 +305,13 @@ mod tests {
             assert!(!text.contains(secret), "{secret} leaked:\n{text}");
         }
         assert_eq!(desired["data"]["password"], REDACTED_CHANGED);
+        assert_eq!(live["data"]["password"], REDACTED_NEW);
+        assert_eq!(live["data"]["user"], REDACTED_UNCHANGED);
+        assert!(text.contains("-  password: (redacted)"), "{text}");
+        assert!(
+            text.contains("+  password: '(redacted: changed)'"),
+            "{text}"
+        );
         assert_eq!(desired["data"]["user"], REDACTED_UNCHANGED);
         assert_eq!(desired["data"]["token"], REDACTED_NEW);
     }

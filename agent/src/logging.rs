@@ -1,7 +1,9 @@
 //! Log output: JSON lines for the agent (the sync log), plain text for
 //! interactive commands. Both go to stderr so command output stays clean.
 
+use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -10,9 +12,16 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global subscriber; `filter` is a tracing filter such as `info`.
-/// `BERTH_LOG` overrides it. Safe to call once per process.
-pub fn init(filter: &str, format: LogFormat) {
+/// The subscriber berth logs through, writing to `writer`. `filter` is a
+/// tracing filter such as `info`; `BERTH_LOG` overrides it.
+pub fn subscriber<W>(
+    filter: &str,
+    format: LogFormat,
+    writer: W,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = std::env::var("BERTH_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
@@ -20,16 +29,22 @@ pub fn init(filter: &str, format: LogFormat) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
-            .try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
-    };
-    // A second init (tests) keeps the first subscriber.
-    let _ = result;
+        .with_writer(writer);
+    match format {
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(true)
+                .finish(),
+        ),
+        LogFormat::Text => Box::new(builder.with_target(false).finish()),
+    }
+}
+
+/// Installs the process-wide subscriber, logging to stderr.
+pub fn init(filter: &str, format: LogFormat) {
+    // A second init keeps the first subscriber.
+    let _ = tracing::subscriber::set_global_default(subscriber(filter, format, std::io::stderr));
 }

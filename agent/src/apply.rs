@@ -8,7 +8,7 @@ use kube::Client;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch};
 use kube::core::GroupVersionKind;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::inventory::{Counts, ensure_namespace};
 use crate::objects::{ObjectRef, RELEASE_LABEL};
@@ -99,7 +99,11 @@ pub async fn execute(
                 "unchanged"
             }
         };
-        info!(object = %item.object_ref, outcome, "applied");
+        if outcome == "unchanged" {
+            debug!(object = %item.object_ref, outcome, "applied");
+        } else {
+            info!(object = %item.object_ref, outcome, "applied");
+        }
         if item.object_ref.kind == "CustomResourceDefinition" {
             wait_established(client, &item.object_ref.name).await?;
         }

@@ -746,3 +746,121 @@ async fn the_agent_follows_new_commits_until_stopped() {
         .expect("the agent stops when asked")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crds_are_applied_first_and_established_before_their_objects() {
+    let cluster = shared().await;
+    let repo = demo_repo("with-crd");
+    repo.write(
+        "deploy/chart/templates/crd.yaml",
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.demo.berth.dev
+spec:
+  group: demo.berth.dev
+  scope: Namespaced
+  names: { kind: Widget, plural: widgets, singular: widget }
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              properties:
+                size: { type: integer }
+"#,
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/widget.yaml",
+        "apiVersion: demo.berth.dev/v1\nkind: Widget\nmetadata:\n  name: {{ .Release.Name }}-widget\nspec:\n  size: {{ .Values.replicaCount }}\n",
+    )
+    .unwrap();
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    // Without the scope entry the cluster-scoped CRD is refused, and nothing is applied.
+    repo.commit("a CRD and a widget").unwrap();
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("clusterScopedKinds") && error.contains("CustomResourceDefinition"),
+        "{error}"
+    );
+    assert!(
+        Api::<ConfigMap>::namespaced(agent.client.clone(), "with-crd")
+            .get_opt("with-crd-demo-config")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing applied"
+    );
+
+    repo.write(
+        "deploy/release.yaml",
+        format!("{release}scope:\n  clusterScopedKinds: [CustomResourceDefinition]\n"),
+    )
+    .unwrap();
+    repo.commit("allow the CRD").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.created, 5, "{report:?}");
+    let resource = kube::core::ApiResource::from_gvk_with_plural(
+        &kube::core::GroupVersionKind::gvk("demo.berth.dev", "v1", "Widget"),
+        "widgets",
+    );
+    let widget = Api::<kube::core::DynamicObject>::namespaced_with(
+        agent.client.clone(),
+        "with-crd",
+        &resource,
+    )
+    .get("with-crd-widget")
+    .await
+    .unwrap();
+    assert_eq!(widget.data["spec"]["size"], 1);
+    assert_eq!(widget.labels()[RELEASE_LABEL], "with-crd");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_path_outside_the_repository_or_invalid_yaml_is_refused() {
+    let cluster = shared().await;
+    let repo = demo_repo("bad-paths");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+
+    repo.write(
+        "deploy/release.yaml",
+        release.replace("chart: chart", "chart: ../../../etc"),
+    )
+    .unwrap();
+    repo.commit("escape").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("../../../etc") || error.contains("escapes"),
+        "{error}"
+    );
+
+    repo.write("deploy/release.yaml", &release).unwrap();
+    repo.write(
+        "deploy/chart/templates/configmap.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  a: [unclosed\n",
+    )
+    .unwrap();
+    repo.commit("invalid yaml").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(error.contains("demo/templates/configmap.yaml"), "{error}");
+    assert!(error.contains("line"), "{error}");
+    // The objects of the last good commit are still there and unchanged.
+    let data = config_data(&agent.client, "bad-paths", "bad-paths-demo-config").await;
+    assert_eq!(data["GREETING"], "hello");
+}

@@ -242,3 +242,63 @@ async fn a_second_cluster_is_independent_and_stops_cleanly() {
     }
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
+
+/// The install manifests are valid for the API server berth targets (server-side dry run).
+#[tokio::test]
+async fn install_manifests_are_accepted_by_the_api_server() {
+    let cluster = shared().await;
+    let client = cluster.admin_client().await.unwrap();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/berth.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let discovery = kube::Discovery::new(client.clone()).run().await.unwrap();
+    let mut kinds = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let object: kube::api::DynamicObject = serde::Deserialize::deserialize(document).unwrap();
+        let types = object.types.clone().unwrap();
+        let gvk = kube::core::GroupVersionKind::try_from(&types).unwrap();
+        let (resource, capabilities) = discovery.resolve_gvk(&gvk).unwrap();
+        let api: Api<kube::api::DynamicObject> =
+            if capabilities.scope == kube::discovery::Scope::Namespaced {
+                Api::namespaced_with(client.clone(), "berth-system", &resource)
+            } else {
+                Api::all_with(client.clone(), &resource)
+            };
+        if types.kind == "ConfigMap" {
+            // The agent configuration it ships must load.
+            let dir = tempfile::tempdir().unwrap();
+            let config = dir.path().join("berth.yaml");
+            std::fs::write(&config, object.data["data"]["berth.yaml"].as_str().unwrap()).unwrap();
+            berth::config::AgentConfig::load(&config).unwrap();
+        }
+        // The namespace must exist for a dry run of the objects in it.
+        if types.kind == "Namespace" {
+            api.patch(
+                &object.name_any(),
+                &PatchParams::apply("berth-tests"),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap();
+        } else {
+            api.patch(
+                &object.name_any(),
+                &PatchParams::apply("berth-tests").dry_run(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{} {} rejected: {e}", types.kind, object.name_any()));
+        }
+        kinds.push(types.kind);
+    }
+    assert_eq!(
+        kinds,
+        [
+            "Namespace",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ConfigMap",
+            "Deployment"
+        ]
+    );
+}

@@ -333,6 +333,9 @@ async fn a_bad_commit_changes_nothing_and_says_why() {
             .unwrap_or_default()
             .contains("configmap.yaml")
     );
+    // Retrying the same broken commit (as every full comparison does) records it once.
+    assert_eq!(agent.sync(true).await.outcome, Outcome::Failed);
+    assert_eq!(agent.history("bad-commit").await.len(), history.len());
 
     // Invalid YAML in the release file, and an unknown context key.
     repo.git(&["checkout", "HEAD~1", "--", "deploy/chart"])

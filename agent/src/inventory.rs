@@ -191,6 +191,16 @@ impl InventoryStore {
         self.ensure_namespace().await?;
         let existing = self.read().await?;
         let mut history: Vec<HistoryEntry> = self.decode(&existing, HISTORY_KEY)?;
+        // A broken commit is retried on every full comparison; record its failure once.
+        let repeated = history.first().is_some_and(|last| {
+            inventory.is_none()
+                && last.outcome == entry.outcome
+                && last.commit == entry.commit
+                && last.error == entry.error
+        });
+        if repeated {
+            return Ok(());
+        }
         history.insert(0, entry);
         history.truncate(self.history_limit);
         let inventory_json = match inventory {

@@ -519,54 +519,56 @@ impl std::io::Write for CapturedLog {
 }
 
 impl CapturedLog {
-    fn subscriber(&self) -> tracing::Dispatch {
-        let log = self.clone();
-        tracing::Dispatch::new(berth::logging::subscriber(
-            "info",
-            berth::logging::LogFormat::Json,
-            move || log.clone(),
-        ))
+    /// The log of this whole test binary, through berth's own JSON subscriber.
+    /// It is installed as the global default because tracing caches, per call
+    /// site, whether anyone listens: a subscriber scoped to one test can miss
+    /// events whose call site another test reached first.
+    fn global() -> &'static CapturedLog {
+        static LOG: std::sync::OnceLock<CapturedLog> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| {
+            let log = CapturedLog::default();
+            let writer = log.clone();
+            tracing::subscriber::set_global_default(berth::logging::subscriber(
+                "info",
+                berth::logging::LogFormat::Json,
+                move || writer.clone(),
+            ))
+            .unwrap();
+            log
+        })
     }
 
     fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 
-    fn sync_log(&self) -> Vec<serde_json::Value> {
+    /// Sync-log lines of one release.
+    fn sync_log(&self, release: &str) -> Vec<serde_json::Value> {
         self.text()
             .lines()
             .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-            .filter(|line| line["target"] == "berth::sync_log")
+            .filter(|line| line["target"] == "berth::sync_log" && line["release"] == release)
             .collect()
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sync_log_has_one_json_line_per_sync() {
-    use tracing::instrument::WithSubscriber;
+    let log = CapturedLog::global();
     let cluster = shared().await;
     let repo = demo_repo("sync-log");
     let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
-    let log = CapturedLog::default();
-    let first = agent
-        .agent
-        .sync_once(None, false)
-        .with_subscriber(log.subscriber())
-        .await;
+    let first = agent.agent.sync_once(None, false).await;
     repo.write(
         "deploy/chart/templates/broken.yaml",
         "{{ fail \"no such thing\" }}\n",
     )
     .unwrap();
     repo.commit("broken").unwrap();
-    let second = agent
-        .agent
-        .sync_once(None, false)
-        .with_subscriber(log.subscriber())
-        .await;
+    let second = agent.agent.sync_once(None, false).await;
     assert_eq!((first.len(), second.len()), (1, 1));
 
-    let lines = log.sync_log();
+    let lines = log.sync_log("sync-log");
     assert_eq!(lines.len(), 2, "one line per sync:\n{}", log.text());
     let ok = &lines[0];
     assert_eq!(ok["level"], "INFO");

@@ -869,3 +869,28 @@ async fn a_chart_path_outside_the_repository_or_invalid_yaml_is_refused() {
     let data = config_data(&agent.client, "bad-paths", "bad-paths-demo-config").await;
     assert_eq!(data["GREETING"], "hello");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_secrets_without_vault_fail_before_anything_is_applied() {
+    let cluster = shared().await;
+    let repo = demo_repo("no-vault");
+    let release = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        format!("{release}secrets:\n  - name: database-password\n"),
+    )
+    .unwrap();
+    repo.commit("needs a secret").unwrap();
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(error.contains("no vault configuration"), "{error}");
+    assert!(
+        Api::<Deployment>::namespaced(agent.client.clone(), "no-vault")
+            .get_opt("no-vault-demo")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::context::ClusterContext;
 use crate::release::DEFAULT_RELEASE_FILE;
+use crate::secrets::VaultConfig;
 
 /// A configuration that cannot be used, with every problem found.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,7 @@ struct RawConfig {
     history_limit: Option<usize>,
     max_prune_fraction: Option<f64>,
     log: Option<String>,
+    vault: Option<VaultConfig>,
     #[serde(default)]
     applications: Vec<RawApplication>,
 }
@@ -100,6 +102,8 @@ pub struct AgentConfig {
     pub max_prune_fraction: f64,
     /// tracing filter, e.g. `info` or `berth=debug`.
     pub log: String,
+    /// Where secrets come from; needed only by releases that declare secrets.
+    pub vault: Option<VaultConfig>,
     pub applications: Vec<Application>,
 }
 
@@ -231,6 +235,22 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
     if state_namespace.is_empty() {
         problems.push("state_namespace: empty".into());
     }
+    if let Some(vault) = &raw.vault {
+        if !(vault.address.starts_with("http://") || vault.address.starts_with("https://")) {
+            problems.push(format!(
+                "vault.address: {:?} is not an http(s) URL",
+                vault.address
+            ));
+        }
+        for placeholder in ["{app}", "{cluster}", "{name}"] {
+            if !vault.path_template.contains(placeholder) {
+                problems.push(format!(
+                    "vault.path_template: {:?} lacks {placeholder}",
+                    vault.path_template
+                ));
+            }
+        }
+    }
     if raw.applications.is_empty() {
         problems.push("applications: none configured".into());
     }
@@ -327,6 +347,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             history_limit: raw.history_limit.unwrap_or(10).max(1),
             max_prune_fraction,
             log: raw.log.unwrap_or_else(|| "info".into()),
+            vault: raw.vault,
             applications,
         }),
         _ => Err(problems),
@@ -447,6 +468,33 @@ applications:
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn vault_section_is_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "{GOOD}vault:\n  address: http://127.0.0.1:8200\n  auth:\n    kubernetes: {{ role: berth-gke-1 }}\n"
+        );
+        let config = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", &text),
+            Some(BTreeMap::new()),
+        )
+        .unwrap();
+        let vault = config.vault.unwrap();
+        assert_eq!(vault.kv_mount, "secret");
+        assert_eq!(vault.path_template, "{app}/{cluster}/{name}");
+        let text = format!(
+            "{GOOD}vault:\n  address: vault:8200\n  path_template: \"{{app}}/{{name}}\"\n  auth:\n    approle: {{ role_id_file: /r, secret_id_file: /s }}\n"
+        );
+        let error = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", &text),
+            Some(BTreeMap::new()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("not an http(s) URL"), "{error}");
+        assert!(error.contains("lacks {cluster}"), "{error}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use crate::config::{AgentConfig, Application, CredentialsConfig};
 use crate::inventory::{Counts, Outcome};
+use crate::secrets::VaultSession;
 use crate::source::{GitCredentials, GitSource, SourceError};
 use crate::sync::{SyncReport, SyncTarget, log_summary, sync};
 
@@ -101,6 +102,8 @@ pub struct Agent {
     config: AgentConfig,
     client: Client,
     followed: Vec<Followed>,
+    /// Logged in on first use and kept, so the token is renewed rather than re-issued.
+    vault: Option<VaultSession>,
 }
 
 impl Agent {
@@ -122,6 +125,7 @@ impl Agent {
             config,
             client,
             followed,
+            vault: None,
         }
     }
 
@@ -245,15 +249,34 @@ impl Agent {
         if !always && !full_compare && followed.last_commit.as_deref() == Some(commit.as_str()) {
             return None;
         }
+        if self.vault.is_none()
+            && let Some(vault) = &self.config.vault
+        {
+            match VaultSession::new(vault.clone()) {
+                Ok(session) => self.vault = Some(session),
+                Err(error) => warn!(%error, "Vault client not created"),
+            }
+        }
         let report = sync(SyncTarget {
             config: &self.config,
             application: &application,
             client: &self.client,
             tree: &tree,
             full_compare,
+            vault: self.vault.as_mut(),
         })
         .await;
         let followed = &mut self.followed[index];
+        if report.outcome == Outcome::Deferred {
+            // Vault is down or sealed: retry this commit with backoff.
+            followed.failures += 1;
+            let backoff = application
+                .poll_interval
+                .saturating_mul(2u32.saturating_pow(followed.failures.min(16)))
+                .min(MAX_BACKOFF);
+            followed.next_due = Instant::now() + backoff;
+            return Some(report);
+        }
         followed.last_commit = Some(commit);
         if full_compare {
             followed.last_full_compare = Some(Instant::now());

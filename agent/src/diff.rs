@@ -8,8 +8,9 @@ use crate::config::AgentConfig;
 use crate::daemon::{AgentError, git_credentials};
 use crate::inventory::InventoryStore;
 use crate::plan::{self, Plan, PlanSettings, comparable};
+use crate::secrets::VaultSession;
 use crate::source::{GitSource, RepoPath};
-use crate::sync::{SyncError, render_release};
+use crate::sync::{SyncError, add_secrets, render_release};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
@@ -32,6 +33,10 @@ pub async fn diff_applications(
 ) -> Result<String, DiffError> {
     let mut out = String::new();
     let mut matched = false;
+    let mut vault = match &config.vault {
+        Some(vault) => Some(VaultSession::new(vault.clone()).map_err(SyncError::from)?),
+        None => None,
+    };
     for application in &config.applications {
         let credentials = git_credentials(application)?;
         let (name, url, branch, cache) = (
@@ -53,7 +58,7 @@ pub async fn diff_applications(
         })?;
         let (commit, tree) = fetched?;
         let release_path = RepoPath::parse(&application.release_file).map_err(SyncError::from)?;
-        let rendered = render_release(&tree, &release_path, &config.context)?;
+        let mut rendered = render_release(&tree, &release_path, &config.context)?;
         if only.is_some_and(|n| n != rendered.release.name && n != application.name) {
             continue;
         }
@@ -76,6 +81,14 @@ pub async fn diff_applications(
             config.history_limit,
         );
         let previous = store.load().await.map_err(SyncError::from)?;
+        add_secrets(
+            client,
+            vault.as_mut(),
+            &rendered.release,
+            &config.context.cluster,
+            &mut rendered.objects,
+        )
+        .await?;
         let settings = PlanSettings {
             cluster: config.context.cluster.clone(),
             full_compare: true,

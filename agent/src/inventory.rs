@@ -82,6 +82,8 @@ pub enum Outcome {
     Succeeded,
     Failed,
     Skipped,
+    /// Waiting for something outside berth (Vault down or sealed); nothing was changed.
+    Deferred,
 }
 
 impl std::fmt::Display for Outcome {
@@ -90,6 +92,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
+            Outcome::Deferred => "deferred",
         })
     }
 }

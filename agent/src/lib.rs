@@ -18,5 +18,6 @@ pub mod objects;
 pub mod plan;
 pub mod release;
 pub mod render;
+pub mod secrets;
 pub mod source;
 pub mod sync;

@@ -105,6 +105,9 @@ pub struct TargetSelector {
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     pub name: String,
+    /// Field of the Vault entry holding the value (default `value`).
+    #[serde(default)]
+    pub field: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
 }

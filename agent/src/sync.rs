@@ -15,6 +15,10 @@ use crate::objects::{DesiredObject, ManifestError, parse_manifest};
 use crate::plan::{self, Plan, PlanError, PlanSettings};
 use crate::release::{ReleaseError, ReleaseFile};
 use crate::render::{self, ChartFiles, RenderError, RenderOptions};
+use crate::secrets::{
+    SALT_ANNOTATION, SecretsError, VaultSession, checksum, new_salt, secret_name, secret_object,
+    stamp_checksum,
+};
 use crate::source::{RepoPath, RepoTree, SourceError};
 
 /// Annotation helm uses for hooks; berth does not run hooks, so those objects are left out.
@@ -40,6 +44,14 @@ pub enum SyncError {
     Inventory(#[from] InventoryError),
     #[error("release file {file} is not UTF-8")]
     NotUtf8 { file: String },
+    #[error("secrets: {0}")]
+    Secrets(#[from] SecretsError),
+    #[error("{context}: {source}")]
+    Kube {
+        context: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 impl From<PlanError> for SyncError {
@@ -138,6 +150,55 @@ pub fn render_release(
     })
 }
 
+/// Reads the release's declared secrets from Vault, adds the release's Secret
+/// to `objects` and stamps the checksum of its data on every pod template.
+/// All or nothing: on any error `objects` is left as it was.
+pub async fn add_secrets(
+    client: &Client,
+    vault: Option<&mut VaultSession>,
+    release: &ReleaseFile,
+    cluster: &str,
+    objects: &mut Vec<DesiredObject>,
+) -> Result<(), SyncError> {
+    if release.secrets.is_empty() {
+        return Ok(());
+    }
+    let session = vault.ok_or_else(|| SecretsError::NotConfigured {
+        release: release.name.clone(),
+    })?;
+    let values = session.read_release_secrets(release, cluster).await?;
+    // Keep the salt of the live Secret so that unchanged values give an unchanged checksum.
+    let live = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+        client.clone(),
+        &release.namespace,
+    )
+    .get_opt(&secret_name(release))
+    .await
+    .map_err(|source| SyncError::Kube {
+        context: format!(
+            "reading Secret {}/{}",
+            release.namespace,
+            secret_name(release)
+        ),
+        source,
+    })?;
+    let salt = live
+        .as_ref()
+        .and_then(|secret| secret.metadata.annotations.as_ref())
+        .and_then(|annotations| annotations.get(SALT_ANNOTATION))
+        .cloned()
+        .unwrap_or_else(new_salt);
+    let digest = checksum(&salt, &values);
+    let stamped = stamp_checksum(objects, &digest);
+    objects.push(secret_object(release, &values, &salt));
+    info!(
+        secrets = values.len(),
+        workloads = stamped,
+        "secrets read from Vault"
+    );
+    Ok(())
+}
+
 /// What one sync did.
 #[derive(Clone, Debug)]
 pub struct SyncReport {
@@ -158,23 +219,25 @@ pub struct SyncTarget<'a> {
     pub tree: &'a RepoTree,
     /// Compare every object with the cluster, not only changed ones.
     pub full_compare: bool,
+    /// The agent's Vault session, for releases that declare secrets.
+    pub vault: Option<&'a mut VaultSession>,
 }
 
 /// Runs render → plan → apply → record for the tree's commit and writes the
 /// summary line to the sync log. Nothing is applied or pruned unless render
 /// and plan (with its dry run) succeed for every object.
-pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
+pub async fn sync(mut target: SyncTarget<'_>) -> SyncReport {
     let started = Instant::now();
     let started_at = jiff::Timestamp::now().to_string();
     let commit = target.tree.commit().unwrap_or("working-tree").to_string();
     let span = info_span!("sync", application = %target.application.name, commit = %commit);
-    let result = run_stages(&target, &commit, &started_at, started)
+    let result = run_stages(&mut target, &commit, &started_at, started)
         .instrument(span.clone())
         .await;
     let duration_ms = started.elapsed().as_millis() as u64;
     let (release, counts, outcome, error) = match result {
         Ok((release, counts, outcome)) => (Some(release), counts, outcome, None),
-        Err((release, error)) => (release, Counts::default(), Outcome::Failed, Some(error)),
+        Err((release, error, outcome)) => (release, Counts::default(), outcome, Some(error)),
     };
     let report = SyncReport {
         application: target.application.name.clone(),
@@ -191,7 +254,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
 
 /// The one structured line per sync per release.
 pub fn log_summary(report: &SyncReport) {
-    if report.outcome == Outcome::Failed {
+    if matches!(report.outcome, Outcome::Failed | Outcome::Deferred) {
         error!(
             target: "berth::sync_log",
             application = %report.application,
@@ -204,7 +267,7 @@ pub fn log_summary(report: &SyncReport) {
             duration_ms = report.duration_ms,
             outcome = %report.outcome,
             error = report.error.as_deref().unwrap_or(""),
-            "sync failed"
+            "sync {}", report.outcome
         );
     } else {
         info!(
@@ -223,24 +286,24 @@ pub fn log_summary(report: &SyncReport) {
     }
 }
 
-type StageResult = Result<(String, Counts, Outcome), (Option<String>, String)>;
+type StageResult = Result<(String, Counts, Outcome), (Option<String>, String, Outcome)>;
 
 async fn run_stages(
-    target: &SyncTarget<'_>,
+    target: &mut SyncTarget<'_>,
     commit: &str,
     started_at: &str,
     started: Instant,
 ) -> StageResult {
     let config = target.config;
     let release_path = RepoPath::parse(&target.application.release_file)
-        .map_err(|e| (None, SyncError::from(e).to_string()))?;
+        .map_err(|e| (None, SyncError::from(e).to_string(), Outcome::Failed))?;
 
     // Render (offline); a release that cannot be read is not recorded anywhere
     // because its name, and so its inventory, is unknown.
     let render_span = info_span!("render");
     let release = render_span
         .in_scope(|| read_release(target.tree, &release_path))
-        .map_err(|e| (None, e.to_string()))?;
+        .map_err(|e| (None, e.to_string(), Outcome::Failed))?;
     let name = release.name.clone();
     if !release.targets(&config.context) {
         info!(release = %name, context = %config.context, "release does not target this context; skipped");
@@ -256,18 +319,29 @@ async fn run_stages(
         .load()
         .instrument(info_span!("inventory"))
         .await
-        .map_err(|e| (Some(name.clone()), SyncError::from(e).to_string()))?;
+        .map_err(|e| {
+            (
+                Some(name.clone()),
+                SyncError::from(e).to_string(),
+                Outcome::Failed,
+            )
+        })?;
 
     let fail = |error: SyncError, digest: String| {
         let store = &store;
         let name = name.clone();
         async move {
             let message = error.to_string();
+            // Vault down or sealed: nothing was wrong with the commit; try again later.
+            let outcome = match &error {
+                SyncError::Secrets(e) if e.is_transient() => Outcome::Deferred,
+                _ => Outcome::Failed,
+            };
             let entry = HistoryEntry {
                 commit: commit.to_string(),
                 manifests_digest: digest,
                 counts: Counts::default(),
-                outcome: Outcome::Failed,
+                outcome,
                 error: Some(message.clone()),
                 started_at: started_at.to_string(),
                 duration_ms: started.elapsed().as_millis() as u64,
@@ -275,16 +349,28 @@ async fn run_stages(
             if let Err(record_error) = store.record(None, entry).await {
                 warn!(%record_error, "could not record the failed sync in the history");
             }
-            (Some(name), message)
+            (Some(name), message, outcome)
         }
     };
 
-    let rendered = match render_span
+    let mut rendered = match render_span
         .in_scope(|| render_release(target.tree, &release_path, &config.context))
     {
         Ok(rendered) => rendered,
         Err(error) => return Err(fail(error, String::new()).await),
     };
+    if let Err(error) = add_secrets(
+        target.client,
+        target.vault.as_deref_mut(),
+        &rendered.release,
+        &config.context.cluster,
+        &mut rendered.objects,
+    )
+    .instrument(info_span!("secrets"))
+    .await
+    {
+        return Err(fail(error, rendered.manifests_digest.clone()).await);
+    }
 
     let settings = PlanSettings {
         cluster: config.context.cluster.clone(),
@@ -335,7 +421,13 @@ async fn run_stages(
             .record(Some(&inventory), entry)
             .instrument(info_span!("record"))
             .await
-            .map_err(|e| (Some(name.clone()), SyncError::from(e).to_string()))?;
+            .map_err(|e| {
+                (
+                    Some(name.clone()),
+                    SyncError::from(e).to_string(),
+                    Outcome::Failed,
+                )
+            })?;
     }
     Ok((name, counts, Outcome::Succeeded))
 }

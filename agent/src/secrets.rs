@@ -1,0 +1,563 @@
+//! The secrets stage: reads the secrets a release declares from Vault with
+//! this cluster's own identity, builds the release's Kubernetes Secret, and
+//! stamps a checksum of it on the release's pod templates so that a changed
+//! secret rolls the pods and an unchanged one does not.
+//!
+//! Values live only in memory and in the Secret object; they never reach
+//! logs, errors, diffs or the history.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use tracing::{debug, info};
+use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+use crate::objects::DesiredObject;
+use crate::release::ReleaseFile;
+
+/// Annotation on pod templates: checksum of the release's Secret data.
+pub const CHECKSUM_ANNOTATION: &str = "berth.dev/secrets-checksum";
+/// Annotation on the Secret: the salt of that checksum (see [`checksum`]).
+pub const SALT_ANNOTATION: &str = "berth.dev/checksum-salt";
+
+/// How the agent reaches Vault (the `vault:` section of the agent configuration).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct VaultConfig {
+    pub address: String,
+    /// KV version 2 mount holding the application secrets.
+    #[serde(default = "default_kv_mount")]
+    pub kv_mount: String,
+    /// Path of an entry inside the mount; `{app}`, `{cluster}` and `{name}` are replaced.
+    /// The cluster-specific entry is read first, then the same path with
+    /// `{cluster}` = `default`.
+    #[serde(default = "default_path_template")]
+    pub path_template: String,
+    pub auth: VaultAuth,
+    /// PEM file of the CA that signed Vault's certificate (https only).
+    #[serde(default)]
+    pub ca_cert_file: Option<std::path::PathBuf>,
+}
+
+fn default_kv_mount() -> String {
+    "secret".into()
+}
+
+fn default_path_template() -> String {
+    "{app}/{cluster}/{name}".into()
+}
+
+/// The identity the agent logs in with.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum VaultAuth {
+    /// Vault's Kubernetes auth: the agent's service-account token, reviewed by the cluster.
+    Kubernetes {
+        role: String,
+        #[serde(default = "default_kubernetes_mount")]
+        mount: String,
+        #[serde(default = "default_token_file")]
+        token_file: std::path::PathBuf,
+    },
+    /// AppRole: a role id and a secret id read from files.
+    Approle {
+        role_id_file: std::path::PathBuf,
+        secret_id_file: std::path::PathBuf,
+        #[serde(default = "default_approle_mount")]
+        mount: String,
+    },
+}
+
+fn default_kubernetes_mount() -> String {
+    "kubernetes".into()
+}
+
+fn default_token_file() -> std::path::PathBuf {
+    "/var/run/secrets/kubernetes.io/serviceaccount/token".into()
+}
+
+fn default_approle_mount() -> String {
+    "approle".into()
+}
+
+/// Why secrets could not be read. None of these carries a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretsError {
+    #[error("release {release} declares secrets but the agent has no vault configuration")]
+    NotConfigured { release: String },
+    #[error("Vault at {address} cannot be reached: {cause}")]
+    Unreachable { address: String, cause: String },
+    #[error("Vault at {address} is sealed")]
+    Sealed { address: String },
+    #[error("logging in to Vault ({method}) failed: {cause}")]
+    Login { method: String, cause: String },
+    #[error(
+        "reading {path} from Vault was refused (permission denied): the agent's policy does not allow it"
+    )]
+    PermissionDenied { path: String },
+    #[error(
+        "secret {name} of release {release} not found in Vault at {cluster_path} nor {default_path}"
+    )]
+    NotFound {
+        release: String,
+        name: String,
+        cluster_path: String,
+        default_path: String,
+    },
+    #[error("Vault entry {path} has no field {field:?}")]
+    MissingField { path: String, field: String },
+    #[error("reading {path} from Vault failed: {cause}")]
+    Read { path: String, cause: String },
+}
+
+impl SecretsError {
+    /// Vault is down or sealed: defer the sync and retry, leaving everything as it is.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SecretsError::Unreachable { .. } | SecretsError::Sealed { .. }
+        )
+    }
+}
+
+/// A secret value; its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(Vec<u8>);
+
+impl SecretValue {
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// The two entries tried for one secret, most specific first.
+pub fn entry_paths(template: &str, app: &str, cluster: &str, name: &str) -> [String; 2] {
+    let fill = |cluster: &str| {
+        template
+            .replace("{app}", app)
+            .replace("{cluster}", cluster)
+            .replace("{name}", name)
+    };
+    [fill(cluster), fill("default")]
+}
+
+/// A logged-in Vault client that renews its token before it expires and logs
+/// in again when the token stops working (e.g. after a Vault restart).
+pub struct VaultSession {
+    config: VaultConfig,
+    client: VaultClient,
+    expires: Option<Instant>,
+    lease: Duration,
+    renewable: bool,
+}
+
+fn client_error(address: &str, error: ClientError) -> SecretsError {
+    match error {
+        ClientError::APIError { code: 503, .. } => SecretsError::Sealed {
+            address: address.to_string(),
+        },
+        ClientError::RestClientError { source } => SecretsError::Unreachable {
+            address: address.to_string(),
+            cause: source.to_string(),
+        },
+        other => SecretsError::Read {
+            path: address.to_string(),
+            cause: other.to_string(),
+        },
+    }
+}
+
+impl VaultSession {
+    pub fn new(config: VaultConfig) -> Result<Self, SecretsError> {
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(&config.address)
+            .token("")
+            .timeout(Some(Duration::from_secs(10)));
+        if let Some(ca) = &config.ca_cert_file {
+            settings.ca_certs(vec![ca.display().to_string()]);
+        }
+        let client = settings
+            .build()
+            .map_err(|e| SecretsError::Login {
+                method: "settings".into(),
+                cause: e.to_string(),
+            })
+            .and_then(|s| {
+                VaultClient::new(s).map_err(|e| SecretsError::Login {
+                    method: "client".into(),
+                    cause: e.to_string(),
+                })
+            })?;
+        Ok(Self {
+            config,
+            client,
+            expires: None,
+            lease: Duration::ZERO,
+            renewable: false,
+        })
+    }
+
+    async fn login(&mut self) -> Result<(), SecretsError> {
+        let address = self.config.address.clone();
+        let (method, result) = match &self.config.auth {
+            VaultAuth::Kubernetes {
+                role,
+                mount,
+                token_file,
+            } => {
+                let jwt = std::fs::read_to_string(token_file).map_err(|e| SecretsError::Login {
+                    method: "kubernetes".into(),
+                    cause: format!("reading {}: {e}", token_file.display()),
+                })?;
+                (
+                    "kubernetes",
+                    vaultrs::auth::kubernetes::login(&self.client, mount, role, jwt.trim()).await,
+                )
+            }
+            VaultAuth::Approle {
+                role_id_file,
+                secret_id_file,
+                mount,
+            } => {
+                let read = |path: &std::path::Path| {
+                    std::fs::read_to_string(path)
+                        .map(|s| s.trim().to_string())
+                        .map_err(|e| SecretsError::Login {
+                            method: "approle".into(),
+                            cause: format!("reading {}: {e}", path.display()),
+                        })
+                };
+                let (role_id, secret_id) = (read(role_id_file)?, read(secret_id_file)?);
+                (
+                    "approle",
+                    vaultrs::auth::approle::login(&self.client, mount, &role_id, &secret_id).await,
+                )
+            }
+        };
+        let auth = result.map_err(|error| match client_error(&address, error) {
+            SecretsError::Read { cause, .. } => SecretsError::Login {
+                method: method.into(),
+                cause,
+            },
+            transient => transient,
+        })?;
+        self.client.set_token(&auth.client_token);
+        self.lease = Duration::from_secs(auth.lease_duration);
+        // A token without a lease (e.g. root) never expires.
+        self.expires = Some(if auth.lease_duration > 0 {
+            Instant::now() + self.lease
+        } else {
+            Instant::now() + Duration::from_secs(u32::MAX as u64)
+        });
+        self.renewable = auth.renewable;
+        info!(
+            method,
+            lease_seconds = auth.lease_duration,
+            "logged in to Vault"
+        );
+        Ok(())
+    }
+
+    /// Makes sure the session holds a token that is valid for a while: renews
+    /// it in the last third of its lease, and logs in again when renewal is
+    /// not possible or fails.
+    async fn ensure_token(&mut self) -> Result<(), SecretsError> {
+        let Some(expires) = self.expires else {
+            return self.login().await;
+        };
+        let left = expires.saturating_duration_since(Instant::now());
+        if left > self.lease / 3 && left > Duration::from_secs(30) {
+            return Ok(());
+        }
+        if self.renewable
+            && let Ok(auth) = vaultrs::token::renew_self(&self.client, None).await
+            && auth.lease_duration > 0
+        {
+            self.lease = Duration::from_secs(auth.lease_duration);
+            self.expires = Some(Instant::now() + self.lease);
+            debug!(
+                lease_seconds = auth.lease_duration,
+                "renewed the Vault token"
+            );
+            return Ok(());
+        }
+        self.login().await
+    }
+
+    /// Reads one field of a KV v2 entry. `Ok(None)` when the entry does not exist.
+    async fn read_entry(
+        &mut self,
+        path: &str,
+        field: &str,
+    ) -> Result<Option<SecretValue>, SecretsError> {
+        let mount = self.config.kv_mount.clone();
+        let full = format!("{mount}/{path}");
+        let mut relogged = false;
+        loop {
+            self.ensure_token().await?;
+            match vaultrs::kv2::read::<BTreeMap<String, Value>>(&self.client, &mount, path).await {
+                Ok(data) => {
+                    let value = data.get(field).ok_or_else(|| SecretsError::MissingField {
+                        path: full.clone(),
+                        field: field.to_string(),
+                    })?;
+                    let bytes = match value {
+                        Value::String(s) => s.as_bytes().to_vec(),
+                        other => other.to_string().into_bytes(),
+                    };
+                    return Ok(Some(SecretValue(bytes)));
+                }
+                Err(ClientError::APIError { code: 404, .. }) => return Ok(None),
+                // A token that stopped working (Vault restarted, token revoked): log in once more.
+                Err(ClientError::APIError { code: 403, .. }) if !relogged => {
+                    relogged = true;
+                    self.expires = None;
+                }
+                Err(ClientError::APIError { code: 403, .. }) => {
+                    return Err(SecretsError::PermissionDenied { path: full });
+                }
+                Err(error) => {
+                    return Err(match client_error(&self.config.address, error) {
+                        SecretsError::Read { cause, .. } => {
+                            SecretsError::Read { path: full, cause }
+                        }
+                        other => other,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Reads every secret the release declares, cluster entry first, then the
+    /// default one. All or nothing: any failure returns an error and no values.
+    pub async fn read_release_secrets(
+        &mut self,
+        release: &ReleaseFile,
+        cluster: &str,
+    ) -> Result<BTreeMap<String, SecretValue>, SecretsError> {
+        let mut values = BTreeMap::new();
+        for secret in &release.secrets {
+            let field = secret.field.as_deref().unwrap_or("value");
+            let [cluster_path, default_path] = entry_paths(
+                &self.config.path_template,
+                &release.name,
+                cluster,
+                &secret.name,
+            );
+            let value = match self.read_entry(&cluster_path, field).await? {
+                Some(value) => {
+                    debug!(secret = %secret.name, path = %cluster_path, "read cluster-specific secret");
+                    value
+                }
+                None => match self.read_entry(&default_path, field).await? {
+                    Some(value) => {
+                        debug!(secret = %secret.name, path = %default_path, "read default secret");
+                        value
+                    }
+                    None => {
+                        return Err(SecretsError::NotFound {
+                            release: release.name.clone(),
+                            name: secret.name.clone(),
+                            cluster_path: format!("{}/{cluster_path}", self.config.kv_mount),
+                            default_path: format!("{}/{default_path}", self.config.kv_mount),
+                        });
+                    }
+                },
+            };
+            values.insert(secret.name.clone(), value);
+        }
+        Ok(values)
+    }
+}
+
+/// Name of the Secret berth writes for a release.
+pub fn secret_name(release: &ReleaseFile) -> String {
+    format!("{}-secrets", release.name)
+}
+
+/// The checksum stamped on pod templates: sha256 over a salt and the sorted
+/// key/value pairs. The salt (random, kept on the Secret) stops anyone who can
+/// read pod templates but not Secrets from testing guesses of a weak value.
+pub fn checksum(salt: &str, values: &BTreeMap<String, SecretValue>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    for (key, value) in values {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key.as_bytes());
+        hasher.update((value.0.len() as u64).to_be_bytes());
+        hasher.update(&value.0);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// A new random salt (hex).
+pub fn new_salt() -> String {
+    let mut bytes = [0u8; 16];
+    for (index, chunk) in bytes.chunks_mut(8).enumerate() {
+        // RandomState is seeded from the OS; two independent draws give 128 bits.
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_usize(index);
+        chunk.copy_from_slice(&hasher.finish().to_be_bytes());
+    }
+    hex::encode(bytes)
+}
+
+/// The release's Secret: one key per declared secret.
+pub fn secret_object(
+    release: &ReleaseFile,
+    values: &BTreeMap<String, SecretValue>,
+    salt: &str,
+) -> DesiredObject {
+    let data: Map<String, Value> = values
+        .iter()
+        .map(|(key, value)| {
+            (
+                key.clone(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(&value.0)),
+            )
+        })
+        .collect();
+    DesiredObject {
+        source: "berth/secrets".to_string(),
+        manifest: serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": secret_name(release),
+                "namespace": release.namespace,
+                "annotations": { SALT_ANNOTATION: salt },
+            },
+            "data": data,
+        }),
+    }
+}
+
+/// Pod templates of the workload kinds that run pods.
+fn pod_template_metadata(object: &mut DesiredObject) -> Option<&mut Value> {
+    let pointer = match object.kind() {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => "/spec/template",
+        "CronJob" => "/spec/jobTemplate/spec/template",
+        _ => return None,
+    };
+    let template = object.manifest.pointer_mut(pointer)?;
+    let template = template.as_object_mut()?;
+    Some(
+        template
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new())),
+    )
+}
+
+/// Stamps the checksum on every workload's pod template.
+pub fn stamp_checksum(objects: &mut [DesiredObject], checksum: &str) -> usize {
+    let mut stamped = 0;
+    for object in objects.iter_mut() {
+        if let Some(metadata) = pod_template_metadata(object)
+            && let Some(metadata) = metadata.as_object_mut()
+        {
+            let annotations = metadata
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(annotations) = annotations.as_object_mut() {
+                annotations.insert(
+                    CHECKSUM_ANNOTATION.to_string(),
+                    Value::String(checksum.to_string()),
+                );
+                stamped += 1;
+            }
+        }
+    }
+    stamped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &str)]) -> BTreeMap<String, SecretValue> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretValue(v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn cluster_entry_comes_before_the_default() {
+        let [first, second] = entry_paths("{app}/{cluster}/{name}", "demo", "gke-1", "db");
+        assert_eq!(first, "demo/gke-1/db");
+        assert_eq!(second, "demo/default/db");
+    }
+
+    #[test]
+    fn checksum_changes_with_any_value_and_not_otherwise() {
+        let a = checksum("salt", &values(&[("db", "one"), ("api", "two")]));
+        assert_eq!(
+            a,
+            checksum("salt", &values(&[("api", "two"), ("db", "one")]))
+        );
+        assert_ne!(
+            a,
+            checksum("salt", &values(&[("db", "one!"), ("api", "two")]))
+        );
+        assert_ne!(
+            a,
+            checksum("other", &values(&[("db", "one"), ("api", "two")]))
+        );
+        // Key/value boundaries matter.
+        assert_ne!(
+            checksum("s", &values(&[("ab", "c")])),
+            checksum("s", &values(&[("a", "bc")]))
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_a_value() {
+        let text = format!("{:?}", values(&[("db", "hunter2")]));
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn checksum_is_stamped_on_pod_templates_only() {
+        let mut objects: Vec<DesiredObject> = [
+            r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"spec":{}}}}"#,
+            r#"{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"metadata":{"annotations":{"a":"b"}}}}}}}"#,
+            r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m"}}"#,
+        ]
+        .iter()
+        .map(|text| DesiredObject {
+            source: "t".into(),
+            manifest: serde_json::from_str(text).unwrap(),
+        })
+        .collect();
+        assert_eq!(stamp_checksum(&mut objects, "abc"), 2);
+        assert_eq!(
+            objects[0].manifest["spec"]["template"]["metadata"]["annotations"][CHECKSUM_ANNOTATION],
+            "abc"
+        );
+        let cron = &objects[1].manifest["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(cron[CHECKSUM_ANNOTATION], "abc");
+        assert_eq!(cron["a"], "b");
+        assert!(objects[2].manifest.get("spec").is_none());
+    }
+
+    #[test]
+    fn salts_differ() {
+        assert_ne!(new_salt(), new_salt());
+        assert_eq!(new_salt().len(), 32);
+    }
+}

@@ -1,9 +1,10 @@
 //! Test harness for berth: real servers on loopback ports for integration tests.
 //!
-//! - [`tools`] finds (and on first use builds) the pinned kube-apiserver, etcd and helm;
+//! - [`tools`] finds (and on first use builds) the pinned kube-apiserver, etcd, helm and vault;
 //! - [`cluster`] starts control planes: one [`cluster::shared`] per test binary, and
 //!   independent ones with [`cluster::TestCluster::start`];
 //! - [`git`] makes real git repositories and serves them with `git daemon`;
+//! - [`vault`] runs a real Vault (dev or persistent) and configures its auth methods;
 //! - [`process`] makes sure no server outlives the test binary.
 
 pub mod cluster;
@@ -11,5 +12,6 @@ pub mod git;
 pub mod pki;
 pub mod process;
 pub mod tools;
+pub mod vault;
 
 pub use cluster::{TestCluster, shared};

@@ -1,4 +1,4 @@
-//! Finding the pinned test servers, building them first when they are missing.
+//! Finding the pinned test servers (kube-apiserver, etcd, helm, vault), building them first when they are missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +14,7 @@ pub struct TestServers {
     pub kube_apiserver: PathBuf,
     pub etcd: PathBuf,
     pub helm: PathBuf,
+    pub vault: PathBuf,
 }
 
 /// The script that builds the servers.
@@ -48,6 +49,7 @@ pub fn pinned_versions() -> Vec<(&'static str, String)> {
         ("kube-apiserver", lookup("KUBERNETES_VERSION")),
         ("etcd", lookup("ETCD_VERSION")),
         ("helm", lookup("HELM_VERSION")),
+        ("vault", lookup("VAULT_VERSION")),
     ]
 }
 
@@ -100,6 +102,7 @@ pub fn ensure() -> Result<TestServers> {
         kube_apiserver: bin.join("kube-apiserver"),
         etcd: bin.join("etcd"),
         helm: bin.join("helm"),
+        vault: bin.join("vault"),
     })
 }
 
@@ -120,6 +123,6 @@ mod tests {
     #[test]
     fn a_missing_binary_is_stale() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(stale_servers(dir.path()).len(), 3);
+        assert_eq!(stale_servers(dir.path()).len(), pinned_versions().len());
     }
 }

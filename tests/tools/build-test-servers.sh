@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real servers berth's integration tests run against (kube-apiserver,
-# etcd, helm) from the Go module proxy at the versions pinned in versions.env.
+# etcd, helm, vault) from the Go module proxy at the versions pinned in versions.env.
 #
 # Idempotent: each binary has a stamp holding its version; a binary whose stamp
 # matches the pin is not rebuilt. The cache lives outside the clone so a fresh
@@ -119,8 +119,64 @@ build_helm() {
   echo "$version" >"$stamp_dir/$name"
 }
 
+build_vault() {
+  local name=vault version=$VAULT_VERSION module=github.com/hashicorp/vault
+  up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
+  echo "$name $version: building from $module (the longest build: many minutes, several GiB of memory to link)"
+  local dir="$src_dir/$name"
+  prepare_module "$dir" $module "$version" $module
+  # vault's go.mod points its own submodules (api, api/auth/*, sdk) at local
+  # directories, which are not part of its module zip, and replaces a few
+  # third-party modules. A consumer's go.mod ignores a dependency's replace lines,
+  # so: pin each local one to the published version vault itself requires, and
+  # copy the others as they are. The list comes from vault's go.mod, so it
+  # follows the pin.
+  local info gomod
+  info=$(cd "$dir" && go mod download -json "$module@$version")
+  gomod=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' <<<"$info")
+  vault_replacements "$gomod" >>"$dir/go.mod"
+  (cd "$dir" && go mod tidy)
+  # As vault's scripts/ci-helper.sh does: version (also embedded from its VERSION
+  # file) and build date via ldflags; the date is the tagged commit's time as the
+  # module proxy reports it. No git checkout here, so no revision.
+  local info_file build_date
+  info_file=$(sed -n 's/^\t"Info": "\(.*\)",$/\1/p' <<<"$info")
+  build_date=$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "$info_file")
+  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" \
+    -ldflags "-s -w -X $module/version.Version=${version#v} -X $module/version.BuildDate=$build_date" \
+    $module)
+  echo "$version" >"$stamp_dir/$name"
+}
+
+# Prints the replace lines a module depending on vault needs, from vault's go.mod:
+# local replacements become pins to the required version, the others are copied.
+vault_replacements() { # go.mod
+  awk '
+    { sub(/\/\/.*/, "") }
+    /^replace[ \t]*\($/ { block = "replace"; next }
+    /^require[ \t]*\($/ { block = "require"; next }
+    /^\)/ { block = ""; next }
+    /^replace[ \t]/ { sub(/^replace[ \t]+/, ""); replaces[++n] = $0; next }
+    /^require[ \t]/ { required[$2] = $3; next }
+    block == "replace" && NF { replaces[++n] = $0; next }
+    block == "require" && NF { required[$1] = $2; next }
+    END {
+      for (i = 1; i <= n; i++) {
+        split(replaces[i], side, /[ \t]*=>[ \t]*/)
+        split(side[1], old, /[ \t]+/)
+        if (side[2] ~ /^\.\.?\//) {
+          if (!(old[1] in required)) { print "vault_replacements: " old[1] " is replaced locally but not required" > "/dev/stderr"; exit 1 }
+          print "replace " old[1] " => " old[1] " " required[old[1]]
+        } else {
+          print "replace " replaces[i]
+        }
+      }
+    }' "$1"
+}
+
 started=$(date +%s)
 build_etcd
 build_kube_apiserver
 build_helm
+build_vault
 echo "test servers ready in $bin_dir ($(( $(date +%s) - started ))s)"

@@ -1,109 +1,22 @@
 //! berth's main job end to end, against a real API server and real git:
 //! deploy, update, per-cluster values, prune, revert, bad commits, drift, ownership.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use berth::config::AgentConfig;
-use berth::daemon::Agent;
 use berth::inventory::{InventoryStore, Outcome};
 use berth::objects::RELEASE_LABEL;
-use berth::sync::SyncReport;
 use berth_harness::TestCluster;
 use berth_harness::cluster::shared;
-use berth_harness::git::{BRANCH, GitDaemon, TestRepo};
+use berth_harness::git::GitDaemon;
+use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::ResourceExt;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
-use tempfile::TempDir;
-
-const STATE_NAMESPACE: &str = "berth-system";
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/demo")
-}
-
-/// The demo application as a real git repository, its release renamed so that
-/// tests sharing one cluster do not meet.
-fn demo_repo(release: &str) -> TestRepo {
-    let (repo, _) = TestRepo::from_dir(release, &fixture(), "demo application").unwrap();
-    let path = repo.path().join("deploy/release.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("name: demo\n", &format!("name: {release}\n"))
-        .replace("namespace: demo\n", &format!("namespace: {release}\n"));
-    repo.write("deploy/release.yaml", text).unwrap();
-    repo.commit(&format!("release {release}")).unwrap();
-    repo
-}
-
-/// One agent: a configuration file (through the real loader) for a context.
-struct TestAgent {
-    agent: Agent,
-    client: Client,
-    _dir: TempDir,
-}
-
-impl TestAgent {
-    async fn new(cluster: &TestCluster, url: &str, context: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
-        let config = format!(
-            "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
-             cache_dir: {cache}\n\
-             kubeconfig: {kubeconfig}\n\
-             state_namespace: {STATE_NAMESPACE}\n\
-             log: debug\n\
-             applications:\n  - name: demo\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n",
-            cache = dir.path().join("cache").display(),
-            kubeconfig = cluster.admin_kubeconfig().display(),
-        );
-        let path = dir.path().join("berth.yaml");
-        std::fs::write(&path, config).unwrap();
-        let config = AgentConfig::load(&path).unwrap();
-        let client = cluster.admin_client().await.unwrap();
-        Self {
-            agent: Agent::new(config, client.clone()),
-            client,
-            _dir: dir,
-        }
-    }
-
-    async fn sync(&mut self, full_compare: bool) -> SyncReport {
-        let mut reports = self.agent.sync_once(None, full_compare).await;
-        assert_eq!(reports.len(), 1);
-        reports.remove(0)
-    }
-
-    async fn history(&self, release: &str) -> Vec<berth::inventory::HistoryEntry> {
-        InventoryStore::new(self.client.clone(), STATE_NAMESPACE, release, 10)
-            .history()
-            .await
-            .unwrap()
-    }
-}
-
-fn succeeded(report: &SyncReport) {
-    assert_eq!(
-        report.outcome,
-        Outcome::Succeeded,
-        "sync failed: {report:?}"
-    );
-}
-
-async fn config_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, String> {
-    Api::<ConfigMap>::namespaced(client.clone(), namespace)
-        .get(name)
-        .await
-        .unwrap()
-        .data
-        .unwrap_or_default()
-}
-
-const STAGING_PARIS: &str = "onprem,staging,paris,par-staging-1";
-const PROD_GCP: &str = "gcp,prod,europe-west1,gke-prod-1";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_deploy_then_update_applies_the_new_image() {
@@ -502,54 +415,6 @@ async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
         Some("ghcr.io/example/demo:1.4.0"),
         "nothing was applied"
     );
-}
-
-/// Log lines captured from berth's own JSON subscriber.
-#[derive(Clone, Default)]
-struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLog {
-    /// The log of this whole test binary, through berth's own JSON subscriber.
-    /// It is installed as the global default because tracing caches, per call
-    /// site, whether anyone listens: a subscriber scoped to one test can miss
-    /// events whose call site another test reached first.
-    fn global() -> &'static CapturedLog {
-        static LOG: std::sync::OnceLock<CapturedLog> = std::sync::OnceLock::new();
-        LOG.get_or_init(|| {
-            let log = CapturedLog::default();
-            let writer = log.clone();
-            tracing::subscriber::set_global_default(berth::logging::subscriber(
-                "info",
-                berth::logging::LogFormat::Json,
-                move || writer.clone(),
-            ))
-            .unwrap();
-            log
-        })
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
-
-    /// Sync-log lines of one release.
-    fn sync_log(&self, release: &str) -> Vec<serde_json::Value> {
-        self.text()
-            .lines()
-            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
-            .filter(|line| line["target"] == "berth::sync_log" && line["release"] == release)
-            .collect()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,156 @@
+//! Helpers shared by the end-to-end test binaries (each uses a subset, hence
+//! the allow below).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth::config::AgentConfig;
+use berth::daemon::Agent;
+use berth::inventory::{InventoryStore, Outcome};
+use berth::sync::SyncReport;
+use berth_harness::TestCluster;
+use berth_harness::git::{BRANCH, TestRepo};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Client;
+use kube::api::Api;
+use tempfile::TempDir;
+
+pub const STATE_NAMESPACE: &str = "berth-system";
+
+pub fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/demo")
+}
+
+/// The demo application as a real git repository, its release renamed so that
+/// tests sharing one cluster do not meet.
+pub fn demo_repo(release: &str) -> TestRepo {
+    let (repo, _) = TestRepo::from_dir(release, &fixture(), "demo application").unwrap();
+    let path = repo.path().join("deploy/release.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("name: demo\n", &format!("name: {release}\n"))
+        .replace("namespace: demo\n", &format!("namespace: {release}\n"));
+    repo.write("deploy/release.yaml", text).unwrap();
+    repo.commit(&format!("release {release}")).unwrap();
+    repo
+}
+
+/// One agent: a configuration file (through the real loader) for a context.
+pub struct TestAgent {
+    pub agent: Agent,
+    pub client: Client,
+    pub _dir: TempDir,
+}
+
+impl TestAgent {
+    pub async fn new(cluster: &TestCluster, url: &str, context: &str) -> Self {
+        Self::with_config(cluster, url, context, "").await
+    }
+
+    /// Like [`TestAgent::new`], with more configuration appended (e.g. a `vault:` section).
+    pub async fn with_config(cluster: &TestCluster, url: &str, context: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
+        let config = format!(
+            "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
+             cache_dir: {cache}\n\
+             kubeconfig: {kubeconfig}\n\
+             state_namespace: {STATE_NAMESPACE}\n\
+             log: debug\n\
+             applications:\n  - name: demo\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n",
+            cache = dir.path().join("cache").display(),
+            kubeconfig = cluster.admin_kubeconfig().display(),
+        );
+        let path = dir.path().join("berth.yaml");
+        std::fs::write(&path, format!("{config}{extra}")).unwrap();
+        let config = AgentConfig::load(&path).unwrap();
+        let client = cluster.admin_client().await.unwrap();
+        Self {
+            agent: Agent::new(config, client.clone()),
+            client,
+            _dir: dir,
+        }
+    }
+
+    pub async fn sync(&mut self, full_compare: bool) -> SyncReport {
+        let mut reports = self.agent.sync_once(None, full_compare).await;
+        assert_eq!(reports.len(), 1);
+        reports.remove(0)
+    }
+
+    pub async fn history(&self, release: &str) -> Vec<berth::inventory::HistoryEntry> {
+        InventoryStore::new(self.client.clone(), STATE_NAMESPACE, release, 10)
+            .history()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn succeeded(report: &SyncReport) {
+    assert_eq!(
+        report.outcome,
+        Outcome::Succeeded,
+        "sync failed: {report:?}"
+    );
+}
+
+pub async fn config_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, String> {
+    Api::<ConfigMap>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .unwrap()
+        .data
+        .unwrap_or_default()
+}
+
+pub const STAGING_PARIS: &str = "onprem,staging,paris,par-staging-1";
+pub const PROD_GCP: &str = "gcp,prod,europe-west1,gke-prod-1";
+
+/// Log lines captured from berth's own JSON subscriber.
+#[derive(Clone, Default)]
+pub struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLog {
+    /// The log of this whole test binary, through berth's own JSON subscriber.
+    /// It is installed as the global default because tracing caches, per call
+    /// site, whether anyone listens: a subscriber scoped to one test can miss
+    /// events whose call site another test reached first.
+    pub fn global() -> &'static CapturedLog {
+        static LOG: std::sync::OnceLock<CapturedLog> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| {
+            let log = CapturedLog::default();
+            let writer = log.clone();
+            tracing::subscriber::set_global_default(berth::logging::subscriber(
+                "info",
+                berth::logging::LogFormat::Json,
+                move || writer.clone(),
+            ))
+            .unwrap();
+            log
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+
+    /// Sync-log lines of one release.
+    pub fn sync_log(&self, release: &str) -> Vec<serde_json::Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+            .filter(|line| line["target"] == "berth::sync_log" && line["release"] == release)
+            .collect()
+    }
+}

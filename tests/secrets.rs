@@ -379,3 +379,44 @@ async fn secret_values_never_appear_in_logs_diffs_or_history() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_token_is_replaced_without_failing_a_sync() {
+    let cluster = shared().await;
+    let vault = VaultServer::start_dev().await.unwrap();
+    vault.enable_approle().await.unwrap();
+    let release = "short-tokens";
+    let path = format!("{release}/default/database-password");
+    vault
+        .kv_put(&path, &[("value", "short-Pw-1")])
+        .await
+        .unwrap();
+    let repo = repo_with_secret(release);
+    let scratch = tempfile::tempdir().unwrap();
+    let extra = approle_agent_config(&vault, scratch.path(), release, "par-staging-1").await;
+    // Tokens of this role live two seconds and cannot be renewed past that.
+    let (status, _) = vault
+        .request(
+            http::Method::POST,
+            &format!("auth/approle/role/{release}-par-staging-1"),
+            Some(vault.root_token()),
+            Some(serde_json::json!({ "token_ttl": "2s", "token_max_ttl": "2s" })),
+        )
+        .await
+        .unwrap();
+    assert!(status.is_success(), "{status}");
+    let mut agent = TestAgent::with_config(cluster, &repo.file_url(), STAGING_PARIS, &extra).await;
+    succeeded(&agent.sync(false).await);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    vault
+        .kv_put(&path, &[("value", "short-Pw-2")])
+        .await
+        .unwrap();
+    succeeded(&agent.sync(true).await);
+    assert_eq!(
+        secret_value(&agent.client, release, &format!("{release}-secrets"))
+            .await
+            .as_deref(),
+        Some("short-Pw-2")
+    );
+}

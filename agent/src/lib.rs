@@ -20,3 +20,4 @@ pub mod release;
 pub mod render;
 pub mod source;
 pub mod sync;
+pub mod template_cmd;

@@ -14,8 +14,12 @@ pub struct Chart {
     pub name: String,
     /// Path prefix used in template names: "<root>" or "<root>/charts/<sub>".
     pub full_path: String,
-    /// values.yaml (an empty map when absent).
-    pub values: serde_yaml::Value,
+    /// values.yaml (an empty map when absent), read as helm reads YAML.
+    pub values: Value,
+    /// values.schema.json, when present.
+    pub schema: Option<Vec<u8>>,
+    /// crds/ files: (path relative to the chart, contents), in name order.
+    pub crds: Vec<(String, Vec<u8>)>,
     /// Template files: path relative to the chart root ("templates/x.yaml") → text.
     pub templates: Vec<(String, String)>,
     /// Other files, for `.Files`.
@@ -64,6 +68,28 @@ fn parse_yaml(path: &str, bytes: &[u8]) -> Result<serde_yaml::Value, RenderError
     })
 }
 
+/// Reads a values file as helm does (YAML 1.1 typing; empty means an empty map).
+pub fn parse_values(path: &str, bytes: &[u8]) -> Result<Value, RenderError> {
+    let text = String::from_utf8_lossy(bytes);
+    let v = crate::render::yaml11::parse_first(&text).map_err(|e| {
+        RenderError::plain(
+            path,
+            format!("cannot load {path}: error converting YAML to JSON: yaml: {e}"),
+        )
+    })?;
+    match v {
+        Value::Nil => Ok(Value::new_map(BTreeMap::new())),
+        v @ Value::Map(_) => Ok(v),
+        other => Err(RenderError::plain(
+            path,
+            format!(
+                "cannot load {path}: error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                other.kind_name()
+            ),
+        )),
+    }
+}
+
 /// Loads the chart whose files are under `prefix` ("" for the root) in `all`.
 pub fn load(
     all: &BTreeMap<String, Vec<u8>>,
@@ -95,9 +121,10 @@ pub fn load(
         ));
     }
     let values = match own.get("values.yaml") {
-        Some(b) => parse_yaml(&format!("{prefix}values.yaml"), b)?,
-        None => serde_yaml::Value::Mapping(Default::default()),
+        Some(b) => parse_values(&format!("{prefix}values.yaml"), b)?,
+        None => Value::new_map(BTreeMap::new()),
     };
+    let schema = own.get("values.schema.json").cloned();
     let full_path = match parent_path {
         Some(p) => format!("{p}/charts/{name}"),
         None => name.clone(),
@@ -105,20 +132,19 @@ pub fn load(
     let mut templates = Vec::new();
     let mut files = BTreeMap::new();
     let mut sub_dirs: Vec<String> = Vec::new();
+    let mut sub_tgz: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut crds = Vec::new();
     for (rel, data) in &own {
+        if rel.starts_with("crds/") {
+            crds.push((rel.clone(), data.clone()));
+        }
         if let Some(rest) = rel.strip_prefix("charts/") {
             if let Some((dir, tail)) = rest.split_once('/') {
                 if tail == "Chart.yaml" {
                     sub_dirs.push(dir.to_string());
                 }
             } else if rest.ends_with(".tgz") || rest.ends_with(".tar.gz") {
-                // TODO: packaged subcharts need a gzip/tar reader; unpack them beforehand.
-                return Err(RenderError::plain(
-                    &format!("{prefix}{rel}"),
-                    format!(
-                        "packaged subchart {prefix}{rel} is not supported: unpack it into charts/"
-                    ),
-                ));
+                sub_tgz.push((format!("{prefix}{rel}"), data.clone()));
             }
             continue;
         }
@@ -160,12 +186,20 @@ pub fn load(
             Some(&full_path),
         )?);
     }
+    for (path, data) in sub_tgz {
+        let unpacked = crate::render::load::from_tgz(&data, &path)?;
+        subcharts.push(load(&unpacked.files, "", Some(&full_path))?);
+    }
+    // Helm orders dependencies by name regardless of how they were stored.
+    subcharts.sort_by(|a, b| a.name.cmp(&b.name));
     let is_library = meta_str(&metadata, "type") == "library";
     Ok(Chart {
         metadata,
         name,
         full_path,
         values,
+        schema,
+        crds,
         templates,
         files,
         subcharts,
@@ -218,7 +252,7 @@ pub fn coalesce(chart: &Chart, user: &Value) -> Value {
 }
 
 fn coalesce_chart(chart: &Chart, dst: &Value) {
-    let defaults = yaml_to_values(&chart.values);
+    let defaults = chart.values.clone();
     merge_defaults(dst, &defaults, true);
     let Value::Map(dm) = dst else { return };
     for sub in &chart.subcharts {

@@ -6,8 +6,12 @@
 
 pub mod chart;
 pub mod funcs;
+pub mod load;
+pub mod schema;
+pub mod strvals;
 pub mod template;
 pub mod value;
+pub mod yaml11;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -188,15 +192,48 @@ impl RenderError {
 
 /// The chart's own default values (its values.yaml parsed).
 pub fn chart_default_values(chart: &ChartFiles) -> Result<serde_yaml::Value, RenderError> {
-    Ok(chart::load(&chart.files, "", None)?.values)
+    Ok(chart::load(&chart.files, "", None)?.values.to_yaml_value())
 }
 
-/// Renders a chart like `helm template`.
+/// Everything `helm template` can print, in its order.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOutput {
+    /// crds/ files of every enabled chart (printed only with `--include-crds`).
+    pub crds: Vec<Manifest>,
+    /// Ordinary manifests, in install order.
+    pub manifests: Vec<Manifest>,
+    /// Hook manifests, in hook order.
+    pub hooks: Vec<Hook>,
+}
+
+/// A manifest annotated with `helm.sh/hook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub manifest: Manifest,
+    /// A `test` (or legacy `test-success`/`test-failure`) hook.
+    pub is_test: bool,
+}
+
+/// Renders a chart like `helm template`: manifests then hooks, as helm prints them.
 pub fn render(
     chart: &ChartFiles,
     values: &serde_yaml::Value,
     options: &RenderOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
+    let out = render_full(chart, &Value::from_yaml(values), options)?;
+    Ok(out
+        .manifests
+        .into_iter()
+        .chain(out.hooks.into_iter().map(|h| h.manifest))
+        .collect())
+}
+
+/// Renders a chart with user values already typed (as `--set` types them).
+pub fn render_full(
+    chart: &ChartFiles,
+    user: &Value,
+    options: &RenderOptions,
+) -> Result<RenderOutput, RenderError> {
     let root = chart::load(&chart.files, "", None)?;
     if root.is_library {
         return Err(RenderError::plain(
@@ -204,14 +241,15 @@ pub fn render(
             "library charts are not installable".to_string(),
         ));
     }
-    let user = Value::from_yaml(values);
-    let coalesced = chart::coalesce(&root, &user);
+    let coalesced = chart::coalesce(&root, user);
     let caps = capabilities(options)?;
 
     // Collect enabled charts with their scoped values.
     let mut charts: Vec<(Chart, Value)> = Vec::new();
     collect_charts(&root, &coalesced, &mut charts);
-
+    for (c, vals) in &charts {
+        schema::validate(c, vals)?;
+    }
     // Parse all templates into one set, deepest paths first so that a parent
     // chart's `define` overrides a subchart's (as helm orders them).
     let mut all: Vec<(String, String, usize)> = Vec::new();
@@ -276,7 +314,29 @@ pub fn render(
         rendered.push((name.clone(), out.replace("<no value>", "")));
     }
     rendered.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(sort_manifests(rendered))
+    let (manifests, hooks) = sort_manifests(rendered);
+    let mut crds = Vec::new();
+    crd_files(&root, &charts, &mut crds);
+    Ok(RenderOutput {
+        crds,
+        manifests,
+        hooks,
+    })
+}
+
+/// crds/ files, the chart's own first, then its enabled subcharts' (helm's CRDObjects).
+fn crd_files(c: &Chart, enabled: &[(Chart, Value)], out: &mut Vec<Manifest>) {
+    for (path, data) in &c.crds {
+        out.push(Manifest {
+            source: format!("{}/{}", c.full_path, path),
+            content: String::from_utf8_lossy(data).into_owned(),
+        });
+    }
+    for sub in &c.subcharts {
+        if enabled.iter().any(|(e, _)| e.full_path == sub.full_path) {
+            crd_files(sub, enabled, out);
+        }
+    }
 }
 
 fn collect_charts(c: &Chart, values: &Value, out: &mut Vec<(Chart, Value)>) {
@@ -451,6 +511,7 @@ struct DocHead {
     kind: String,
     name: String,
     hook: bool,
+    is_test: bool,
     hook_weight: i64,
 }
 
@@ -469,6 +530,9 @@ fn doc_head(content: &str) -> DocHead {
         kind: as_string(get(&["kind"])),
         name: as_string(get(&["metadata", "name"])),
         hook: get(&["metadata", "annotations", "helm.sh/hook"]).is_some(),
+        is_test: as_string(get(&["metadata", "annotations", "helm.sh/hook"]))
+            .split(',')
+            .any(|h| matches!(h.trim(), "test" | "test-success" | "test-failure")),
         hook_weight: as_string(get(&["metadata", "annotations", "helm.sh/hook-weight"]))
             .trim()
             .parse()
@@ -477,7 +541,7 @@ fn doc_head(content: &str) -> DocHead {
 }
 
 /// Splits rendered files into documents and orders them as `helm template` prints.
-fn sort_manifests(files: Vec<(String, String)>) -> Vec<Manifest> {
+fn sort_manifests(files: Vec<(String, String)>) -> (Vec<Manifest>, Vec<Hook>) {
     // Helm splits on "---" at a line start (the separator regex swallows
     // surrounding whitespace) and trims each document.
     let sep = regex::Regex::new(r"(?:^|\s*\n)---\s*").ok();
@@ -520,7 +584,16 @@ fn sort_manifests(files: Vec<(String, String)>) -> Vec<Manifest> {
             .then_with(|| by_kind(&a.0, &b.0))
             .then_with(|| a.0.name.cmp(&b.0.name))
     });
-    generic.into_iter().chain(hooks).map(|(_, m)| m).collect()
+    (
+        generic.into_iter().map(|(_, m)| m).collect(),
+        hooks
+            .into_iter()
+            .map(|(h, m)| Hook {
+                manifest: m,
+                is_test: h.is_test,
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -346,13 +346,13 @@ mod tests {
     fn yaml_1_1_scalars() {
         let v = parse_first(
             "a: yes\nb: 'yes'\nc: off\nd: 0x1F\ne: 1_000\nf: 1e3\ng: ~\nh: 012\ni: 1.5\n\
-             yes: k\n1: l\nm: &x {p: 1}\nn: {<<: *x, q: 2}\n",
+             yes: k\n1: l\nm: &x {p: 1}\nmm: {<<: *x, q: 2}\n",
         )
         .expect("parses");
         let y = v.to_yaml_value();
         let want: serde_yaml::Value = serde_yaml::from_str(
             "{a: true, b: 'yes', c: false, d: 31, e: 1000, f: 1000, g: null, h: 10, i: 1.5, \
-             'true': k, '1': l, m: {p: 1}, n: {p: 1, q: 2}}",
+             'true': k, '1': l, m: {p: 1}, mm: {p: 1, q: 2}}",
         )
         .expect("yaml");
         assert_eq!(y, want);

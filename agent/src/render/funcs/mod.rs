@@ -1,6 +1,7 @@
 //! Template functions: Go's builtins, Helm's additions and sprig.
 //! (`include` and `tpl` need the executor and live in `template::exec`.)
 
+pub mod crypto;
 pub mod gofmt;
 pub mod yaml;
 
@@ -217,6 +218,9 @@ const NAMES: &[&str] = &[
     "genCA",
     "genSelfSignedCert",
     "genSignedCert",
+    "genCAWithKey",
+    "genSelfSignedCertWithKey",
+    "genSignedCertWithKey",
     "genPrivateKey",
     "derivePassword",
     "htpasswd",
@@ -744,6 +748,9 @@ fn regex_replace(re: &regex::Regex, s: &str, repl: &str) -> String {
 /// Calls a (non-executor) function.
 pub fn call(name: &str, args: Vec<Value>) -> R {
     let a = &args[..];
+    if let Some(r) = crypto::call(name, a) {
+        return r;
+    }
     match name {
         // --- Go builtins ---
         "not" => {

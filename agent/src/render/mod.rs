@@ -314,7 +314,7 @@ pub fn render_full(
         rendered.push((name.clone(), out.replace("<no value>", "")));
     }
     rendered.sort_by(|a, b| a.0.cmp(&b.0));
-    let (manifests, hooks) = sort_manifests(rendered);
+    let (manifests, hooks) = sort_manifests(rendered)?;
     let mut crds = Vec::new();
     crd_files(&root, &charts, &mut crds);
     Ok(RenderOutput {
@@ -515,33 +515,50 @@ struct DocHead {
     hook_weight: i64,
 }
 
-fn doc_head(content: &str) -> DocHead {
-    let parsed: Option<serde_yaml::Value> = serde_yaml::from_str(content).ok();
-    let get = |path: &[&str]| -> Option<serde_yaml::Value> {
-        let mut cur = parsed.as_ref()?;
+/// Parses a document's head the way helm does (its YAML must parse, and be a map).
+fn doc_head(content: &str) -> Result<DocHead, String> {
+    let parsed = yaml11::parse_first(content)
+        .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))?;
+    if !matches!(parsed, Value::Map(_) | Value::Nil) {
+        return Err(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
+            match parsed {
+                Value::List(_) => "array",
+                Value::String(_) => "string",
+                Value::Bool(_) => "bool",
+                _ => "number",
+            }
+        ));
+    }
+    let get = |path: &[&str]| -> Option<Value> {
+        let mut cur = parsed.clone();
         for p in path {
-            cur = cur.get(*p)?;
+            cur = cur.map_get(p)?;
         }
-        Some(cur.clone())
+        Some(cur)
     };
-    let as_string =
-        |v: Option<serde_yaml::Value>| v.map(|v| value::yaml_key_string(&v)).unwrap_or_default();
-    DocHead {
+    let as_string = |v: Option<Value>| match v {
+        Some(Value::String(s)) => s,
+        Some(Value::Nil) | None => String::new(),
+        Some(other) => other.to_go_string(),
+    };
+    let hook = as_string(get(&["metadata", "annotations", "helm.sh/hook"]));
+    Ok(DocHead {
         kind: as_string(get(&["kind"])),
         name: as_string(get(&["metadata", "name"])),
         hook: get(&["metadata", "annotations", "helm.sh/hook"]).is_some(),
-        is_test: as_string(get(&["metadata", "annotations", "helm.sh/hook"]))
+        is_test: hook
             .split(',')
             .any(|h| matches!(h.trim(), "test" | "test-success" | "test-failure")),
         hook_weight: as_string(get(&["metadata", "annotations", "helm.sh/hook-weight"]))
             .trim()
             .parse()
             .unwrap_or(0),
-    }
+    })
 }
 
 /// Splits rendered files into documents and orders them as `helm template` prints.
-fn sort_manifests(files: Vec<(String, String)>) -> (Vec<Manifest>, Vec<Hook>) {
+fn sort_manifests(files: Vec<(String, String)>) -> Result<(Vec<Manifest>, Vec<Hook>), RenderError> {
     // Helm splits on "---" at a line start (the separator regex swallows
     // surrounding whitespace) and trims each document.
     let sep = regex::Regex::new(r"(?:^|\s*\n)---\s*").ok();
@@ -558,7 +575,9 @@ fn sort_manifests(files: Vec<(String, String)>) -> (Vec<Manifest>, Vec<Hook>) {
             if d.is_empty() {
                 continue;
             }
-            let head = doc_head(d);
+            let head = doc_head(d).map_err(|e| {
+                RenderError::plain(&source, format!("YAML parse error on {source}: {e}"))
+            })?;
             let m = Manifest {
                 source: source.clone(),
                 content: d.to_string(),
@@ -584,7 +603,7 @@ fn sort_manifests(files: Vec<(String, String)>) -> (Vec<Manifest>, Vec<Hook>) {
             .then_with(|| by_kind(&a.0, &b.0))
             .then_with(|| a.0.name.cmp(&b.0.name))
     });
-    (
+    Ok((
         generic.into_iter().map(|(_, m)| m).collect(),
         hooks
             .into_iter()
@@ -593,7 +612,7 @@ fn sort_manifests(files: Vec<(String, String)>) -> (Vec<Manifest>, Vec<Hook>) {
                 is_test: h.is_test,
             })
             .collect(),
-    )
+    ))
 }
 
 #[cfg(test)]

@@ -49,7 +49,13 @@ fn parse_docs(text: &str, first_only: bool) -> Result<Vec<Value>, String> {
     let mut alias_budget = MAX_ALIAS_NODES;
     let mut current: Option<Value> = None;
     loop {
-        let (event, mark) = parser.next_token().map_err(|e| e.to_string())?;
+        let (event, mark) = parser.next_token().map_err(|e| {
+            // go-yaml leaves out the line for errors on the first line.
+            match e.marker().line() {
+                0 | 1 => e.info().to_string(),
+                n => format!("line {n}: {}", e.info()),
+            }
+        })?;
         let node = match event {
             Event::StreamEnd => break,
             Event::StreamStart | Event::Nothing => continue,

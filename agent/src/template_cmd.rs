@@ -16,7 +16,12 @@ pub struct TemplateArgs {
     #[arg(num_args = 1..=2, value_name = "[NAME] CHART")]
     pub args: Vec<String>,
     /// Values files, merged in order (later wins).
-    #[arg(short = 'f', long = "values", value_name = "FILE")]
+    #[arg(
+        short = 'f',
+        long = "values",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
     pub values: Vec<PathBuf>,
     /// key=value pairs (typed: true/false/null/integers).
     #[arg(long = "set", value_name = "KEY=VAL")]
@@ -49,7 +54,7 @@ pub struct TemplateArgs {
     #[arg(long)]
     pub skip_crds: bool,
     /// Only print manifests rendered from these templates.
-    #[arg(short = 's', long = "show-only", value_delimiter = ',')]
+    #[arg(short = 's', long = "show-only")]
     pub show_only: Vec<String>,
     /// Do not print hooks.
     #[arg(long)]
@@ -69,6 +74,34 @@ pub struct TemplateArgs {
     /// Accepted for compatibility (helm: release name in --output-dir paths).
     #[arg(long)]
     pub release_name: bool,
+    /// Do not validate values against values.schema.json.
+    #[arg(long)]
+    pub skip_schema_validation: bool,
+    /// Accepted and ignored, as by `helm template` (release metadata only).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Accepted and ignored (`helm template` is always a client-side dry run).
+    #[arg(long, num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<String>,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "berth template")]
+struct Standalone {
+    #[command(flatten)]
+    args: TemplateArgs,
+}
+
+/// Parses `berth template` arguments (without the program name), e.g. for tests.
+pub fn parse_args<I, S>(args: I) -> Result<TemplateArgs>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser as _;
+    let argv = std::iter::once(std::ffi::OsString::from("berth-template"))
+        .chain(args.into_iter().map(Into::into));
+    Ok(Standalone::try_parse_from(argv)?.args)
 }
 
 /// Runs `berth template`; errors are printed to stderr with a non-zero exit.
@@ -108,6 +141,7 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
         is_install: !args.is_upgrade,
         kube_version: args.kube_version.clone(),
         api_versions: args.api_versions.clone(),
+        skip_schema_validation: args.skip_schema_validation,
     };
     let out = render::render_full(&chart, &values, &options).map_err(|e| anyhow::anyhow!(e))?;
     let mut text = String::new();

@@ -144,6 +144,8 @@ pub struct RenderOptions {
     pub kube_version: Option<String>,
     /// Extra API versions for `.Capabilities.APIVersions`.
     pub api_versions: Vec<String>,
+    /// Skip values.schema.json validation (`--skip-schema-validation`).
+    pub skip_schema_validation: bool,
 }
 
 impl Default for RenderOptions {
@@ -155,6 +157,7 @@ impl Default for RenderOptions {
             is_install: true,
             kube_version: None,
             api_versions: vec![],
+            skip_schema_validation: false,
         }
     }
 }
@@ -247,8 +250,8 @@ pub fn render_full(
     // Collect enabled charts with their scoped values.
     let mut charts: Vec<(Chart, Value)> = Vec::new();
     collect_charts(&root, &coalesced, &mut charts);
-    for (c, vals) in &charts {
-        schema::validate(c, vals)?;
+    if !options.skip_schema_validation {
+        schema::validate_tree(&root, &coalesced)?;
     }
     // Parse all templates into one set, deepest paths first so that a parent
     // chart's `define` overrides a subchart's (as helm orders them).

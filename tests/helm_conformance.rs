@@ -564,3 +564,264 @@ fn comparison_tells_random_fields_from_real_differences() {
     let masked = |t: &str| mask(t, &documents(t), std::slice::from_ref(&random));
     assert_eq!(masked(&h1), masked(&doc("a", "qqqq5555", &pem("CCC"))));
 }
+
+/// Writes `files` (path → text) under `dir`.
+fn write_chart(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+    }
+}
+
+/// A feature chart exercising values, release and capabilities, subcharts,
+/// CRDs, hooks and tests (written here, rendered by both helm and berth).
+fn feature_charts(root: &Path, helm: &Path) -> PathBuf {
+    let parent = root.join("parent");
+    write_chart(
+        &parent,
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: parent\nversion: 1.2.3\nappVersion: \"4.5\"\n\
+                 dependencies:\n\
+                 - {name: sub1, version: 0.1.0, condition: sub1.enabled}\n\
+                 - {name: sub2, version: 0.1.0, alias: second, import-values: [data, {child: deep, parent: imported}]}\n\
+                 - {name: sub2, version: 0.1.0, tags: [front]}\n\
+                 - {name: lib, version: 0.1.0}\n",
+            ),
+            (
+                "values.yaml",
+                "replicas: 2\nflag: yes\nempty:\nnested: {a: 1, b: {c: two}, d: [1, 2]}\n\
+                 global: {region: eu, n: 3}\nsub1: {enabled: false}\ntags: {front: false}\n\
+                 second: {greeting: hi-from-parent}\nhex: 0x1F\noct: 0777\nbig: 1e6\nf: 1.50\n",
+            ),
+            (
+                "values.schema.json",
+                r#"{"type": "object", "properties": {"replicas": {"type": "integer", "minimum": 1}}}"#,
+            ),
+            (
+                "templates/values.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"lib.name\" . }}\ndata:\n  \
+                 values: {{ toJson .Values | quote }}\n  \
+                 kinds: {{ range $k, $v := .Values }}{{ $k }}={{ kindOf $v }},{{ end }}\n  \
+                 printf: {{ printf \"%v|%d|%s\" .Values.nested .Values.replicas .Values.nested.b.c | quote }}\n  \
+                 release: {{ printf \"%s %s %v %v %d %s\" .Release.Name .Release.Namespace .Release.IsInstall .Release.IsUpgrade .Release.Revision .Release.Service | quote }}\n  \
+                 kube: {{ printf \"%s %s %s\" .Capabilities.KubeVersion.Version .Capabilities.KubeVersion.Major .Capabilities.KubeVersion.Minor | quote }}\n  \
+                 apis: {{ printf \"%v %v\" (.Capabilities.APIVersions.Has \"foo/v1\") (.Capabilities.APIVersions.Has \"apps/v1\") | quote }}\n  \
+                 chart: {{ printf \"%s %s %s %v\" .Chart.Name .Chart.Version .Chart.AppVersion .Chart.IsRoot | quote }}\n  \
+                 template: {{ printf \"%s %s\" .Template.Name .Template.BasePath | quote }}\n",
+            ),
+            (
+                "templates/hooks.yaml",
+                "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: post\n  annotations:\n    \"helm.sh/hook\": post-install\n---\n\
+                 apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pre\n  annotations:\n    \"helm.sh/hook\": pre-install\n    \"helm.sh/hook-weight\": \"-5\"\n---\n\
+                 apiVersion: v1\nkind: Pod\nmetadata:\n  name: test-conn\n  annotations:\n    \"helm.sh/hook\": test\n",
+            ),
+            ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n---\n# only a comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n"),
+            ("templates/NOTES.txt", "Thanks for installing {{ .Chart.Name }}.\n"),
+            ("templates/_partial.tpl", "{{ define \"parent.unused\" }}x{{ end }}\n"),
+            ("crds/widget.yaml", "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\n"),
+            (".helmignore", "*.bak\nignored/\n"),
+            ("ignored/file.txt", "ignored\n"),
+            ("notes.bak", "ignored\n"),
+            ("charts/sub1/Chart.yaml", "apiVersion: v2\nname: sub1\nversion: 0.1.0\n"),
+            ("charts/sub1/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sub1\n"),
+            ("charts/lib/Chart.yaml", "apiVersion: v2\nname: lib\nversion: 0.1.0\ntype: library\n"),
+            ("charts/lib/templates/_helpers.tpl", "{{- define \"lib.name\" -}}{{ .Release.Name }}-{{ .Chart.Name }}{{- end -}}\n"),
+        ],
+    );
+    let sub2_src = root.join("src/sub2");
+    write_chart(
+        &sub2_src,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: sub2\nversion: 0.1.0\n"),
+            (
+                "values.yaml",
+                "greeting: hello\nexports: {data: {exported: from-sub2}}\ndeep: {val: 42}\nglobal: {region: us, own: 1}\n",
+            ),
+            (
+                "templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Chart.Name }}-{{ .Release.Name }}\ndata:\n  \
+                 values: {{ toJson .Values | quote }}\n  \
+                 chart: {{ printf \"%s %v %s\" .Chart.Name .Chart.IsRoot .Template.BasePath | quote }}\n",
+            ),
+        ],
+    );
+    let out = Command::new(helm)
+        .arg("package")
+        .arg(&sub2_src)
+        .arg("-d")
+        .arg(parent.join("charts"))
+        .output()
+        .expect("helm package");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    parent
+}
+
+/// Charts whose rendering fails: (name, files).
+fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
+    let chart_yaml = ("Chart.yaml", "apiVersion: v2\nname: bad\nversion: 0.1.0\n");
+    vec![
+        (
+            "syntax",
+            vec![
+                chart_yaml,
+                ("templates/ok.yaml", "a: b\n"),
+                ("templates/cm.yaml", "a: b\nc: {{ .Values.x \n"),
+            ],
+        ),
+        (
+            "unclosed-if",
+            vec![chart_yaml, ("templates/cm.yaml", "a: b\n{{ if .Values.x }}\nc: d\n")],
+        ),
+        (
+            "required",
+            vec![
+                chart_yaml,
+                ("templates/cm.yaml", "a: b\nc: {{ required \"value c is required\" .Values.c }}\n"),
+            ],
+        ),
+        (
+            "fail",
+            vec![chart_yaml, ("templates/cm.yaml", "a: b\n\n{{ fail \"stop here\" }}\n")],
+        ),
+        (
+            "schema",
+            vec![
+                chart_yaml,
+                ("values.yaml", "port: http\n"),
+                (
+                    "values.schema.json",
+                    r#"{"type": "object", "required": ["name"], "properties": {"port": {"type": "integer"}}}"#,
+                ),
+                ("templates/cm.yaml", "a: b\n"),
+            ],
+        ),
+        (
+            "missing-subchart",
+            vec![
+                (
+                    "Chart.yaml",
+                    "apiVersion: v2\nname: bad\nversion: 0.1.0\ndependencies:\n- {name: absent, version: 1.0.0}\n",
+                ),
+                ("templates/cm.yaml", "a: b\n"),
+            ],
+        ),
+        (
+            "invalid-yaml",
+            vec![chart_yaml, ("templates/cm.yaml", "a: b\nc: d: e\n")],
+        ),
+        (
+            "undefined-function",
+            vec![chart_yaml, ("templates/cm.yaml", "a: {{ nosuchfunc 1 }}\n")],
+        ),
+        (
+            "nil-pointer",
+            vec![chart_yaml, ("templates/cm.yaml", "a: {{ .Values.x.y.z }}\n")],
+        ),
+    ]
+}
+
+/// Where two texts first differ: line number and a little context of each.
+fn first_text_difference(h: &str, b: &str) -> String {
+    let at = h
+        .char_indices()
+        .zip(b.chars())
+        .find(|((_, x), y)| x != y)
+        .map(|((i, _), _)| i)
+        .unwrap_or(h.len().min(b.len()));
+    let line = h[..at].matches('\n').count() + 1;
+    let from = h.floor_char_boundary(at.saturating_sub(40));
+    let ctx = |t: &str| t.get(from..t.len().min(at + 60)).unwrap_or("").to_string();
+    format!("differs at line {line}: helm {:?} berth {:?}", ctx(h), ctx(b))
+}
+
+fn run_both(helm: &Path, args: &[String]) -> (Result<String, String>, Result<String, String>) {
+    (helm_template(helm, args), berth_template(args))
+}
+
+/// helm's message without its "Use --debug" hint.
+fn first_error_line(e: &str) -> String {
+    e.lines()
+        .find(|l| l.starts_with("Error:"))
+        .or_else(|| e.lines().next())
+        .unwrap_or("")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn features_render_like_helm() {
+    let helm = helm();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // BERTH_FEATURE_DIR keeps the generated charts for a look after a failure.
+    let kept = std::env::var_os("BERTH_FEATURE_DIR").map(PathBuf::from);
+    let base = kept.as_deref().unwrap_or(tmp.path());
+    let _ = std::fs::remove_dir_all(base.join("parent"));
+    let parent = feature_charts(base, &helm);
+    let p = parent.display().to_string();
+    let values_a = base.join("a.yaml");
+    let values_b = base.join("b.yaml");
+    let file = base.join("file.txt");
+    std::fs::write(&values_a, "nested: {b: {c: three, e: [x]}}\nreplicas: 3\nempty: {k: v}\nsub1: {enabled: true}\n")
+        .expect("write");
+    std::fs::write(&values_b, "nested: {a: null}\nlist: [1, two]\nswitch: on\n").expect("write");
+    std::fs::write(&file, "line1\nline2\n").expect("write");
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        ("defaults", s(&[&p])),
+        ("name and namespace", s(&["myrel", &p, "-n", "team-a"])),
+        ("name template", s(&[&p, "--name-template", "fixed-name"])),
+        ("kube and api versions", s(&[&p, "--kube-version", "1.29.3", "--api-versions", "foo/v1,bar/v2", "-a", "baz/v1"])),
+        ("is-upgrade", s(&[&p, "--is-upgrade"])),
+        ("values files in order", s(&[&p, "-f", &values_a.display().to_string(), "-f", &values_b.display().to_string()])),
+        ("values files comma list", s(&[&p, "-f", &format!("{},{}", values_b.display(), values_a.display())])),
+        ("set typed", s(&[&p, "--set", "a.b=1,c=true,d=null,e=0123,f=1.5,g={x,2},h[1].i=j,k=,replicas=5,nested.a=null,big=12345678901234567890,neg=-7,t=TRUE"])),
+        ("set escapes", s(&[&p, "--set", r"x\.y=1,name=a\,b", "--set", "list[0]=first"])),
+        ("set-string", s(&[&p, "--set-string", "s=true,n=5,z=null"])),
+        ("set-json", s(&[&p, "--set-json", r#"j={"x":[1,2.5,null],"y":"z"}"#, "--set-json", "k=[1,2]"])),
+        ("set-file", s(&[&p, "--set-file", &format!("f={}", file.display())])),
+        ("set-literal", s(&[&p, "--set-literal", "lit=a,b.c=d"])),
+        ("set order", s(&[&p, "--set", "o=set", "--set-string", "o=string", "--set-json", "o=1"])),
+        ("enable subchart and tag", s(&[&p, "--set", "sub1.enabled=true,tags.front=true"])),
+        ("global from parent", s(&[&p, "--set", "global.region=ap,second.global.own=2"])),
+        ("include-crds", s(&[&p, "--include-crds"])),
+        ("skip-crds", s(&[&p, "--include-crds", "--skip-crds"])),
+        ("skip-tests", s(&[&p, "--skip-tests"])),
+        ("no-hooks", s(&[&p, "--no-hooks"])),
+        ("show-only", s(&[&p, "--show-only", "templates/svc.yaml", "-s", "templates/hooks.yaml"])),
+        ("show-only subchart", s(&[&p, "-s", "charts/second/templates/cm.yaml"])),
+        ("show-only missing", s(&[&p, "--show-only", "templates/nope.yaml"])),
+        ("schema violation", s(&[&p, "--set", "replicas=0"])),
+        ("skip-schema-validation", s(&[&p, "--set", "replicas=0", "--skip-schema-validation"])),
+        ("bad set", s(&[&p, "--set", "novalue"])),
+    ];
+    let mut failures = Vec::new();
+    for (name, args) in &cases {
+        match run_both(&helm, args) {
+            (Ok(h), Ok(b)) if h == b => {}
+            (Ok(h), Ok(b)) => failures.push(format!("{name}: {}", first_text_difference(&h, &b))),
+            (Err(h), Err(b)) if first_error_line(&h) == first_error_line(&b) => {}
+            (h, b) => failures.push(format!(
+                "{name}: helm {:?}\n  berth {:?}",
+                h.map_err(|e| first_error_line(&e)).map(|_| "ok"),
+                b.map_err(|e| first_error_line(&e)).map(|_| "ok")
+            )),
+        }
+    }
+    for (name, files) in error_charts() {
+        let dir = base.join(name);
+        write_chart(&dir, &files);
+        let args = s(&[&dir.display().to_string()]);
+        match run_both(&helm, &args) {
+            (Err(h), Err(b)) if first_error_line(&h) == first_error_line(&b) => {}
+            (h, b) => failures.push(format!(
+                "error chart {name}: helm {:?}\n  berth {:?}",
+                h.map_err(|e| first_error_line(&e)).map(|_| "ok"),
+                b.map_err(|e| first_error_line(&e)).map(|_| "ok")
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

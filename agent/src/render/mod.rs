@@ -237,13 +237,15 @@ pub fn render_full(
     user: &Value,
     options: &RenderOptions,
 ) -> Result<RenderOutput, RenderError> {
-    let root = chart::load(&chart.files, "", None)?;
+    let mut root = chart::load(&chart.files, "", None)?;
     if root.is_library {
         return Err(RenderError::plain(
             &root.name,
             "library charts are not installable".to_string(),
         ));
     }
+    check_tree(&root)?;
+    chart::process_dependencies(&mut root, user);
     let coalesced = chart::coalesce(&root, user);
     let caps = capabilities(options)?;
 
@@ -342,12 +344,13 @@ fn crd_files(c: &Chart, enabled: &[(Chart, Value)], out: &mut Vec<Manifest>) {
     }
 }
 
+fn check_tree(c: &Chart) -> Result<(), RenderError> {
+    chart::check_dependencies(c)?;
+    c.subcharts.iter().try_for_each(check_tree)
+}
+
 fn collect_charts(c: &Chart, values: &Value, out: &mut Vec<(Chart, Value)>) {
-    let disabled = chart::disabled_subcharts(c, values);
     for sub in &c.subcharts {
-        if disabled.contains(&sub.name) {
-            continue;
-        }
         let sub_values = values
             .map_get(&sub.name)
             .unwrap_or_else(|| Value::new_map(BTreeMap::new()));
@@ -600,12 +603,8 @@ fn sort_manifests(files: Vec<(String, String)>) -> Result<(Vec<Manifest>, Vec<Ho
         (None, None) => a.kind.cmp(&b.kind),
     };
     generic.sort_by(|a, b| by_kind(&a.0, &b.0));
-    hooks.sort_by(|a, b| {
-        a.0.hook_weight
-            .cmp(&b.0.hook_weight)
-            .then_with(|| by_kind(&a.0, &b.0))
-            .then_with(|| a.0.name.cmp(&b.0.name))
-    });
+    // `helm template` prints hooks in kind order only (weights order execution).
+    hooks.sort_by(|a, b| by_kind(&a.0, &b.0));
     Ok((
         generic.into_iter().map(|(_, m)| m).collect(),
         hooks

@@ -191,7 +191,7 @@ fn show(v: &serde_yaml::Value) -> String {
     let s = serde_yaml::to_string(v).unwrap_or_default();
     let s = s.trim();
     if s.len() > 80 {
-        format!("{}…", &s[..s.floor_char_boundary(80)])
+        format!("{}…", s.chars().take(80).collect::<String>())
     } else {
         s.to_string()
     }
@@ -618,17 +618,41 @@ fn feature_charts(root: &Path, helm: &Path) -> PathBuf {
                  apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: pre\n  annotations:\n    \"helm.sh/hook\": pre-install\n    \"helm.sh/hook-weight\": \"-5\"\n---\n\
                  apiVersion: v1\nkind: Pod\nmetadata:\n  name: test-conn\n  annotations:\n    \"helm.sh/hook\": test\n",
             ),
-            ("templates/svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n---\n# only a comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n"),
-            ("templates/NOTES.txt", "Thanks for installing {{ .Chart.Name }}.\n"),
-            ("templates/_partial.tpl", "{{ define \"parent.unused\" }}x{{ end }}\n"),
-            ("crds/widget.yaml", "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\n"),
+            (
+                "templates/svc.yaml",
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc\n---\n# only a comment\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: sa\n",
+            ),
+            (
+                "templates/NOTES.txt",
+                "Thanks for installing {{ .Chart.Name }}.\n",
+            ),
+            (
+                "templates/_partial.tpl",
+                "{{ define \"parent.unused\" }}x{{ end }}\n",
+            ),
+            (
+                "crds/widget.yaml",
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.example.com\n",
+            ),
             (".helmignore", "*.bak\nignored/\n"),
             ("ignored/file.txt", "ignored\n"),
             ("notes.bak", "ignored\n"),
-            ("charts/sub1/Chart.yaml", "apiVersion: v2\nname: sub1\nversion: 0.1.0\n"),
-            ("charts/sub1/templates/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sub1\n"),
-            ("charts/lib/Chart.yaml", "apiVersion: v2\nname: lib\nversion: 0.1.0\ntype: library\n"),
-            ("charts/lib/templates/_helpers.tpl", "{{- define \"lib.name\" -}}{{ .Release.Name }}-{{ .Chart.Name }}{{- end -}}\n"),
+            (
+                "charts/sub1/Chart.yaml",
+                "apiVersion: v2\nname: sub1\nversion: 0.1.0\n",
+            ),
+            (
+                "charts/sub1/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sub1\n",
+            ),
+            (
+                "charts/lib/Chart.yaml",
+                "apiVersion: v2\nname: lib\nversion: 0.1.0\ntype: library\n",
+            ),
+            (
+                "charts/lib/templates/_helpers.tpl",
+                "{{- define \"lib.name\" -}}{{ .Release.Name }}-{{ .Chart.Name }}{{- end -}}\n",
+            ),
         ],
     );
     let sub2_src = root.join("src/sub2");
@@ -655,7 +679,11 @@ fn feature_charts(root: &Path, helm: &Path) -> PathBuf {
         .arg(parent.join("charts"))
         .output()
         .expect("helm package");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parent
 }
 
@@ -673,18 +701,27 @@ fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
         ),
         (
             "unclosed-if",
-            vec![chart_yaml, ("templates/cm.yaml", "a: b\n{{ if .Values.x }}\nc: d\n")],
+            vec![
+                chart_yaml,
+                ("templates/cm.yaml", "a: b\n{{ if .Values.x }}\nc: d\n"),
+            ],
         ),
         (
             "required",
             vec![
                 chart_yaml,
-                ("templates/cm.yaml", "a: b\nc: {{ required \"value c is required\" .Values.c }}\n"),
+                (
+                    "templates/cm.yaml",
+                    "a: b\nc: {{ required \"value c is required\" .Values.c }}\n",
+                ),
             ],
         ),
         (
             "fail",
-            vec![chart_yaml, ("templates/cm.yaml", "a: b\n\n{{ fail \"stop here\" }}\n")],
+            vec![
+                chart_yaml,
+                ("templates/cm.yaml", "a: b\n\n{{ fail \"stop here\" }}\n"),
+            ],
         ),
         (
             "schema",
@@ -718,7 +755,10 @@ fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
         ),
         (
             "nil-pointer",
-            vec![chart_yaml, ("templates/cm.yaml", "a: {{ .Values.x.y.z }}\n")],
+            vec![
+                chart_yaml,
+                ("templates/cm.yaml", "a: {{ .Values.x.y.z }}\n"),
+            ],
         ),
     ]
 }
@@ -732,9 +772,16 @@ fn first_text_difference(h: &str, b: &str) -> String {
         .map(|((i, _), _)| i)
         .unwrap_or(h.len().min(b.len()));
     let line = h[..at].matches('\n').count() + 1;
-    let from = h.floor_char_boundary(at.saturating_sub(40));
+    let mut from = at.saturating_sub(40);
+    while !h.is_char_boundary(from) {
+        from -= 1;
+    }
     let ctx = |t: &str| t.get(from..t.len().min(at + 60)).unwrap_or("").to_string();
-    format!("differs at line {line}: helm {:?} berth {:?}", ctx(h), ctx(b))
+    format!(
+        "differs at line {line}: helm {:?} berth {:?}",
+        ctx(h),
+        ctx(b)
+    )
 }
 
 fn run_both(helm: &Path, args: &[String]) -> (Result<String, String>, Result<String, String>) {
@@ -764,8 +811,11 @@ fn features_render_like_helm() {
     let values_a = base.join("a.yaml");
     let values_b = base.join("b.yaml");
     let file = base.join("file.txt");
-    std::fs::write(&values_a, "nested: {b: {c: three, e: [x]}}\nreplicas: 3\nempty: {k: v}\nsub1: {enabled: true}\n")
-        .expect("write");
+    std::fs::write(
+        &values_a,
+        "nested: {b: {c: three, e: [x]}}\nreplicas: 3\nempty: {k: v}\nsub1: {enabled: true}\n",
+    )
+    .expect("write");
     std::fs::write(&values_b, "nested: {a: null}\nlist: [1, two]\nswitch: on\n").expect("write");
     std::fs::write(&file, "line1\nline2\n").expect("write");
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
@@ -773,28 +823,112 @@ fn features_render_like_helm() {
         ("defaults", s(&[&p])),
         ("name and namespace", s(&["myrel", &p, "-n", "team-a"])),
         ("name template", s(&[&p, "--name-template", "fixed-name"])),
-        ("kube and api versions", s(&[&p, "--kube-version", "1.29.3", "--api-versions", "foo/v1,bar/v2", "-a", "baz/v1"])),
+        (
+            "kube and api versions",
+            s(&[
+                &p,
+                "--kube-version",
+                "1.29.3",
+                "--api-versions",
+                "foo/v1,bar/v2",
+                "-a",
+                "baz/v1",
+            ]),
+        ),
         ("is-upgrade", s(&[&p, "--is-upgrade"])),
-        ("values files in order", s(&[&p, "-f", &values_a.display().to_string(), "-f", &values_b.display().to_string()])),
-        ("values files comma list", s(&[&p, "-f", &format!("{},{}", values_b.display(), values_a.display())])),
-        ("set typed", s(&[&p, "--set", "a.b=1,c=true,d=null,e=0123,f=1.5,g={x,2},h[1].i=j,k=,replicas=5,nested.a=null,big=12345678901234567890,neg=-7,t=TRUE"])),
-        ("set escapes", s(&[&p, "--set", r"x\.y=1,name=a\,b", "--set", "list[0]=first"])),
+        (
+            "values files in order",
+            s(&[
+                &p,
+                "-f",
+                &values_a.display().to_string(),
+                "-f",
+                &values_b.display().to_string(),
+            ]),
+        ),
+        (
+            "values files comma list",
+            s(&[
+                &p,
+                "-f",
+                &format!("{},{}", values_b.display(), values_a.display()),
+            ]),
+        ),
+        (
+            "set typed",
+            s(&[
+                &p,
+                "--set",
+                "a.b=1,c=true,d=null,e=0123,f=1.5,g={x,2},h[1].i=j,k=,replicas=5,nested.a=null,big=12345678901234567890,neg=-7,t=TRUE",
+            ]),
+        ),
+        (
+            "set escapes",
+            s(&[&p, "--set", r"x\.y=1,name=a\,b", "--set", "list[0]=first"]),
+        ),
         ("set-string", s(&[&p, "--set-string", "s=true,n=5,z=null"])),
-        ("set-json", s(&[&p, "--set-json", r#"j={"x":[1,2.5,null],"y":"z"}"#, "--set-json", "k=[1,2]"])),
-        ("set-file", s(&[&p, "--set-file", &format!("f={}", file.display())])),
+        (
+            "set-json",
+            s(&[
+                &p,
+                "--set-json",
+                r#"j={"x":[1,2.5,null],"y":"z"}"#,
+                "--set-json",
+                "k=[1,2]",
+            ]),
+        ),
+        (
+            "set-file",
+            s(&[&p, "--set-file", &format!("f={}", file.display())]),
+        ),
         ("set-literal", s(&[&p, "--set-literal", "lit=a,b.c=d"])),
-        ("set order", s(&[&p, "--set", "o=set", "--set-string", "o=string", "--set-json", "o=1"])),
-        ("enable subchart and tag", s(&[&p, "--set", "sub1.enabled=true,tags.front=true"])),
-        ("global from parent", s(&[&p, "--set", "global.region=ap,second.global.own=2"])),
+        (
+            "set order",
+            s(&[
+                &p,
+                "--set",
+                "o=set",
+                "--set-string",
+                "o=string",
+                "--set-json",
+                "o=1",
+            ]),
+        ),
+        (
+            "enable subchart and tag",
+            s(&[&p, "--set", "sub1.enabled=true,tags.front=true"]),
+        ),
+        (
+            "global from parent",
+            s(&[&p, "--set", "global.region=ap,second.global.own=2"]),
+        ),
         ("include-crds", s(&[&p, "--include-crds"])),
         ("skip-crds", s(&[&p, "--include-crds", "--skip-crds"])),
         ("skip-tests", s(&[&p, "--skip-tests"])),
         ("no-hooks", s(&[&p, "--no-hooks"])),
-        ("show-only", s(&[&p, "--show-only", "templates/svc.yaml", "-s", "templates/hooks.yaml"])),
-        ("show-only subchart", s(&[&p, "-s", "charts/second/templates/cm.yaml"])),
-        ("show-only missing", s(&[&p, "--show-only", "templates/nope.yaml"])),
+        (
+            "show-only",
+            s(&[
+                &p,
+                "--show-only",
+                "templates/svc.yaml",
+                "-s",
+                "templates/hooks.yaml",
+            ]),
+        ),
+        (
+            "show-only subchart",
+            s(&[&p, "-s", "charts/second/templates/cm.yaml"]),
+        ),
+        (
+            "show-only missing",
+            s(&[&p, "--show-only", "templates/nope.yaml"]),
+        ),
         ("schema violation", s(&[&p, "--set", "replicas=0"])),
-        ("skip-schema-validation", s(&[&p, "--set", "replicas=0", "--skip-schema-validation"])),
+        (
+            "skip-schema-validation",
+            s(&[&p, "--set", "replicas=0", "--skip-schema-validation"]),
+        ),
         ("bad set", s(&[&p, "--set", "novalue"])),
     ];
     let mut failures = Vec::new();

@@ -10,8 +10,23 @@ use crate::render::strvals::{self, SetError, SetKind};
 use crate::render::value::Value;
 use crate::render::{self, RenderOptions};
 
+/// `berth template` arguments (boxed: the command enum stays small).
 #[derive(Debug, clap::Args)]
 pub struct TemplateArgs {
+    #[command(flatten)]
+    pub flags: Box<TemplateFlags>,
+}
+
+impl std::ops::Deref for TemplateArgs {
+    type Target = TemplateFlags;
+    fn deref(&self) -> &TemplateFlags {
+        &self.flags
+    }
+}
+
+/// helm template's flags that berth understands.
+#[derive(Debug, clap::Args)]
+pub struct TemplateFlags {
     /// `[NAME] CHART`: release name (optional) and chart directory or .tgz.
     #[arg(num_args = 1..=2, value_name = "[NAME] CHART")]
     pub args: Vec<String>,
@@ -145,7 +160,9 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
     };
     let out = render::render_full(&chart, &values, &options).map_err(|e| anyhow::anyhow!(e))?;
     let mut text = String::new();
-    if args.include_crds && !args.skip_crds {
+    // helm template prints CRDs with --include-crds even with --skip-crds
+    // (which only matters when installing).
+    if args.include_crds {
         for m in &out.crds {
             text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
         }

@@ -119,7 +119,9 @@ pub fn load(
         && let Some(req) = own.get("requirements.yaml")
     {
         let req = parse_yaml(&format!("{prefix}requirements.yaml"), req)?;
-        if let (serde_yaml::Value::Mapping(m), Some(deps)) = (&mut metadata, req.get("dependencies")) {
+        if let (serde_yaml::Value::Mapping(m), Some(deps)) =
+            (&mut metadata, req.get("dependencies"))
+        {
             m.insert("dependencies".into(), deps.clone());
         }
     }
@@ -241,7 +243,6 @@ fn helmignored(patterns: &[String], path: &str) -> bool {
 pub fn yaml_to_values(y: &serde_yaml::Value) -> Value {
     Value::from_yaml(y)
 }
-
 
 /// Coalesces user values over chart defaults (recursively for the chart and its
 /// subcharts), the way `helm template` does: maps merge, user values win, an

@@ -512,13 +512,11 @@ fn top_values(
     Value::new_map(m)
 }
 
-/// Head of a document: kind, name, hook annotations.
+/// Head of a document: its kind and hook annotations.
 struct DocHead {
     kind: String,
-    name: String,
     hook: bool,
     is_test: bool,
-    hook_weight: i64,
 }
 
 /// Parses a document's head the way helm does (its YAML must parse, and be a map).
@@ -551,15 +549,10 @@ fn doc_head(content: &str) -> Result<DocHead, String> {
     let hook = as_string(get(&["metadata", "annotations", "helm.sh/hook"]));
     Ok(DocHead {
         kind: as_string(get(&["kind"])),
-        name: as_string(get(&["metadata", "name"])),
         hook: get(&["metadata", "annotations", "helm.sh/hook"]).is_some(),
         is_test: hook
             .split(',')
             .any(|h| matches!(h.trim(), "test" | "test-success" | "test-failure")),
-        hook_weight: as_string(get(&["metadata", "annotations", "helm.sh/hook-weight"]))
-            .trim()
-            .parse()
-            .unwrap_or(0),
     })
 }
 

@@ -46,7 +46,7 @@ pub fn to_json(v: &Value) -> serde_json::Value {
     match v {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => serde_json::Value::from(*i),
+        Value::Int(i) | Value::Int64(i) => serde_json::Value::from(*i),
         Value::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 9.0e15 {
                 serde_json::Value::from(*f as i64)

@@ -43,24 +43,27 @@ pub fn typed_value(s: &str) -> Value {
         return Value::Nil;
     }
     if s == "0" {
-        return Value::Int(0);
+        return Value::Int64(0);
     }
     // A leading zero means "keep as string" (e.g. "0123", zip codes).
     if !s.starts_with('0')
         && let Ok(n) = s.parse::<i64>()
         && !s.starts_with('+')
     {
-        return Value::Int(n);
+        return Value::Int64(n);
     }
     Value::str(s)
 }
+
+/// Reads a `--set-file` path into a value.
+type FileReader<'a> = &'a dyn Fn(&str) -> Result<Value, SetError>;
 
 struct Parser<'a> {
     chars: Vec<char>,
     pos: usize,
     kind: SetKind,
     /// `--set-file`: values are file paths, read by this callback.
-    file_reader: Option<&'a dyn Fn(&str) -> Result<Value, SetError>>,
+    file_reader: Option<FileReader<'a>>,
 }
 
 /// Parses one `--set`-style argument into `dest` (a map value).

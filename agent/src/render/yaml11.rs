@@ -182,7 +182,7 @@ fn key_string(k: &Value) -> Result<String, String> {
         Value::String(s) => s.clone(),
         Value::Bool(b) => b.to_string(),
         Value::Nil => "null".into(),
-        Value::Int(i) => i.to_string(),
+        Value::Int(i) | Value::Int64(i) => i.to_string(),
         Value::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e21 {
                 format!("{}", *f as i128)

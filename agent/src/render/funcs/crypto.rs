@@ -46,7 +46,7 @@ fn string(v: &Value) -> Result<String, FuncError> {
 
 fn int(v: &Value) -> Result<i64, FuncError> {
     match v {
-        Value::Int(i) => Ok(*i),
+        Value::Int(i) | Value::Int64(i) => Ok(*i),
         other => err(format!(
             "wrong type for value; expected int; got {}",
             other.type_name()
@@ -133,8 +133,8 @@ pub fn call(name: &str, a: &[Value]) -> Option<R> {
         "derivePassword" => (|| {
             want(name, a, 5)?;
             let counter = match &a[0] {
-                Value::Int(i) if *i >= 0 && *i <= u32::MAX as i64 => *i as u32,
-                Value::Int(i) => return err(format!("{i} overflows uint32")),
+                Value::Int(i) | Value::Int64(i) if *i >= 0 && *i <= u32::MAX as i64 => *i as u32,
+                Value::Int(i) | Value::Int64(i) => return err(format!("{i} overflows uint32")),
                 other => {
                     return err(format!(
                         "wrong type for value; expected uint32; got {}",

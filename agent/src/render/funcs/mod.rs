@@ -288,7 +288,7 @@ fn s(v: &Value) -> Result<String, FuncError> {
 /// A Go `int` parameter.
 fn i(v: &Value) -> Result<i64, FuncError> {
     match v {
-        Value::Int(i) => Ok(*i),
+        Value::Int(i) | Value::Int64(i) => Ok(*i),
         Value::Nil => err("invalid value; expected int"),
         other => err(format!(
             "wrong type for value; expected int; got {}",
@@ -309,7 +309,7 @@ pub fn strval(v: &Value) -> String {
 /// spf13/cast ToInt64 (sprig's toInt64 for arithmetic and `int`).
 fn to_i64(v: &Value) -> i64 {
     match v {
-        Value::Int(i) => *i,
+        Value::Int(i) | Value::Int64(i) => *i,
         Value::Float(f) if f.is_finite() => *f as i64,
         Value::Bool(b) => i64::from(*b),
         Value::String(s) => parse_go_int(s.trim_end_matches(".0")).unwrap_or(0),
@@ -339,7 +339,7 @@ fn parse_go_int(s: &str) -> Option<i64> {
 
 fn to_f64(v: &Value) -> f64 {
     match v {
-        Value::Int(i) => *i as f64,
+        Value::Int(i) | Value::Int64(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
         Value::String(s) => s.parse().unwrap_or(0.0),
@@ -352,7 +352,7 @@ pub fn is_empty(v: &Value) -> bool {
     match v {
         Value::Nil => true,
         Value::Bool(b) => !b,
-        Value::Int(i) => *i == 0,
+        Value::Int(i) | Value::Int64(i) => *i == 0,
         Value::Float(f) => *f == 0.0,
         Value::String(s) => s.is_empty(),
         Value::Bytes(b) => b.is_empty(),
@@ -407,7 +407,7 @@ fn kind(v: &Value) -> Kind {
     match v {
         Value::Nil => Kind::Nil,
         Value::Bool(_) => Kind::Bool,
-        Value::Int(_) => Kind::Int,
+        Value::Int(_) | Value::Int64(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
         Value::String(_) => Kind::Str,
         _ => Kind::Other,
@@ -429,7 +429,7 @@ fn values_equal(a: &Value, b: &Value) -> Result<bool, FuncError> {
     Ok(match (a, b) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         _ => {
@@ -452,7 +452,7 @@ fn less(a: &Value, b: &Value) -> Result<bool, FuncError> {
         ));
     }
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Ok(x < y),
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => Ok(x < y),
         (Value::Float(x), Value::Float(y)) => Ok(x < y),
         (Value::String(x), Value::String(y)) => Ok(x < y),
         _ => err("invalid type for comparison"),
@@ -481,7 +481,7 @@ fn index_value(item: &Value, idx: &[Value]) -> R {
                     _ => 0,
                 };
                 let n = match ix {
-                    Value::Int(n) => *n,
+                    Value::Int(n) | Value::Int64(n) => *n,
                     Value::Nil => return err("cannot index slice/array with nil"),
                     other => {
                         return err(format!(
@@ -607,7 +607,7 @@ fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError
     Ok(match v {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => serde_json::Value::Number((*i).into()),
+        Value::Int(i) | Value::Int64(i) => serde_json::Value::Number((*i).into()),
         Value::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e21 && f.abs() < 9.2e18 {
                 serde_json::Value::Number((*f as i64).into())
@@ -782,7 +782,7 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
             let idx: Vec<i64> = a[1..]
                 .iter()
                 .map(|v| match v {
-                    Value::Int(n) => Ok(*n),
+                    Value::Int(n) | Value::Int64(n) => Ok(*n),
                     other => err(format!(
                         "cannot index slice/array with type {}",
                         other.type_name()
@@ -1745,7 +1745,7 @@ pub fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Bytes(x), Value::Bytes(y)) => x == y,
@@ -1773,7 +1773,7 @@ fn error_map(msg: String) -> Value {
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::String(_) => "string",
-        Value::Float(_) | Value::Int(_) => "number",
+        Value::Float(_) | Value::Int(_) | Value::Int64(_) => "number",
         Value::Bool(_) => "bool",
         Value::List(_) => "array",
         _ => "object",

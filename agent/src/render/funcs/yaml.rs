@@ -33,7 +33,7 @@ fn to_plain_depth(v: &Value, depth: usize) -> Plain {
     match v {
         Value::Nil => Plain::Null,
         Value::Bool(b) => Plain::Bool(*b),
-        Value::Int(i) => Plain::Int(*i),
+        Value::Int(i) | Value::Int64(i) => Plain::Int(*i),
         Value::Float(f) => {
             if !f.is_finite() {
                 return Plain::Null;

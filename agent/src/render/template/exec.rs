@@ -278,7 +278,7 @@ impl Executor {
                 .enumerate()
                 .map(|(i, v)| (Value::Int(i as i64), Value::Int(*v as i64)))
                 .collect(),
-            Value::Int(n) => {
+            Value::Int(n) | Value::Int64(n) => {
                 if pipe.decls.len() > 1 {
                     return Err(self
                         .located(

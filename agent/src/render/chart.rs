@@ -22,8 +22,8 @@ pub struct Chart {
     pub crds: Vec<(String, Vec<u8>)>,
     /// Template files: path relative to the chart root ("templates/x.yaml") → text.
     pub templates: Vec<(String, String)>,
-    /// Other files, for `.Files`.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// Other files, for `.Files` (shared: every template of the chart sees them).
+    pub files: std::rc::Rc<BTreeMap<String, Vec<u8>>>,
     pub subcharts: Vec<Chart>,
     pub is_library: bool,
 }
@@ -213,7 +213,7 @@ pub fn load(
         schema,
         crds,
         templates,
-        files,
+        files: std::rc::Rc::new(files),
         subcharts,
         is_library,
     })

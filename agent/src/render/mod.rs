@@ -250,7 +250,7 @@ pub fn render_full(
     let caps = capabilities(options)?;
 
     // Collect enabled charts with their scoped values.
-    let mut charts: Vec<(Chart, Value)> = Vec::new();
+    let mut charts: Vec<(&Chart, Value)> = Vec::new();
     collect_charts(&root, &coalesced, &mut charts);
     if !options.skip_schema_validation {
         schema::validate_tree(&root, &coalesced)?;
@@ -330,7 +330,7 @@ pub fn render_full(
 }
 
 /// crds/ files, the chart's own first, then its enabled subcharts' (helm's CRDObjects).
-fn crd_files(c: &Chart, enabled: &[(Chart, Value)], out: &mut Vec<Manifest>) {
+fn crd_files(c: &Chart, enabled: &[(&Chart, Value)], out: &mut Vec<Manifest>) {
     for (path, data) in &c.crds {
         out.push(Manifest {
             source: format!("{}/{}", c.full_path, path),
@@ -349,14 +349,14 @@ fn check_tree(c: &Chart) -> Result<(), RenderError> {
     c.subcharts.iter().try_for_each(check_tree)
 }
 
-fn collect_charts(c: &Chart, values: &Value, out: &mut Vec<(Chart, Value)>) {
+fn collect_charts<'a>(c: &'a Chart, values: &Value, out: &mut Vec<(&'a Chart, Value)>) {
     for sub in &c.subcharts {
         let sub_values = values
             .map_get(&sub.name)
             .unwrap_or_else(|| Value::new_map(BTreeMap::new()));
         collect_charts(sub, &sub_values, out);
     }
-    out.push((c.clone(), values.clone()));
+    out.push((c, values.clone()));
 }
 
 fn struct_value(type_name: &str, fields: Vec<(&str, Value)>, display: String) -> Value {
@@ -500,7 +500,7 @@ fn top_values(
     m.insert("Capabilities".into(), caps.clone());
     m.insert(
         "Files".into(),
-        Value::Object(Rc::new(Object::Files(Rc::new(c.files.clone())))),
+        Value::Object(Rc::new(Object::Files(c.files.clone()))),
     );
     let mut t = BTreeMap::new();
     t.insert("Name".into(), Value::str(template_name));
@@ -558,18 +558,26 @@ fn doc_head(content: &str) -> Result<DocHead, String> {
 
 /// Splits rendered files into documents and orders them as `helm template` prints.
 fn sort_manifests(files: Vec<(String, String)>) -> Result<(Vec<Manifest>, Vec<Hook>), RenderError> {
-    // Helm splits on "---" at a line start (the separator regex swallows
-    // surrounding whitespace) and trims each document.
-    let sep = regex::Regex::new(r"(?:^|\s*\n)---\s*").ok();
+    // Helm splits on "---" at the start of the text or of a line (its separator
+    // also swallows the whitespace around it) and trims each document.
+    let split = |t: &'_ str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = t;
+        if let Some(r) = rest.strip_prefix("---") {
+            rest = r;
+        }
+        while let Some(i) = rest.find("\n---") {
+            out.push(rest[..i].to_string());
+            rest = &rest[i + 4..];
+        }
+        out.push(rest.to_string());
+        out
+    };
     let mut generic: Vec<(DocHead, Manifest)> = Vec::new();
     let mut hooks: Vec<(DocHead, Manifest)> = Vec::new();
     for (source, text) in files {
         let trimmed = text.trim();
-        let docs: Vec<&str> = match &sep {
-            Some(re) => re.split(trimmed).collect(),
-            None => vec![trimmed],
-        };
-        for d in docs {
+        for d in split(trimmed) {
             let d = d.trim();
             if d.is_empty() {
                 continue;

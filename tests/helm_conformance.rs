@@ -687,6 +687,17 @@ fn feature_charts(root: &Path, helm: &Path) -> PathBuf {
     parent
 }
 
+const FUNCTIONS_TEMPLATE: &str = r#"hello: {{ hello | quote }}
+abbrevboth: {{ list (abbrevboth 5 10 "1234 5678 9123") (abbrevboth 0 4 "abcdefg") (abbrevboth 10 8 "abcdefghijklmno") (abbrevboth 1 3 "x") (abbrevboth 0 10 "short") | toJson | quote }}
+logic: {{ list (all 1 "a" true) (all 1 "" true) (any 0 "" nil) (any 0 "x") (deepEqual (list 1 2) (list 1 2)) (deepEqual (dict "a" 1) (dict "a" 2)) | toJson | quote }}
+json: {{ mustFromJson "{\"a\":[1,2]}" | toJson | quote }}
+paths: {{ list (osBase "/a/b/") (osDir "a/b/") (osExt "x.tar.gz") (osClean "a//b/../c/.") (clean "") (dir "file") (base "") (osIsAbs "/x") (ext "a.b/c") | toJson | quote }}
+toml: {{ fromToml "a = 1\nb = \"x\"\n[c]\nd = [1, 2]\ne = 1.5\nf = true" | toJson | quote }}
+dates: {{ list (date "2006-01-02 15:04:05 Mon Jan _2 3PM -0700 MST" 1257894000) (dateInZone "2006-01-02T15:04:05Z07:00" 1257894000 "UTC") (htmlDate 0) (htmlDateInZone 1257894000 "UTC") (date_in_zone "Jan 2, 2006 at 3:04pm (MST)" 1700000000 "UTC") | toJson | quote }}
+slice: {{ mustSlice (list 1 2 3 4) 1 3 | toJson | quote }}
+rb: {{ randBytes 12 | len }}
+"#;
+
 /// Charts whose rendering fails: (name, files).
 fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
     let chart_yaml = ("Chart.yaml", "apiVersion: v2\nname: bad\nversion: 0.1.0\n");
@@ -754,6 +765,10 @@ fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
             vec![chart_yaml, ("templates/cm.yaml", "a: {{ nosuchfunc 1 }}\n")],
         ),
         (
+            "env-is-not-a-helm-function",
+            vec![chart_yaml, ("templates/cm.yaml", "a: {{ env \"HOME\" }}\n")],
+        ),
+        (
             "nil-pointer",
             vec![
                 chart_yaml,
@@ -818,8 +833,19 @@ fn features_render_like_helm() {
     .expect("write");
     std::fs::write(&values_b, "nested: {a: null}\nlist: [1, two]\nswitch: on\n").expect("write");
     std::fs::write(&file, "line1\nline2\n").expect("write");
+    // Deterministic sprig/helm functions (dates from fixed Unix times).
+    let functions = base.join("functions");
+    write_chart(
+        &functions,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: fx\nversion: 0.1.0\n"),
+            ("templates/t.yaml", FUNCTIONS_TEMPLATE),
+        ],
+    );
+    let f = functions.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let cases: Vec<(&str, Vec<String>)> = vec![
+        ("functions", s(&[&f])),
         ("defaults", s(&[&p])),
         ("name and namespace", s(&["myrel", &p, "-n", "team-a"])),
         ("name template", s(&[&p, "--name-template", "fixed-name"])),

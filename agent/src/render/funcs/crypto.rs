@@ -107,6 +107,24 @@ pub fn call(name: &str, a: &[Value]) -> Option<R> {
                 &string(&a[5])?,
             )
         })(),
+        "buildCustomCert" => (|| {
+            want(name, a, 2)?;
+            let decode = |v: &Value, what: &str| -> Result<String, FuncError> {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(string(v)?)
+                    .map_err(|_| FuncError::new(format!("unable to decode base64 {what}")))?;
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            };
+            let cert = decode(&a[0], "certificate")?;
+            let key = decode(&a[1], "private key")?;
+            if !cert.contains("-----BEGIN CERTIFICATE-----") {
+                return err("unable to decode certificate");
+            }
+            if !key.contains("PRIVATE KEY-----") {
+                return err("unable to decode private key");
+            }
+            Ok(certificate(cert, key))
+        })(),
         "bcrypt" => (|| {
             want(name, a, 1)?;
             Ok(Value::str(bcrypt_hash(&string(&a[0])?)))

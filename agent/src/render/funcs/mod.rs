@@ -2,6 +2,7 @@
 //! (`include` and `tpl` need the executor and live in `template::exec`.)
 
 pub mod crypto;
+pub mod extra;
 pub mod gofmt;
 pub mod yaml;
 
@@ -230,8 +231,25 @@ const NAMES: &[&str] = &[
     "getHostByName",
     "fromYamlArray",
     "sha512sum",
-    "env",
-    "expandenv",
+    "hello",
+    "date_in_zone",
+    "date_modify",
+    "must_date_modify",
+    "htmlDateInZone",
+    "abbrevboth",
+    "all",
+    "any",
+    "mustFromJson",
+    "deepEqual",
+    "osBase",
+    "osClean",
+    "osDir",
+    "osExt",
+    "osIsAbs",
+    "mustSlice",
+    "buildCustomCert",
+    "randBytes",
+    "fromToml",
     "semverCompare",
     "toJson",
     "trimall",
@@ -737,7 +755,24 @@ fn rand_from(charset: &[u8], n: i64) -> String {
 }
 
 fn regex(pattern: &str) -> Result<regex::Regex, FuncError> {
-    regex::Regex::new(pattern).map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))
+    // Templates apply the same few patterns many times; compile each once.
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::Regex::new(pattern)
+        .map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 1_000 {
+            c.clear();
+        }
+        c.insert(pattern.to_string(), re.clone());
+    });
+    Ok(re)
 }
 
 /// Go's regexp replacement template: `$1`, `${name}`; Rust's regex is the same syntax.
@@ -749,6 +784,9 @@ fn regex_replace(re: &regex::Regex, s: &str, repl: &str) -> String {
 pub fn call(name: &str, args: Vec<Value>) -> R {
     let a = &args[..];
     if let Some(r) = crypto::call(name, a) {
+        return r;
+    }
+    if let Some(r) = extra::call(name, a) {
         return r;
     }
     match name {
@@ -1653,41 +1691,7 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         "unixEpoch" => Ok(Value::String(
             jiff::Timestamp::now().as_second().to_string(),
         )),
-        "date" | "dateInZone" | "htmlDate" => Ok(Value::String(
-            jiff::Zoned::now().strftime("%Y-%m-%d").to_string(),
-        )),
 
-        // --- paths ---
-        "base" => {
-            let p = s(one(name, a)?)?;
-            let t = p.trim_end_matches('/');
-            Ok(Value::str(if p.is_empty() {
-                "."
-            } else if t.is_empty() {
-                "/"
-            } else {
-                t.rsplit('/').next().unwrap_or(t)
-            }))
-        }
-        "dir" => {
-            let p = s(one(name, a)?)?;
-            Ok(Value::str(match p.rfind('/') {
-                Some(0) => "/".to_string(),
-                Some(idx) => p[..idx].to_string(),
-                None => ".".to_string(),
-            }))
-        }
-        "ext" => {
-            let p = s(one(name, a)?)?;
-            let base = p.rsplit('/').next().unwrap_or("");
-            Ok(Value::str(
-                base.rfind('.').map(|idx| &base[idx..]).unwrap_or(""),
-            ))
-        }
-        "isAbs" => Ok(Value::Bool(s(one(name, a)?)?.starts_with('/'))),
-        "clean" => Ok(Value::String(s(one(name, a)?)?)),
-
-        "env" | "expandenv" => Ok(Value::str("")),
         other => err(format!(
             "function {other:?} is not supported by berth's renderer"
         )),

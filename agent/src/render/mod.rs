@@ -620,3 +620,6 @@ fn sort_manifests(files: Vec<(String, String)>) -> Result<(Vec<Manifest>, Vec<Ho
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod robustness_tests;

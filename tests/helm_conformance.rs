@@ -687,6 +687,185 @@ fn feature_charts(root: &Path, helm: &Path) -> PathBuf {
     parent
 }
 
+const PROBE_TEMPLATE: &str = r##"{{- define "probe.t" }}v={{ .v }}{{ end }}
+abbrev: {{ abbrev 5 "hello world" | toJson | quote }}
+add: {{ add 1 2 3 | toJson | quote }}
+add1: {{ add1 5 | toJson | quote }}
+add1f: {{ add1f 1.5 | toJson | quote }}
+addf: {{ addf 1.5 2 | toJson | quote }}
+adler32sum: {{ adler32sum "hello" | toJson | quote }}
+ago: {{ ago 0 | len | gt 0 | toJson | quote }}
+append: {{ append (list 1) 2 | toJson | quote }}
+atoi: {{ atoi "42" | toJson | quote }}
+b32dec: {{ b32dec "NBSWY3DP" | toJson | quote }}
+b32enc: {{ b32enc "hello" | toJson | quote }}
+b64dec: {{ b64dec "aGVsbG8=" | toJson | quote }}
+b64enc: {{ b64enc "hello" | toJson | quote }}
+biggest: {{ biggest 1 5 3 | toJson | quote }}
+camelcase: {{ camelcase "hello_world-x" | toJson | quote }}
+cat: {{ cat "a" 1 nil "b" | toJson | quote }}
+ceil: {{ ceil 1.2 | toJson | quote }}
+chunk: {{ chunk 2 (list 1 2 3) | toJson | quote }}
+coalesce: {{ coalesce "" nil 0 "x" | toJson | quote }}
+compact: {{ compact (list 1 "" 0 "a" nil) | toJson | quote }}
+concat: {{ concat (list 1) (list 2 3) | toJson | quote }}
+contains: {{ contains "ell" "hello" | toJson | quote }}
+date: {{ date "2006" 0 | toJson | quote }}
+dateInZone: {{ dateInZone "2006-01-02 15:04" 86400 "Europe/Paris" | toJson | quote }}
+dateModify: {{ dateModify "1h" (toDate "2006-01-02" "2020-01-01") | date "2006-01-02T15:04" | toJson | quote }}
+decryptAES: {{ encryptAES "k" "v" | decryptAES "k" | toJson | quote }}
+deepCopy: {{ deepCopy .Values.m | toJson | quote }}
+default: {{ default "d" "" | toJson | quote }}
+dict: {{ dict "a" 1 "b" (list 2) | toJson | quote }}
+dig: {{ dig "a" "b" "none" (dict "a" (dict "b" "found")) | toJson | quote }}
+div: {{ div 7 2 | toJson | quote }}
+divf: {{ divf 7 2 | toJson | quote }}
+duration: {{ duration 95 | toJson | quote }}
+durationRound: {{ durationRound "2h10m" | toJson | quote }}
+empty: {{ list (empty 0) (empty "") (empty (list)) (empty (dict)) (empty false) (empty 1) | toJson | quote }}
+fail: {{ "skip" | toJson | quote }}
+first: {{ first (list 1 2) | toJson | quote }}
+float64: {{ float64 "1.5" | toJson | quote }}
+floor: {{ floor 1.7 | toJson | quote }}
+fromJson: {{ fromJson "{\"a\":1}" | toJson | quote }}
+fromJsonArray: {{ fromJsonArray "[1,\"a\"]" | toJson | quote }}
+fromYaml: {{ fromYaml "a: yes\nb: 1" | toJson | quote }}
+fromYamlArray: {{ fromYamlArray "- 1\n- on" | toJson | quote }}
+get: {{ get (dict "a" 1) "a" | toJson | quote }}
+has: {{ has 2 (list 1 2) | toJson | quote }}
+hasKey: {{ hasKey (dict "a" 1) "a" | toJson | quote }}
+hasPrefix: {{ hasPrefix "he" "hello" | toJson | quote }}
+hasSuffix: {{ hasSuffix "lo" "hello" | toJson | quote }}
+htmlDate: {{ htmlDate 0 | toJson | quote }}
+indent: {{ indent 2 "a\nb" | toJson | quote }}
+initial: {{ initial (list 1 2 3) | toJson | quote }}
+initials: {{ initials "hello big world" | toJson | quote }}
+int: {{ int "42" | toJson | quote }}
+int64: {{ int64 3.9 | toJson | quote }}
+isAbs: {{ isAbs "a/b" | toJson | quote }}
+join: {{ join "," (list 1 "a" nil 2.5) | toJson | quote }}
+kebabcase: {{ kebabcase "HelloWorldX" | toJson | quote }}
+keys: {{ keys (dict "b" 1 "a" 2) | sortAlpha | toJson | quote }}
+kindIs: {{ kindIs "map" (dict) | toJson | quote }}
+kindOf: {{ kindOf 1.5 | toJson | quote }}
+last: {{ last (list 1 2) | toJson | quote }}
+list: {{ list 1 "a" nil | toJson | quote }}
+lower: {{ lower "HeLLo" | toJson | quote }}
+max: {{ max 1 9 3 | toJson | quote }}
+maxf: {{ maxf 1 9.5 3 | toJson | quote }}
+merge: {{ merge (dict "a" 1) (dict "a" 2 "b" 3) | toJson | quote }}
+mergeOverwrite: {{ mergeOverwrite (dict "a" 1) (dict "a" 2 "b" 3) | toJson | quote }}
+min: {{ min 4 2 8 | toJson | quote }}
+minf: {{ minf 4 2.5 8 | toJson | quote }}
+mod: {{ mod 7 3 | toJson | quote }}
+mul: {{ mul 2 3 4 | toJson | quote }}
+mulf: {{ mulf 1.5 2 | toJson | quote }}
+mustAppend: {{ mustAppend (list 1) 2 | toJson | quote }}
+mustRegexFind: {{ mustRegexFind "[0-9]+" "ab123cd45" | toJson | quote }}
+nindent: {{ nindent 2 "a" | toJson | quote }}
+nospace: {{ nospace "a b  c" | toJson | quote }}
+omit: {{ omit (dict "a" 1 "b" 2) "a" | toJson | quote }}
+pick: {{ pick (dict "a" 1 "b" 2) "a" | toJson | quote }}
+pluck: {{ pluck "a" (dict "a" 1) (dict "a" 2) (dict "b" 3) | toJson | quote }}
+plural: {{ plural "one" "many" 2 | toJson | quote }}
+prepend: {{ prepend (list 2) 1 | toJson | quote }}
+quote: {{ quote "a\"b" 1 nil | toJson | quote }}
+regexFind: {{ regexFind "[0-9]+" "ab123cd45" | toJson | quote }}
+regexFindAll: {{ regexFindAll "[0-9]+" "ab123cd45" -1 | toJson | quote }}
+regexMatch: {{ regexMatch "^a.c$" "abc" | toJson | quote }}
+regexQuoteMeta: {{ regexQuoteMeta "a.b*c" | toJson | quote }}
+regexReplaceAll: {{ regexReplaceAll "a(x*)b" "-ab-axxb-" "${1}W" | toJson | quote }}
+regexReplaceAllLiteral: {{ regexReplaceAllLiteral "a(x*)b" "-ab-axxb-" "${1}" | toJson | quote }}
+regexSplit: {{ regexSplit "z+" "pizza" -1 | toJson | quote }}
+repeat: {{ repeat 3 "ab" | toJson | quote }}
+replace: {{ replace "a" "b" "banana" | toJson | quote }}
+required: {{ required "msg" "present" | toJson | quote }}
+rest: {{ rest (list 1 2 3) | toJson | quote }}
+reverse: {{ reverse (list 1 2 3) | toJson | quote }}
+round: {{ round 3.14159 2 | toJson | quote }}
+semver: {{ (semver "1.2.3-beta.1+b5").Minor | toJson | quote }}
+semverCompare: {{ semverCompare ">=1.2.0 <2.0.0" "1.5.0" | toJson | quote }}
+seq: {{ seq 1 2 7 | toJson | quote }}
+set: {{ set (dict "a" 1) "b" 2 | toJson | quote }}
+sha1sum: {{ sha1sum "hello" | toJson | quote }}
+sha256sum: {{ sha256sum "hello" | toJson | quote }}
+sha512sum: {{ sha512sum "hello" | toJson | quote }}
+slice: {{ slice (list 1 2 3 4) 1 3 | toJson | quote }}
+snakecase: {{ snakecase "HelloWorldX" | toJson | quote }}
+sortAlpha: {{ sortAlpha (list "b" "a" 10 2) | toJson | quote }}
+split: {{ split "," "a,b,c" | toJson | quote }}
+splitList: {{ splitList "," "a,b,c" | toJson | quote }}
+splitn: {{ splitn "," 2 "a,b,c" | toJson | quote }}
+squote: {{ squote "a" 1 | toJson | quote }}
+sub: {{ sub 10 3 | toJson | quote }}
+subf: {{ subf 10 3.5 | toJson | quote }}
+substr: {{ substr 1 3 "hello" | toJson | quote }}
+swapcase: {{ swapcase "Hello World" | toJson | quote }}
+ternary: {{ ternary "y" "n" true | toJson | quote }}
+title: {{ title "hello world" | toJson | quote }}
+toDate: {{ toDate "2006-01-02" "2020-03-04" | date "2006/01/02" | toJson | quote }}
+toDecimal: {{ toDecimal "0777" | toJson | quote }}
+toJson: {{ toJson (dict "a" (list 1 "<b>") "c" 1.5) | toJson | quote }}
+toPrettyJson: {{ toPrettyJson (dict "a" (list 1 2)) | toJson | quote }}
+toRawJson: {{ toRawJson (dict "a" "<b>") | toJson | quote }}
+toString: {{ toString 1.50 | toJson | quote }}
+toStrings: {{ toStrings (list 1 "a" 2.5 nil) | toJson | quote }}
+toToml: {{ toToml (dict "a" 1 "b" (dict "c" "d") "e" (list 1 2)) | toJson | quote }}
+toYaml: {{ toYaml (dict "a" (list 1 "x") "b" (dict) "c" "yes" "d" "1.0" "e" "") | toJson | quote }}
+toYamlPretty: {{ toYamlPretty (dict "a" (list 1 (dict "x" 1))) | toJson | quote }}
+trim: {{ trim "  a  " | toJson | quote }}
+trimAll: {{ trimAll "$" "$5.00$" | toJson | quote }}
+trimPrefix: {{ trimPrefix "-" "-hello" | toJson | quote }}
+trimSuffix: {{ trimSuffix "-" "hello-" | toJson | quote }}
+trimall: {{ trimall "$" "$5$" | toJson | quote }}
+trunc: {{ trunc 3 "hello" | toJson | quote }}
+tuple: {{ tuple 1 "a" | toJson | quote }}
+typeIs: {{ typeIs "string" "a" | toJson | quote }}
+typeIsLike: {{ typeIsLike "float64" 1.5 | toJson | quote }}
+typeOf: {{ typeOf (list) | toJson | quote }}
+uniq: {{ uniq (list 1 2 1 "a" "a") | toJson | quote }}
+unset: {{ unset (dict "a" 1 "b" 2) "a" | toJson | quote }}
+until: {{ until 3 | toJson | quote }}
+untilStep: {{ untilStep 0 10 3 | toJson | quote }}
+untitle: {{ untitle "Hello World" | toJson | quote }}
+upper: {{ upper "hello" | toJson | quote }}
+urlJoin: {{ urlJoin (dict "scheme" "https" "host" "x.io" "path" "/p" "query" "a=1") | toJson | quote }}
+urlParse: {{ urlParse "https://u:p@x.io:8080/p?q=1#f" | toJson | quote }}
+urlquery: {{ urlquery "a b" | toJson | quote }}
+values: {{ values (dict "a" 1 "b" 2) | sortAlpha | toJson | quote }}
+without: {{ without (list 1 2 3) 2 | toJson | quote }}
+wrap: {{ wrap 5 "hello world again" | toJson | quote }}
+wrapWith: {{ wrapWith 5 "\t" "hello world again" | toJson | quote }}
+include: {{ include "probe.t" (dict "v" 1) | toJson | quote }}
+tpl: {{ tpl "{{ .Values.x }}-{{ .Release.Name }}" . | toJson | quote }}
+len: {{ len .Values.list | toJson | quote }}
+index: {{ index .Values.m "a" | toJson | quote }}
+printf: {{ printf "%v %q %5.2f %x %o %b %e %t" .Values.m "s" 3.14159 255 8 5 1234.5678 true | toJson | quote }}
+print: {{ print 1 "a" 2 | toJson | quote }}
+println: {{ println 1 "a" | toJson | quote }}
+html: {{ html "<a>" | toJson | quote }}
+js: {{ js "a'b" | toJson | quote }}
+eq: {{ eq .Values.x 1.0 | toJson | quote }}
+and: {{ and 1 2 | toJson | quote }}
+or: {{ or 0 3 | toJson | quote }}
+not: {{ not 0 | toJson | quote }}
+lt: {{ lt 1 2 | toJson | quote }}
+ne: {{ ne 1 2 | toJson | quote }}
+gt: {{ gt 2 1 | toJson | quote }}
+ge: {{ ge 2 2 | toJson | quote }}
+le: {{ le 2 2 | toJson | quote }}
+lookup: {{ lookup "v1" "Pod" "ns" "name" | toJson | quote }}
+getHostByName: {{ getHostByName "localhost" | toJson | quote }}
+fromToml: {{ fromToml "a = 1" | toJson | quote }}
+mustToJson: {{ mustToJson (list 1) | toJson | quote }}
+unixEpoch: {{ unixEpoch (toDate "2006-01-02" "2020-01-01") | toJson | quote }}
+uuidv4: {{ uuidv4 | len | toJson | quote }}
+randAlphaNum: {{ randAlphaNum 5 | len | toJson | quote }}
+shuffle: {{ shuffle "abc" | len | toJson | quote }}
+randInt: {{ randInt 1 2 | toJson | quote }}
+semverMajor: {{ (semver "v2.3.4").Major | toJson | quote }}
+"##;
+
 const FUNCTIONS_TEMPLATE: &str = r#"hello: {{ hello | quote }}
 abbrevboth: {{ list (abbrevboth 5 10 "1234 5678 9123") (abbrevboth 0 4 "abcdefg") (abbrevboth 10 8 "abcdefghijklmno") (abbrevboth 1 3 "x") (abbrevboth 0 10 "short") | toJson | quote }}
 logic: {{ list (all 1 "a" true) (all 1 "" true) (any 0 "" nil) (any 0 "x") (deepEqual (list 1 2) (list 1 2)) (deepEqual (dict "a" 1) (dict "a" 2)) | toJson | quote }}
@@ -843,9 +1022,27 @@ fn features_render_like_helm() {
         ],
     );
     let f = functions.display().to_string();
+    // One line per sprig/helm/Go function with fixed inputs.
+    let probe = base.join("probe");
+    write_chart(
+        &probe,
+        &[
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: probe\nversion: 0.1.0\n",
+            ),
+            (
+                "values.yaml",
+                "x: 1\nlist: [3, 1, 2]\nm: {b: 2, a: 1}\ns: \"Hello World\"\n",
+            ),
+            ("templates/t.yaml", PROBE_TEMPLATE),
+        ],
+    );
+    let probe = probe.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
     let cases: Vec<(&str, Vec<String>)> = vec![
         ("functions", s(&[&f])),
+        ("function probe", s(&[&probe])),
         ("defaults", s(&[&p])),
         ("name and namespace", s(&["myrel", &p, "-n", "team-a"])),
         ("name template", s(&[&p, "--name-template", "fixed-name"])),

@@ -381,6 +381,455 @@ pub fn go_format(t: &jiff::Zoned, layout: &str) -> String {
     out
 }
 
+/// Time-valued functions, with times carried as RFC 3339 strings.
+pub fn call_time(name: &str, a: &[Value]) -> Option<R> {
+    Some(match name {
+        "sha1sum" => (|| {
+            want(name, a, 1)?;
+            use sha1::Digest as _;
+            Ok(Value::str(hex::encode(sha1::Sha1::digest(
+                string(&a[0])?.as_bytes(),
+            ))))
+        })(),
+        "b32dec" => (|| {
+            want(name, a, 1)?;
+            let bytes = data_encoding::BASE32
+                .decode(string(&a[0])?.as_bytes())
+                .unwrap_or_default();
+            Ok(Value::str(String::from_utf8_lossy(&bytes).into_owned()))
+        })(),
+        "initials" => (|| {
+            want(name, a, 1)?;
+            Ok(Value::str(
+                string(&a[0])?
+                    .split_whitespace()
+                    .filter_map(|w| w.chars().next())
+                    .collect::<String>(),
+            ))
+        })(),
+        "wrap" => (|| {
+            want(name, a, 2)?;
+            Ok(Value::str(wrap(&string(&a[1])?, int(&a[0])?, "\n", false)))
+        })(),
+        "wrapWith" => (|| {
+            want(name, a, 3)?;
+            Ok(Value::str(wrap(
+                &string(&a[2])?,
+                int(&a[0])?,
+                &string(&a[1])?,
+                true,
+            )))
+        })(),
+        // helm template resolves no names unless --enable-dns.
+        "getHostByName" => Ok(Value::str("")),
+        "toDate" | "mustToDate" => (|| {
+            want(name, a, 2)?;
+            match parse_go_time(&string(&a[0])?, &string(&a[1])?) {
+                Ok(ts) => Ok(time_value(ts)),
+                Err(e) if name == "mustToDate" => err(e),
+                // sprig's toDate yields the zero time on a parse error.
+                Err(_) => Ok(time_value(
+                    jiff::Timestamp::from_second(-62135596800).unwrap_or_default(),
+                )),
+            }
+        })(),
+        "dateModify" | "mustDateModify" => (|| {
+            want(name, a, 2)?;
+            let t = to_time(&a[1]);
+            match parse_go_duration(&string(&a[0])?) {
+                Some(nanos) => Ok(time_value(
+                    t.checked_add(jiff::SignedDuration::from_nanos(nanos))
+                        .unwrap_or(t),
+                )),
+                None if name == "mustDateModify" => {
+                    err(format!("time: invalid duration {:?}", string(&a[0])?))
+                }
+                None => Ok(time_value(t)),
+            }
+        })(),
+        "ago" => (|| {
+            want(name, a, 1)?;
+            let since = jiff::Timestamp::now().duration_since(to_time(&a[0]));
+            let secs = (since.as_nanos() as f64 / 1e9).round() as i128;
+            Ok(Value::str(go_duration_string(secs * 1_000_000_000)))
+        })(),
+        "duration" => (|| {
+            want(name, a, 1)?;
+            // sprig reads only strings and int64s; anything else is zero.
+            let n: i128 = match &a[0] {
+                Value::String(s) => s.parse::<i64>().unwrap_or(0) as i128,
+                Value::Int64(i) => *i as i128,
+                _ => 0,
+            };
+            Ok(Value::str(go_duration_string(n * 1_000_000_000)))
+        })(),
+        "durationRound" => (|| {
+            want(name, a, 1)?;
+            let nanos: i128 = match &a[0] {
+                Value::String(s) => parse_go_duration(s).unwrap_or(0) as i128,
+                Value::Int64(i) => *i as i128,
+                _ => 0,
+            };
+            Ok(Value::str(duration_round(nanos.unsigned_abs())))
+        })(),
+        "urlParse" => (|| {
+            want(name, a, 1)?;
+            Ok(url_parse(&string(&a[0])?))
+        })(),
+        "urlJoin" => (|| {
+            want(name, a, 1)?;
+            Ok(Value::str(url_join(&a[0])))
+        })(),
+        _ => return None,
+    })
+}
+
+fn time_value(ts: jiff::Timestamp) -> Value {
+    Value::str(ts.to_string())
+}
+
+/// A time argument: Unix seconds, a time string, otherwise now (as sprig's toDate).
+fn to_time(v: &Value) -> jiff::Timestamp {
+    match v {
+        Value::Int(i) | Value::Int64(i) => {
+            jiff::Timestamp::from_second(*i).unwrap_or_else(|_| jiff::Timestamp::now())
+        }
+        Value::String(s) => s.parse().unwrap_or_else(|_| jiff::Timestamp::now()),
+        _ => jiff::Timestamp::now(),
+    }
+}
+
+/// Parses `text` with a Go reference layout, in the local zone unless it has an offset.
+fn parse_go_time(layout: &str, text: &str) -> Result<jiff::Timestamp, String> {
+    let mut fmt = String::new();
+    let mut rest = layout;
+    let map: &[(&str, &str)] = &[
+        ("January", "%B"),
+        ("Jan", "%b"),
+        ("Monday", "%A"),
+        ("Mon", "%a"),
+        ("MST", "%Z"),
+        ("2006", "%Y"),
+        ("Z07:00", "%:z"),
+        ("-07:00", "%:z"),
+        ("Z0700", "%z"),
+        ("-0700", "%z"),
+        ("01", "%m"),
+        ("02", "%d"),
+        ("_2", "%e"),
+        ("06", "%y"),
+        ("15", "%H"),
+        ("03", "%I"),
+        ("04", "%M"),
+        ("05", "%S"),
+        ("PM", "%p"),
+        ("pm", "%P"),
+        ("1", "%m"),
+        ("2", "%d"),
+        ("3", "%I"),
+        ("4", "%M"),
+        ("5", "%S"),
+        ("%", "%%"),
+    ];
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.')
+            && let Some(c) = after.chars().next()
+            && (c == '0' || c == '9')
+        {
+            let n = after.chars().take_while(|x| *x == c).count();
+            fmt.push_str("%.f");
+            rest = &after[n..];
+            continue;
+        }
+        match map.iter().find(|(tok, _)| rest.starts_with(tok)) {
+            Some((tok, f)) => {
+                fmt.push_str(f);
+                rest = &rest[tok.len()..];
+            }
+            None => {
+                let c = rest.chars().next().unwrap_or(' ');
+                fmt.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+    }
+    let tm = jiff::fmt::strtime::BrokenDownTime::parse(&fmt, text)
+        .map_err(|e| format!("parsing time {text:?} as {layout:?}: {e}"))?;
+    if tm.offset().is_some() {
+        return tm.to_timestamp().map_err(|e| e.to_string());
+    }
+    let mut tm = tm;
+    if tm.hour().is_none() {
+        tm.set_hour(Some(0)).map_err(|e| e.to_string())?;
+        tm.set_minute(Some(0)).map_err(|e| e.to_string())?;
+        tm.set_second(Some(0)).map_err(|e| e.to_string())?;
+    }
+    let dt = tm.to_datetime().map_err(|e| e.to_string())?;
+    dt.to_zoned(jiff::tz::TimeZone::system())
+        .map(|z| z.timestamp())
+        .map_err(|e| e.to_string())
+}
+
+/// Go's time.ParseDuration, in nanoseconds.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_len].parse().ok()?;
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += n * unit;
+    }
+    if total > i64::MAX as f64 {
+        return None;
+    }
+    Some(if neg { -(total as i64) } else { total as i64 })
+}
+
+/// Go's time.Duration.String().
+pub fn go_duration_string(nanos: i128) -> String {
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let neg = nanos < 0;
+    let u = nanos.unsigned_abs();
+    let sign = if neg { "-" } else { "" };
+    if u < 1_000_000_000 {
+        let (v, unit) = if u < 1_000 {
+            return format!("{sign}{u}ns");
+        } else if u < 1_000_000 {
+            (u as f64 / 1e3, "µs")
+        } else {
+            (u as f64 / 1e6, "ms")
+        };
+        return format!("{sign}{}{unit}", trim_float(v));
+    }
+    let h = u / 3_600_000_000_000;
+    let m = (u / 60_000_000_000) % 60;
+    let s_nanos = u % 60_000_000_000;
+    let secs = trim_float(s_nanos as f64 / 1e9);
+    let mut out = String::from(sign);
+    if h > 0 {
+        out.push_str(&format!("{h}h{m}m"));
+    } else if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&format!("{secs}s"));
+    out
+}
+
+fn trim_float(v: f64) -> String {
+    let s = format!("{v:.9}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn duration_round(u: u128) -> String {
+    const SECOND: u128 = 1_000_000_000;
+    const MINUTE: u128 = 60 * SECOND;
+    const HOUR: u128 = 60 * MINUTE;
+    const DAY: u128 = 24 * HOUR;
+    const MONTH: u128 = 30 * DAY;
+    const YEAR: u128 = 365 * DAY;
+    for (unit, suffix) in [
+        (YEAR, "y"),
+        (MONTH, "mo"),
+        (DAY, "d"),
+        (HOUR, "h"),
+        (MINUTE, "m"),
+        (SECOND, "s"),
+    ] {
+        if u > unit {
+            return format!("{}{suffix}", u / unit);
+        }
+    }
+    "0s".into()
+}
+
+/// Word wrapping as sprig's wrap/wrapWith (commons-lang WordUtils.wrap).
+fn wrap(s: &str, width: i64, newline: &str, long_words: bool) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let width = width.max(1) as usize;
+    let b = s.as_bytes();
+    let text =
+        |from: usize, to: usize| String::from_utf8_lossy(&b[from..to.min(b.len())]).into_owned();
+    let mut out = String::new();
+    let mut offset = 0usize;
+    while b.len() - offset > width {
+        if b[offset] == b' ' {
+            offset += 1;
+            continue;
+        }
+        let end = (width + offset + 1).min(b.len());
+        match b[offset..end].iter().rposition(|c| *c == b' ') {
+            Some(i) => {
+                out.push_str(&text(offset, offset + i));
+                out.push_str(newline);
+                offset += i + 1;
+            }
+            None if long_words => {
+                out.push_str(&text(offset, offset + width));
+                out.push_str(newline);
+                offset += width;
+            }
+            None => {
+                let end = width + offset;
+                match b[end..].iter().position(|c| *c == b' ') {
+                    None => {
+                        out.push_str(&text(offset, b.len()));
+                        offset = b.len();
+                    }
+                    Some(i) => {
+                        out.push_str(&text(offset, end + i));
+                        out.push_str(newline);
+                        offset = end + i + 1;
+                    }
+                }
+            }
+        }
+    }
+    out.push_str(&text(offset, b.len()));
+    out
+}
+
+/// sprig's urlParse: the parts of a URL as Go's net/url splits them.
+fn url_parse(raw: &str) -> Value {
+    let (rest, fragment) = raw.split_once('#').unwrap_or((raw, ""));
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (scheme, rest) = match rest.split_once(':') {
+        Some((s, r))
+            if !s.is_empty()
+                && s.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            (s.to_ascii_lowercase(), r)
+        }
+        _ => (String::new(), rest),
+    };
+    let (mut userinfo, mut host, mut path, mut opaque) =
+        (String::new(), String::new(), String::new(), String::new());
+    if let Some(after) = rest.strip_prefix("//") {
+        let (authority, p) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        };
+        path = p.to_string();
+        match authority.rsplit_once('@') {
+            Some((u, h)) => {
+                userinfo = u.to_string();
+                host = h.to_string();
+            }
+            None => host = authority.to_string(),
+        }
+    } else if !scheme.is_empty() && !rest.starts_with('/') {
+        opaque = rest.to_string();
+    } else {
+        path = rest.to_string();
+    }
+    let hostname = if let Some(h) = host.strip_prefix('[') {
+        h.split(']').next().unwrap_or("").to_string()
+    } else {
+        host.rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or(&host)
+            .to_string()
+    };
+    let mut m = BTreeMap::new();
+    for (k, v) in [
+        ("scheme", scheme),
+        ("host", host),
+        ("hostname", hostname),
+        ("path", path),
+        ("query", query.to_string()),
+        ("opaque", opaque),
+        ("fragment", fragment.to_string()),
+        ("userinfo", userinfo),
+    ] {
+        m.insert(k.to_string(), Value::str(v));
+    }
+    Value::new_map(m)
+}
+
+/// sprig's urlJoin: a URL from urlParse-style parts.
+fn url_join(parts: &Value) -> String {
+    let get = |k: &str| match parts.map_get(k) {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let (scheme, host, path, query, opaque, fragment, userinfo) = (
+        get("scheme"),
+        get("host"),
+        get("path"),
+        get("query"),
+        get("opaque"),
+        get("fragment"),
+        get("userinfo"),
+    );
+    let mut out = String::new();
+    if !scheme.is_empty() {
+        out.push_str(&scheme);
+        out.push(':');
+    }
+    if !opaque.is_empty() {
+        out.push_str(&opaque);
+    } else {
+        if !scheme.is_empty() || !host.is_empty() || !userinfo.is_empty() {
+            if !host.is_empty() || !path.is_empty() || !userinfo.is_empty() {
+                out.push_str("//");
+            }
+            if !userinfo.is_empty() {
+                out.push_str(&userinfo);
+                out.push('@');
+            }
+            out.push_str(&host);
+        }
+        if !path.is_empty() && !path.starts_with('/') && !host.is_empty() {
+            out.push('/');
+        }
+        out.push_str(&path);
+    }
+    if !query.is_empty() {
+        out.push('?');
+        out.push_str(&query);
+    }
+    if !fragment.is_empty() {
+        out.push('#');
+        out.push_str(&fragment);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

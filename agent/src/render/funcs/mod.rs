@@ -679,13 +679,9 @@ fn plain_to_json(p: &yaml::Plain) -> serde_json::Value {
 
 /// Parses YAML text as Helm's fromYaml does (through JSON: numbers are float64).
 pub fn parse_yaml_value(text: &str) -> Result<Value, String> {
-    // go-yaml decodes only the first document of a multi-document text.
-    let Some(doc) = serde_yaml::Deserializer::from_str(text).next() else {
-        return Ok(Value::Nil);
-    };
-    let y =
-        <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| e.to_string())?;
-    Ok(Value::from_yaml(&y))
+    // Helm's fromYaml reads YAML 1.1 (yes/on are booleans), first document only.
+    crate::render::yaml11::parse_first(text)
+        .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))
 }
 
 /// mergo-style merge of `src` into `dst` (recursively for nested maps).
@@ -787,6 +783,9 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         return r;
     }
     if let Some(r) = extra::call(name, a) {
+        return r;
+    }
+    if let Some(r) = extra::call_time(name, a) {
         return r;
     }
     match name {
@@ -932,11 +931,12 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         }
         "toYaml" | "toYamlPretty" => {
             arity(name, a, 1)?;
-            Ok(Value::String(
+            let text = if name == "toYamlPretty" {
+                yaml::to_yaml_string_pretty(&a[0])
+            } else {
                 yaml::to_yaml_string(&a[0])
-                    .trim_end_matches('\n')
-                    .to_string(),
-            ))
+            };
+            Ok(Value::String(text.trim_end_matches('\n').to_string()))
         }
         "fromYaml" => {
             arity(name, a, 1)?;
@@ -1228,7 +1228,13 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         "toStrings" => {
             let v = one(name, a)?;
             Ok(match v {
-                Value::List(l) => Value::list(l.iter().map(|x| Value::String(strval(x))).collect()),
+                // sprig leaves nils out.
+                Value::List(l) => Value::list(
+                    l.iter()
+                        .filter(|x| !x.is_nil())
+                        .map(|x| Value::String(strval(x)))
+                        .collect(),
+                ),
                 Value::Nil => Value::list(vec![]),
                 other => Value::list(vec![Value::String(strval(other))]),
             })
@@ -1688,9 +1694,14 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
             )))
         }
         "now" => Ok(Value::String(jiff::Timestamp::now().to_string())),
-        "unixEpoch" => Ok(Value::String(
-            jiff::Timestamp::now().as_second().to_string(),
-        )),
+        "unixEpoch" => {
+            arity(name, a, 1)?;
+            let ts = match &a[0] {
+                Value::String(t) => t.parse().unwrap_or_else(|_| jiff::Timestamp::now()),
+                _ => jiff::Timestamp::now(),
+            };
+            Ok(Value::String(ts.as_second().to_string()))
+        }
 
         other => err(format!(
             "function {other:?} is not supported by berth's renderer"
@@ -1859,10 +1870,18 @@ fn to_toml(v: &Value) -> String {
             other => other.to_go_string(),
         }
     }
+    // Like BurntSushi/toml: a table's keys are indented two spaces per level.
     fn table(m: &BTreeMap<String, Value>, prefix: &str, out: &mut String) {
+        let depth = if prefix.is_empty() {
+            0
+        } else {
+            prefix.matches('.').count() + 1
+        };
+        let pad = "  ".repeat(depth);
+        let header_pad = "  ".repeat(depth);
         for (k, v) in m {
             if !matches!(v, Value::Map(_)) {
-                out.push_str(&format!("{k} = {}\n", scalar(v)));
+                out.push_str(&format!("{pad}{k} = {}\n", scalar(v)));
             }
         }
         for (k, v) in m {
@@ -1872,7 +1891,7 @@ fn to_toml(v: &Value) -> String {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                out.push_str(&format!("\n[{full}]\n"));
+                out.push_str(&format!("\n{header_pad}[{full}]\n"));
                 table(&sub.borrow(), &full, out);
             }
         }

@@ -89,6 +89,12 @@ pub fn from_path(path: &Path) -> Result<ChartFiles, RenderError> {
     if path.is_dir() {
         return from_dir(path);
     }
+    if !path.exists() {
+        return Err(RenderError::plain(
+            &shown,
+            format!("path {shown:?} not found"),
+        ));
+    }
     let bytes = std::fs::read(path)
         .map_err(|e| RenderError::plain(&shown, format!("path {shown:?} not found: {e}")))?;
     from_tgz(&bytes, &shown)

@@ -1180,5 +1180,48 @@ fn features_render_like_helm() {
             )),
         }
     }
+    // .helmignore rules: which files a chart directory keeps (negation included).
+    for (i, rules) in [
+        "*.txt\n!keep.txt\n",
+        "/top.txt\n*/temp*\n",
+        "files/\n",
+        "sub/\n",
+        "[ab].*\n",
+        "a/**/b\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let dir = base.join(format!("helmignore-{i}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut files: Vec<(&str, &str)> = vec![
+            ("Chart.yaml", "apiVersion: v2\nname: hi\nversion: 0.1.0\n"),
+            (
+                "templates/t.yaml",
+                "files: {{ range $p, $_ := .Files }}{{ $p }},{{ end }}\n",
+            ),
+            (".helmignore", rules),
+        ];
+        for f in [
+            "a.txt",
+            "keep.txt",
+            "b.yaml",
+            "top.txt",
+            "files/c.txt",
+            "files/temp1",
+            "files/sub/d.md",
+            ".hidden",
+            "templates/.x.yaml",
+        ] {
+            files.push((f, "x\n"));
+        }
+        write_chart(&dir, &files);
+        let args = s(&[&dir.display().to_string()]);
+        match run_both(&helm, &args) {
+            (Ok(h), Ok(b)) if h == b => {}
+            (Err(h), Err(b)) if first_error_line(&h) == first_error_line(&b) => {}
+            (h, b) => failures.push(format!(".helmignore {rules:?}: helm {h:?}\n  berth {b:?}")),
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -96,6 +96,26 @@ pub fn load(
     prefix: &str,
     parent_path: Option<&str>,
 ) -> Result<Chart, RenderError> {
+    // helm applies the top chart's .helmignore to everything it loads from a
+    // directory, subcharts included (packaged charts were filtered when packed).
+    let filtered;
+    let all = if prefix.is_empty() && parent_path.is_none() {
+        match all.get(".helmignore") {
+            Some(text) => {
+                let rules = crate::render::ignore::Rules::parse(&String::from_utf8_lossy(text))
+                    .map_err(|e| RenderError::plain(".helmignore", e))?;
+                filtered = all
+                    .iter()
+                    .filter(|(p, _)| !rules.excludes(p))
+                    .map(|(p, d)| (p.clone(), d.clone()))
+                    .collect::<BTreeMap<_, _>>();
+                &filtered
+            }
+            None => all,
+        }
+    } else {
+        all
+    };
     let mut own: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, data) in all.range(prefix.to_string()..) {
         let Some(rel) = path.strip_prefix(prefix) else {
@@ -106,10 +126,11 @@ pub fn load(
     let chart_yaml = own.get("Chart.yaml").ok_or_else(|| {
         RenderError::plain(
             prefix,
-            format!(
-                "Chart.yaml file is missing in {}",
-                if prefix.is_empty() { "chart" } else { prefix }
-            ),
+            if prefix.is_empty() {
+                "Chart.yaml file is missing".to_string()
+            } else {
+                format!("Chart.yaml file is missing in {prefix}")
+            },
         )
     })?;
     let mut metadata = parse_yaml(&format!("{prefix}Chart.yaml"), chart_yaml)?;
@@ -177,19 +198,6 @@ pub fn load(
         }
         files.insert(rel.clone(), data.clone());
     }
-    let ignore = files
-        .get(".helmignore")
-        .map(|b| String::from_utf8_lossy(b).into_owned());
-    if let Some(ignore) = ignore {
-        let patterns: Vec<String> = ignore
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
-            .collect();
-        files.retain(|path, _| !helmignored(&patterns, path));
-        templates.retain(|(path, _)| !helmignored(&patterns, path));
-    }
     let mut subcharts = Vec::new();
     for dir in sub_dirs {
         subcharts.push(load(
@@ -216,26 +224,6 @@ pub fn load(
         files: std::rc::Rc::new(files),
         subcharts,
         is_library,
-    })
-}
-
-/// A small subset of .helmignore: exact names, `*.ext` and `dir/` patterns.
-fn helmignored(patterns: &[String], path: &str) -> bool {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    patterns.iter().any(|p| {
-        if p.starts_with('!') {
-            return false;
-        }
-        let p = p.trim_start_matches('/');
-        if let Some(dir) = p.strip_suffix('/') {
-            return path.starts_with(&format!("{dir}/")) || path.contains(&format!("/{dir}/"));
-        }
-        if let Some(ext) = p.strip_prefix('*')
-            && !ext.contains(['*', '?', '['])
-        {
-            return base.ends_with(ext);
-        }
-        base == p || path == p
     })
 }
 

@@ -6,6 +6,7 @@
 
 pub mod chart;
 pub mod funcs;
+pub mod ignore;
 pub mod load;
 pub mod schema;
 pub mod strvals;

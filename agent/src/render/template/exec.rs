@@ -288,11 +288,26 @@ impl Executor {
                         )
                         .into());
                 }
+                // Go would loop for ages; refuse instead of allocating without bound.
+                if *n > 10_000_000 {
+                    return Err(self
+                        .located(
+                            pos,
+                            &pipe_string(pipe),
+                            format!("range over {n} iterations is more than berth allows"),
+                        )
+                        .into());
+                }
                 (0..*n.max(&0))
                     .map(|i| (Value::Int(i), Value::Int(i)))
                     .collect()
             }
             Value::Object(o) => match &**o {
+                // .Files is a map[string][]byte: keys in order, contents as bytes.
+                crate::render::value::Object::Files(files) => files
+                    .iter()
+                    .map(|(k, v)| (Value::str(k.clone()), Value::Bytes(Rc::new(v.clone()))))
+                    .collect(),
                 crate::render::value::Object::VersionSet(vs) => vs
                     .iter()
                     .enumerate()

@@ -44,7 +44,7 @@ impl Rules {
                 Some(r) => (true, r.to_string()),
                 None => (rest.contains('/'), rest.to_string()),
             };
-            if glob_match(&glob, "abc").is_err() {
+            if glob_match(&glob, "abc").is_none() {
                 return Err(format!("syntax error in pattern: {line}"));
             }
             rules.push(Rule {
@@ -102,10 +102,11 @@ impl Rules {
 
 /// Go's filepath.Match on '/'-separated paths: `*` and `?` stop at '/',
 /// `[...]` classes with ranges and `^`/`!` negation, `\` escapes.
-pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ()> {
+/// `None` when the pattern is malformed.
+pub fn glob_match(pattern: &str, name: &str) -> Option<bool> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    fn class(p: &[char], mut i: usize, c: char) -> Result<(bool, usize), ()> {
+    fn class(p: &[char], mut i: usize, c: char) -> Option<(bool, usize)> {
         // p[i] is just after '['.
         let negate = matches!(p.get(i), Some('^') | Some('!'));
         if negate {
@@ -115,14 +116,14 @@ pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ()> {
         let mut first = true;
         loop {
             let Some(&start) = p.get(i) else {
-                return Err(());
+                return None;
             };
             if start == ']' && !first {
-                return Ok((matched != negate, i + 1));
+                return Some((matched != negate, i + 1));
             }
             first = false;
             let (lo, next) = if start == '\\' {
-                (*p.get(i + 1).ok_or(())?, i + 2)
+                (*p.get(i + 1)?, i + 2)
             } else {
                 (start, i + 1)
             };
@@ -130,7 +131,7 @@ pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ()> {
             let mut hi = lo;
             if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|c| *c != ']') {
                 hi = if p[i + 1] == '\\' {
-                    *p.get(i + 2).ok_or(())?
+                    *p.get(i + 2)?
                 } else {
                     p[i + 1]
                 };
@@ -141,7 +142,7 @@ pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ()> {
             }
         }
     }
-    fn go(p: &[char], n: &[char]) -> Result<bool, ()> {
+    fn go(p: &[char], n: &[char]) -> Option<bool> {
         let (mut pi, mut ni) = (0, 0);
         let mut star: Option<(usize, usize)> = None;
         loop {
@@ -184,7 +185,7 @@ pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ()> {
                     _ => {}
                 }
             } else if ni == n.len() {
-                return Ok(true);
+                return Some(true);
             }
             // Backtrack: let the last star eat one more character (never '/').
             match star {
@@ -204,7 +205,7 @@ pub fn glob_match(pattern: &str, name: &str) -> Result<bool, ()> {
                             i += 1;
                         }
                     }
-                    return Ok(false);
+                    return Some(false);
                 }
             }
         }
@@ -218,13 +219,13 @@ mod tests {
 
     #[test]
     fn globs_like_go() {
-        assert_eq!(glob_match("*.txt", "a.txt"), Ok(true));
-        assert_eq!(glob_match("*.txt", "d/a.txt"), Ok(false));
-        assert_eq!(glob_match("temp?", "temp1"), Ok(true));
-        assert_eq!(glob_match("[a-c]x", "bx"), Ok(true));
-        assert_eq!(glob_match("[^a-c]x", "bx"), Ok(false));
-        assert_eq!(glob_match("*/temp*", "x/temporary"), Ok(true));
-        assert!(glob_match("[", "x").is_err());
+        assert_eq!(glob_match("*.txt", "a.txt"), Some(true));
+        assert_eq!(glob_match("*.txt", "d/a.txt"), Some(false));
+        assert_eq!(glob_match("temp?", "temp1"), Some(true));
+        assert_eq!(glob_match("[a-c]x", "bx"), Some(true));
+        assert_eq!(glob_match("[^a-c]x", "bx"), Some(false));
+        assert_eq!(glob_match("*/temp*", "x/temporary"), Some(true));
+        assert!(glob_match("[", "x").is_none());
     }
 
     #[test]

@@ -115,9 +115,7 @@ pub fn glob_match(pattern: &str, name: &str) -> Option<bool> {
         let mut matched = false;
         let mut first = true;
         loop {
-            let Some(&start) = p.get(i) else {
-                return None;
-            };
+            let &start = p.get(i)?;
             if start == ']' && !first {
                 return Some((matched != negate, i + 1));
             }

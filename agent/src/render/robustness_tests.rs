@@ -123,3 +123,14 @@ proptest! {
         let _ = parse_into(&text, &Value::new_map(BTreeMap::new()), SetKind::Typed);
     }
 }
+
+/// Inputs the fuzzers found, kept as regressions.
+#[test]
+fn fuzzer_findings_fail_cleanly() {
+    for src in ["\u{1}\u{10}{k{{'\\'"] {
+        assert!(
+            add_file(&mut TemplateSet::new(), "t", src).is_err(),
+            "{src:?}"
+        );
+    }
+}

@@ -443,8 +443,15 @@ impl<'a> Lexer<'a> {
         let Some(end) = rest.find('\'') else {
             return Err(self.err(p, "unterminated character constant"));
         };
-        // An escaped quote: '\''
-        let end = if rest.starts_with("\\'") { 2 } else { end };
+        // An escaped quote: '\'' (and it must be closed).
+        let end = if rest.starts_with("\\'") {
+            if !rest[2..].starts_with('\'') {
+                return Err(self.err(p, "unterminated character constant"));
+            }
+            2
+        } else {
+            end
+        };
         let body = &rest[..end];
         let value = if let Some(esc) = body.strip_prefix('\\') {
             match esc {

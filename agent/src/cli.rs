@@ -84,6 +84,8 @@ pub enum BerthCommand {
     },
     /// Print berth's version and the Kubernetes API version it targets.
     Version,
+    /// Render a chart like `helm template`
+    Template(crate::template_cmd::TemplateArgs),
 }
 
 /// Runs a parsed command line; returns the process exit code.
@@ -101,6 +103,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
+        BerthCommand::Template(args) => crate::template_cmd::run_template(args),
         BerthCommand::Render {
             dir,
             context,

@@ -21,3 +21,4 @@ pub mod render;
 pub mod secrets;
 pub mod source;
 pub mod sync;
+pub mod template_cmd;

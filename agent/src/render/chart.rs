@@ -14,12 +14,16 @@ pub struct Chart {
     pub name: String,
     /// Path prefix used in template names: "<root>" or "<root>/charts/<sub>".
     pub full_path: String,
-    /// values.yaml (an empty map when absent).
-    pub values: serde_yaml::Value,
+    /// values.yaml (an empty map when absent), read as helm reads YAML.
+    pub values: Value,
+    /// values.schema.json, when present.
+    pub schema: Option<Vec<u8>>,
+    /// crds/ files: (path relative to the chart, contents), in name order.
+    pub crds: Vec<(String, Vec<u8>)>,
     /// Template files: path relative to the chart root ("templates/x.yaml") → text.
     pub templates: Vec<(String, String)>,
-    /// Other files, for `.Files`.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// Other files, for `.Files` (shared: every template of the chart sees them).
+    pub files: std::rc::Rc<BTreeMap<String, Vec<u8>>>,
     pub subcharts: Vec<Chart>,
     pub is_library: bool,
 }
@@ -64,12 +68,54 @@ fn parse_yaml(path: &str, bytes: &[u8]) -> Result<serde_yaml::Value, RenderError
     })
 }
 
+/// Reads a values file as helm does (YAML 1.1 typing; empty means an empty map).
+pub fn parse_values(path: &str, bytes: &[u8]) -> Result<Value, RenderError> {
+    let text = String::from_utf8_lossy(bytes);
+    let v = crate::render::yaml11::parse_first(&text).map_err(|e| {
+        RenderError::plain(
+            path,
+            format!("cannot load {path}: error converting YAML to JSON: yaml: {e}"),
+        )
+    })?;
+    match v {
+        Value::Nil => Ok(Value::new_map(BTreeMap::new())),
+        v @ Value::Map(_) => Ok(v),
+        other => Err(RenderError::plain(
+            path,
+            format!(
+                "cannot load {path}: error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                other.kind_name()
+            ),
+        )),
+    }
+}
+
 /// Loads the chart whose files are under `prefix` ("" for the root) in `all`.
 pub fn load(
     all: &BTreeMap<String, Vec<u8>>,
     prefix: &str,
     parent_path: Option<&str>,
 ) -> Result<Chart, RenderError> {
+    // helm applies the top chart's .helmignore to everything it loads from a
+    // directory, subcharts included (packaged charts were filtered when packed).
+    let filtered;
+    let all = if prefix.is_empty() && parent_path.is_none() {
+        match all.get(".helmignore") {
+            Some(text) => {
+                let rules = crate::render::ignore::Rules::parse(&String::from_utf8_lossy(text))
+                    .map_err(|e| RenderError::plain(".helmignore", e))?;
+                filtered = all
+                    .iter()
+                    .filter(|(p, _)| !rules.excludes(p))
+                    .map(|(p, d)| (p.clone(), d.clone()))
+                    .collect::<BTreeMap<_, _>>();
+                &filtered
+            }
+            None => all,
+        }
+    } else {
+        all
+    };
     let mut own: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for (path, data) in all.range(prefix.to_string()..) {
         let Some(rel) = path.strip_prefix(prefix) else {
@@ -80,13 +126,26 @@ pub fn load(
     let chart_yaml = own.get("Chart.yaml").ok_or_else(|| {
         RenderError::plain(
             prefix,
-            format!(
-                "Chart.yaml file is missing in {}",
-                if prefix.is_empty() { "chart" } else { prefix }
-            ),
+            if prefix.is_empty() {
+                "Chart.yaml file is missing".to_string()
+            } else {
+                format!("Chart.yaml file is missing in {prefix}")
+            },
         )
     })?;
-    let metadata = parse_yaml(&format!("{prefix}Chart.yaml"), chart_yaml)?;
+    let mut metadata = parse_yaml(&format!("{prefix}Chart.yaml"), chart_yaml)?;
+    // apiVersion v1 charts list their dependencies in requirements.yaml.
+    if meta_str(&metadata, "apiVersion") == "v1"
+        && metadata.get("dependencies").is_none()
+        && let Some(req) = own.get("requirements.yaml")
+    {
+        let req = parse_yaml(&format!("{prefix}requirements.yaml"), req)?;
+        if let (serde_yaml::Value::Mapping(m), Some(deps)) =
+            (&mut metadata, req.get("dependencies"))
+        {
+            m.insert("dependencies".into(), deps.clone());
+        }
+    }
     let name = meta_str(&metadata, "name");
     if name.is_empty() {
         return Err(RenderError::plain(
@@ -95,9 +154,10 @@ pub fn load(
         ));
     }
     let values = match own.get("values.yaml") {
-        Some(b) => parse_yaml(&format!("{prefix}values.yaml"), b)?,
-        None => serde_yaml::Value::Mapping(Default::default()),
+        Some(b) => parse_values(&format!("{prefix}values.yaml"), b)?,
+        None => Value::new_map(BTreeMap::new()),
     };
+    let schema = own.get("values.schema.json").cloned();
     let full_path = match parent_path {
         Some(p) => format!("{p}/charts/{name}"),
         None => name.clone(),
@@ -105,20 +165,19 @@ pub fn load(
     let mut templates = Vec::new();
     let mut files = BTreeMap::new();
     let mut sub_dirs: Vec<String> = Vec::new();
+    let mut sub_tgz: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut crds = Vec::new();
     for (rel, data) in &own {
+        if rel.starts_with("crds/") {
+            crds.push((rel.clone(), data.clone()));
+        }
         if let Some(rest) = rel.strip_prefix("charts/") {
             if let Some((dir, tail)) = rest.split_once('/') {
                 if tail == "Chart.yaml" {
                     sub_dirs.push(dir.to_string());
                 }
             } else if rest.ends_with(".tgz") || rest.ends_with(".tar.gz") {
-                // TODO: packaged subcharts need a gzip/tar reader; unpack them beforehand.
-                return Err(RenderError::plain(
-                    &format!("{prefix}{rel}"),
-                    format!(
-                        "packaged subchart {prefix}{rel} is not supported: unpack it into charts/"
-                    ),
-                ));
+                sub_tgz.push((format!("{prefix}{rel}"), data.clone()));
             }
             continue;
         }
@@ -139,19 +198,6 @@ pub fn load(
         }
         files.insert(rel.clone(), data.clone());
     }
-    let ignore = files
-        .get(".helmignore")
-        .map(|b| String::from_utf8_lossy(b).into_owned());
-    if let Some(ignore) = ignore {
-        let patterns: Vec<String> = ignore
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(str::to_string)
-            .collect();
-        files.retain(|path, _| !helmignored(&patterns, path));
-        templates.retain(|(path, _)| !helmignored(&patterns, path));
-    }
     let mut subcharts = Vec::new();
     for dir in sub_dirs {
         subcharts.push(load(
@@ -160,49 +206,30 @@ pub fn load(
             Some(&full_path),
         )?);
     }
+    for (path, data) in sub_tgz {
+        let unpacked = crate::render::load::from_tgz(&data, &path)?;
+        subcharts.push(load(&unpacked.files, "", Some(&full_path))?);
+    }
+    // Helm orders dependencies by name regardless of how they were stored.
+    subcharts.sort_by(|a, b| a.name.cmp(&b.name));
     let is_library = meta_str(&metadata, "type") == "library";
     Ok(Chart {
         metadata,
         name,
         full_path,
         values,
+        schema,
+        crds,
         templates,
-        files,
+        files: std::rc::Rc::new(files),
         subcharts,
         is_library,
-    })
-}
-
-/// A small subset of .helmignore: exact names, `*.ext` and `dir/` patterns.
-fn helmignored(patterns: &[String], path: &str) -> bool {
-    let base = path.rsplit('/').next().unwrap_or(path);
-    patterns.iter().any(|p| {
-        if p.starts_with('!') {
-            return false;
-        }
-        let p = p.trim_start_matches('/');
-        if let Some(dir) = p.strip_suffix('/') {
-            return path.starts_with(&format!("{dir}/")) || path.contains(&format!("/{dir}/"));
-        }
-        if let Some(ext) = p.strip_prefix('*')
-            && !ext.contains(['*', '?', '['])
-        {
-            return base.ends_with(ext);
-        }
-        base == p || path == p
     })
 }
 
 /// Converts YAML values to template values (numbers become float64 as in Helm).
 pub fn yaml_to_values(y: &serde_yaml::Value) -> Value {
     Value::from_yaml(y)
-}
-
-fn as_map(y: &serde_yaml::Value) -> Option<&serde_yaml::Mapping> {
-    match y {
-        serde_yaml::Value::Mapping(m) => Some(m),
-        _ => None,
-    }
 }
 
 /// Coalesces user values over chart defaults (recursively for the chart and its
@@ -218,7 +245,8 @@ pub fn coalesce(chart: &Chart, user: &Value) -> Value {
 }
 
 fn coalesce_chart(chart: &Chart, dst: &Value) {
-    let defaults = yaml_to_values(&chart.values);
+    // A copy: coalescing fills maps in place and must not change the chart's defaults.
+    let defaults = chart.values.deep_copy();
     merge_defaults(dst, &defaults, true);
     let Value::Map(dm) = dst else { return };
     for sub in &chart.subcharts {
@@ -257,6 +285,7 @@ fn merge_defaults(dst: &Value, defaults: &Value, top: bool) {
     let (Value::Map(d), Value::Map(s)) = (dst, defaults) else {
         return;
     };
+    let _ = top;
     let default_entries: Vec<(String, Value)> = s
         .borrow()
         .iter()
@@ -265,9 +294,11 @@ fn merge_defaults(dst: &Value, defaults: &Value, top: bool) {
     for (k, dv) in default_entries {
         let cur = d.borrow().get(&k).cloned();
         match cur {
+            // A default (even a null one) fills a missing key.
             None => {
                 d.borrow_mut().insert(k, dv);
             }
+            // A null over a default deletes the key.
             Some(Value::Nil) => {
                 d.borrow_mut().remove(&k);
             }
@@ -277,19 +308,6 @@ fn merge_defaults(dst: &Value, defaults: &Value, top: bool) {
                 }
             }
             Some(_) => {}
-        }
-    }
-    let _ = top;
-    // Nulls the user set for keys without defaults are removed too.
-    let nulls: Vec<String> = d
-        .borrow()
-        .iter()
-        .filter(|(_, v)| v.is_nil())
-        .map(|(k, _)| k.clone())
-        .collect();
-    for k in nulls {
-        if s.borrow().contains_key(&k) {
-            d.borrow_mut().remove(&k);
         }
     }
 }
@@ -314,61 +332,228 @@ fn merge_overwrite(dst: &Value, src: &Value) {
     }
 }
 
-/// Evaluates Chart.yaml `dependencies` conditions/tags against the coalesced
-/// values and returns the names of disabled subcharts.
-pub fn disabled_subcharts(chart: &Chart, values: &Value) -> Vec<String> {
-    let mut disabled = Vec::new();
-    let Some(deps) = chart
-        .metadata
-        .get("dependencies")
-        .and_then(|d| d.as_sequence())
-    else {
-        return disabled;
+/// One entry of Chart.yaml `dependencies` (or requirements.yaml for v1 charts).
+#[derive(Debug, Clone)]
+struct Dependency {
+    name: String,
+    alias: Option<String>,
+    condition: Option<String>,
+    tags: Vec<String>,
+    /// `import-values`: a string (an `exports.<name>` table) or a child→parent pair.
+    imports: Vec<(String, String)>,
+}
+
+impl Dependency {
+    /// The name the chart and its values go by (the alias when set).
+    fn key(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.name)
+    }
+}
+
+fn dependencies(c: &Chart) -> Vec<Dependency> {
+    let Some(deps) = c.metadata.get("dependencies").and_then(|d| d.as_sequence()) else {
+        return vec![];
     };
-    for dep in deps {
-        let name = dep
-            .get("alias")
-            .or_else(|| dep.get("name"))
+    let text = |d: &serde_yaml::Value, k: &str| {
+        d.get(k)
             .map(yaml_key_string)
-            .unwrap_or_default();
-        let mut enabled: Option<bool> = None;
-        if let Some(cond) = dep.get("condition").and_then(|c| c.as_str()) {
-            for path in cond.split(',').map(str::trim) {
-                let mut cur = values.clone();
-                let mut found = true;
-                for part in path.split('.') {
-                    match cur.map_get(part) {
-                        Some(v) => cur = v,
-                        None => {
-                            found = false;
-                            break;
-                        }
-                    }
+            .filter(|s| !s.is_empty() && s != "null")
+    };
+    deps.iter()
+        .map(|d| Dependency {
+            name: text(d, "name").unwrap_or_default(),
+            alias: text(d, "alias"),
+            condition: text(d, "condition"),
+            tags: d
+                .get("tags")
+                .and_then(|t| t.as_sequence())
+                .map(|t| t.iter().map(yaml_key_string).collect())
+                .unwrap_or_default(),
+            imports: d
+                .get("import-values")
+                .and_then(|t| t.as_sequence())
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|iv| match iv {
+                            serde_yaml::Value::String(name) => {
+                                Some((format!("exports.{name}"), ".".to_string()))
+                            }
+                            serde_yaml::Value::Mapping(_) => Some((
+                                iv.get("child").map(yaml_key_string)?,
+                                iv.get("parent").map(yaml_key_string)?,
+                            )),
+                            _ => None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Fails like `helm template` when a dependency in Chart.yaml has no chart in charts/.
+pub fn check_dependencies(c: &Chart) -> Result<(), RenderError> {
+    let missing: Vec<String> = dependencies(c)
+        .into_iter()
+        .filter(|d| !c.subcharts.iter().any(|s| s.name == d.name))
+        .map(|d| d.name)
+        .collect();
+    if !missing.is_empty() {
+        return Err(RenderError::plain(
+            &c.full_path,
+            format!(
+                "An error occurred while checking for chart dependencies. You may need to run `helm dependency build` to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn rename(c: &mut Chart, name: &str, parent_path: &str) {
+    c.name = name.to_string();
+    if let serde_yaml::Value::Mapping(m) = &mut c.metadata {
+        m.insert("name".into(), name.into());
+    }
+    reroot(c, &format!("{parent_path}/charts/{name}"));
+}
+
+fn reroot(c: &mut Chart, full_path: &str) {
+    c.full_path = full_path.to_string();
+    let path = c.full_path.clone();
+    for sub in &mut c.subcharts {
+        let name = sub.name.clone();
+        reroot(sub, &format!("{path}/charts/{name}"));
+    }
+}
+
+/// Helm's dependency processing before values are coalesced for rendering:
+/// aliases (a chart copied under each alias), conditions and tags (disabled
+/// charts removed, recursively), then `import-values` (bottom-up, imported
+/// values below the parent's own).
+pub fn process_dependencies(root: &mut Chart, user: &Value) {
+    apply_aliases(root);
+    let top = coalesce(root, user);
+    remove_disabled(root, &top, "");
+    import_values(root);
+}
+
+fn apply_aliases(c: &mut Chart) {
+    let deps = dependencies(c);
+    if !deps.is_empty() {
+        let loaded = std::mem::take(&mut c.subcharts);
+        // Charts in charts/ that no dependency names stay as they are.
+        let mut result: Vec<Chart> = loaded
+            .iter()
+            .filter(|s| !deps.iter().any(|d| d.name == s.name))
+            .cloned()
+            .collect();
+        for d in &deps {
+            if let Some(found) = loaded.iter().find(|s| s.name == d.name) {
+                let mut sub = found.clone();
+                if let Some(alias) = &d.alias {
+                    rename(&mut sub, alias, &c.full_path);
                 }
-                if found && let Value::Bool(b) = cur {
-                    enabled = Some(b);
+                result.push(sub);
+            }
+        }
+        c.subcharts = result;
+    }
+    for sub in &mut c.subcharts {
+        apply_aliases(sub);
+    }
+}
+
+fn lookup(values: &Value, path: &str) -> Option<Value> {
+    let mut cur = values.clone();
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        cur = cur.map_get(part)?;
+    }
+    Some(cur)
+}
+
+fn remove_disabled(c: &mut Chart, top: &Value, path: &str) {
+    let deps = dependencies(c);
+    let tags = top.map_get("tags");
+    let mut disabled: Vec<String> = Vec::new();
+    for d in &deps {
+        let mut enabled = true;
+        // Tags first: any true tag enables, otherwise any false tag disables.
+        let tag_values: Vec<bool> = d
+            .tags
+            .iter()
+            .filter_map(|t| match tags.as_ref().and_then(|tv| tv.map_get(t)) {
+                Some(Value::Bool(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        if tag_values.contains(&true) {
+            enabled = true;
+        } else if tag_values.contains(&false) {
+            enabled = false;
+        }
+        // A condition that resolves to a boolean overrides the tags.
+        if let Some(cond) = &d.condition {
+            for p in cond.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                if let Some(Value::Bool(b)) = lookup(top, &format!("{path}{p}")) {
+                    enabled = b;
                     break;
                 }
             }
         }
-        if enabled.is_none()
-            && let Some(tags) = dep.get("tags").and_then(|t| t.as_sequence())
-        {
-            let tag_values = values.map_get("tags");
-            for t in tags {
-                let tag = yaml_key_string(t);
-                if let Some(Value::Bool(b)) = tag_values.as_ref().and_then(|tv| tv.map_get(&tag)) {
-                    enabled = Some(b);
-                    if b {
-                        break;
-                    }
-                }
-            }
-        }
-        if enabled == Some(false) {
-            disabled.push(name);
+        if !enabled {
+            disabled.push(d.key().to_string());
         }
     }
-    let _ = as_map;
-    disabled
+    c.subcharts.retain(|s| !disabled.contains(&s.name));
+    if let serde_yaml::Value::Mapping(m) = &mut c.metadata
+        && let Some(serde_yaml::Value::Sequence(list)) = m.get_mut("dependencies")
+    {
+        list.retain(|d| {
+            let key = d
+                .get("alias")
+                .or_else(|| d.get("name"))
+                .map(yaml_key_string)
+                .unwrap_or_default();
+            !disabled.contains(&key)
+        });
+    }
+    for sub in &mut c.subcharts {
+        let sub_path = format!("{path}{}.", sub.name);
+        remove_disabled(sub, top, &sub_path);
+    }
+}
+
+fn import_values(c: &mut Chart) {
+    for sub in &mut c.subcharts {
+        import_values(sub);
+    }
+    let deps = dependencies(c);
+    if deps.iter().all(|d| d.imports.is_empty()) {
+        return;
+    }
+    let cvals = coalesce(c, &Value::new_map(BTreeMap::new()));
+    let imported = Value::new_map(BTreeMap::new());
+    for d in &deps {
+        for (child, parent) in &d.imports {
+            let Some(table @ Value::Map(_)) = lookup(&cvals, &format!("{}.{child}", d.key()))
+            else {
+                continue;
+            };
+            let table = table.deep_copy();
+            let placed = if parent == "." {
+                table
+            } else {
+                parent.split('.').rev().fold(table, |inner, part| {
+                    let mut m = BTreeMap::new();
+                    m.insert(part.to_string(), inner);
+                    Value::new_map(m)
+                })
+            };
+            merge_defaults(&imported, &placed, false);
+        }
+    }
+    // The parent's own (coalesced) values win over imported ones.
+    merge_defaults(&cvals, &imported, false);
+    c.values = cvals;
 }

@@ -6,8 +6,13 @@
 
 pub mod chart;
 pub mod funcs;
+pub mod ignore;
+pub mod load;
+pub mod schema;
+pub mod strvals;
 pub mod template;
 pub mod value;
+pub mod yaml11;
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -140,6 +145,8 @@ pub struct RenderOptions {
     pub kube_version: Option<String>,
     /// Extra API versions for `.Capabilities.APIVersions`.
     pub api_versions: Vec<String>,
+    /// Skip values.schema.json validation (`--skip-schema-validation`).
+    pub skip_schema_validation: bool,
 }
 
 impl Default for RenderOptions {
@@ -151,6 +158,7 @@ impl Default for RenderOptions {
             is_install: true,
             kube_version: None,
             api_versions: vec![],
+            skip_schema_validation: false,
         }
     }
 }
@@ -188,30 +196,66 @@ impl RenderError {
 
 /// The chart's own default values (its values.yaml parsed).
 pub fn chart_default_values(chart: &ChartFiles) -> Result<serde_yaml::Value, RenderError> {
-    Ok(chart::load(&chart.files, "", None)?.values)
+    Ok(chart::load(&chart.files, "", None)?.values.to_yaml_value())
 }
 
-/// Renders a chart like `helm template`.
+/// Everything `helm template` can print, in its order.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOutput {
+    /// crds/ files of every enabled chart (printed only with `--include-crds`).
+    pub crds: Vec<Manifest>,
+    /// Ordinary manifests, in install order.
+    pub manifests: Vec<Manifest>,
+    /// Hook manifests, in hook order.
+    pub hooks: Vec<Hook>,
+}
+
+/// A manifest annotated with `helm.sh/hook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub manifest: Manifest,
+    /// A `test` (or legacy `test-success`/`test-failure`) hook.
+    pub is_test: bool,
+}
+
+/// Renders a chart like `helm template`: manifests then hooks, as helm prints them.
 pub fn render(
     chart: &ChartFiles,
     values: &serde_yaml::Value,
     options: &RenderOptions,
 ) -> Result<Vec<Manifest>, RenderError> {
-    let root = chart::load(&chart.files, "", None)?;
+    let out = render_full(chart, &Value::from_yaml(values), options)?;
+    Ok(out
+        .manifests
+        .into_iter()
+        .chain(out.hooks.into_iter().map(|h| h.manifest))
+        .collect())
+}
+
+/// Renders a chart with user values already typed (as `--set` types them).
+pub fn render_full(
+    chart: &ChartFiles,
+    user: &Value,
+    options: &RenderOptions,
+) -> Result<RenderOutput, RenderError> {
+    let mut root = chart::load(&chart.files, "", None)?;
     if root.is_library {
         return Err(RenderError::plain(
             &root.name,
             "library charts are not installable".to_string(),
         ));
     }
-    let user = Value::from_yaml(values);
-    let coalesced = chart::coalesce(&root, &user);
+    check_tree(&root)?;
+    chart::process_dependencies(&mut root, user);
+    let coalesced = chart::coalesce(&root, user);
     let caps = capabilities(options)?;
 
     // Collect enabled charts with their scoped values.
-    let mut charts: Vec<(Chart, Value)> = Vec::new();
+    let mut charts: Vec<(&Chart, Value)> = Vec::new();
     collect_charts(&root, &coalesced, &mut charts);
-
+    if !options.skip_schema_validation {
+        schema::validate_tree(&root, &coalesced)?;
+    }
     // Parse all templates into one set, deepest paths first so that a parent
     // chart's `define` overrides a subchart's (as helm orders them).
     let mut all: Vec<(String, String, usize)> = Vec::new();
@@ -276,21 +320,44 @@ pub fn render(
         rendered.push((name.clone(), out.replace("<no value>", "")));
     }
     rendered.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(sort_manifests(rendered))
+    let (manifests, hooks) = sort_manifests(rendered)?;
+    let mut crds = Vec::new();
+    crd_files(&root, &charts, &mut crds);
+    Ok(RenderOutput {
+        crds,
+        manifests,
+        hooks,
+    })
 }
 
-fn collect_charts(c: &Chart, values: &Value, out: &mut Vec<(Chart, Value)>) {
-    let disabled = chart::disabled_subcharts(c, values);
+/// crds/ files, the chart's own first, then its enabled subcharts' (helm's CRDObjects).
+fn crd_files(c: &Chart, enabled: &[(&Chart, Value)], out: &mut Vec<Manifest>) {
+    for (path, data) in &c.crds {
+        out.push(Manifest {
+            source: format!("{}/{}", c.full_path, path),
+            content: String::from_utf8_lossy(data).into_owned(),
+        });
+    }
     for sub in &c.subcharts {
-        if disabled.contains(&sub.name) {
-            continue;
+        if enabled.iter().any(|(e, _)| e.full_path == sub.full_path) {
+            crd_files(sub, enabled, out);
         }
+    }
+}
+
+fn check_tree(c: &Chart) -> Result<(), RenderError> {
+    chart::check_dependencies(c)?;
+    c.subcharts.iter().try_for_each(check_tree)
+}
+
+fn collect_charts<'a>(c: &'a Chart, values: &Value, out: &mut Vec<(&'a Chart, Value)>) {
+    for sub in &c.subcharts {
         let sub_values = values
             .map_get(&sub.name)
             .unwrap_or_else(|| Value::new_map(BTreeMap::new()));
         collect_charts(sub, &sub_values, out);
     }
-    out.push((c.clone(), values.clone()));
+    out.push((c, values.clone()));
 }
 
 fn struct_value(type_name: &str, fields: Vec<(&str, Value)>, display: String) -> Value {
@@ -434,7 +501,7 @@ fn top_values(
     m.insert("Capabilities".into(), caps.clone());
     m.insert(
         "Files".into(),
-        Value::Object(Rc::new(Object::Files(Rc::new(c.files.clone())))),
+        Value::Object(Rc::new(Object::Files(c.files.clone()))),
     );
     let mut t = BTreeMap::new();
     t.insert("Name".into(), Value::str(template_name));
@@ -446,55 +513,79 @@ fn top_values(
     Value::new_map(m)
 }
 
-/// Head of a document: kind, name, hook annotations.
+/// Head of a document: its kind and hook annotations.
 struct DocHead {
     kind: String,
-    name: String,
     hook: bool,
-    hook_weight: i64,
+    is_test: bool,
 }
 
-fn doc_head(content: &str) -> DocHead {
-    let parsed: Option<serde_yaml::Value> = serde_yaml::from_str(content).ok();
-    let get = |path: &[&str]| -> Option<serde_yaml::Value> {
-        let mut cur = parsed.as_ref()?;
-        for p in path {
-            cur = cur.get(*p)?;
-        }
-        Some(cur.clone())
-    };
-    let as_string =
-        |v: Option<serde_yaml::Value>| v.map(|v| value::yaml_key_string(&v)).unwrap_or_default();
-    DocHead {
-        kind: as_string(get(&["kind"])),
-        name: as_string(get(&["metadata", "name"])),
-        hook: get(&["metadata", "annotations", "helm.sh/hook"]).is_some(),
-        hook_weight: as_string(get(&["metadata", "annotations", "helm.sh/hook-weight"]))
-            .trim()
-            .parse()
-            .unwrap_or(0),
+/// Parses a document's head the way helm does (its YAML must parse, and be a map).
+fn doc_head(content: &str) -> Result<DocHead, String> {
+    let parsed = yaml11::parse_first(content)
+        .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))?;
+    if !matches!(parsed, Value::Map(_) | Value::Nil) {
+        return Err(format!(
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
+            match parsed {
+                Value::List(_) => "array",
+                Value::String(_) => "string",
+                Value::Bool(_) => "bool",
+                _ => "number",
+            }
+        ));
     }
+    let get = |path: &[&str]| -> Option<Value> {
+        let mut cur = parsed.clone();
+        for p in path {
+            cur = cur.map_get(p)?;
+        }
+        Some(cur)
+    };
+    let as_string = |v: Option<Value>| match v {
+        Some(Value::String(s)) => s,
+        Some(Value::Nil) | None => String::new(),
+        Some(other) => other.to_go_string(),
+    };
+    let hook = as_string(get(&["metadata", "annotations", "helm.sh/hook"]));
+    Ok(DocHead {
+        kind: as_string(get(&["kind"])),
+        hook: get(&["metadata", "annotations", "helm.sh/hook"]).is_some(),
+        is_test: hook
+            .split(',')
+            .any(|h| matches!(h.trim(), "test" | "test-success" | "test-failure")),
+    })
 }
 
 /// Splits rendered files into documents and orders them as `helm template` prints.
-fn sort_manifests(files: Vec<(String, String)>) -> Vec<Manifest> {
-    // Helm splits on "---" at a line start (the separator regex swallows
-    // surrounding whitespace) and trims each document.
-    let sep = regex::Regex::new(r"(?:^|\s*\n)---\s*").ok();
+fn sort_manifests(files: Vec<(String, String)>) -> Result<(Vec<Manifest>, Vec<Hook>), RenderError> {
+    // Helm splits on "---" at the start of the text or of a line (its separator
+    // also swallows the whitespace around it) and trims each document.
+    let split = |t: &'_ str| -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = t;
+        if let Some(r) = rest.strip_prefix("---") {
+            rest = r;
+        }
+        while let Some(i) = rest.find("\n---") {
+            out.push(rest[..i].to_string());
+            rest = &rest[i + 4..];
+        }
+        out.push(rest.to_string());
+        out
+    };
     let mut generic: Vec<(DocHead, Manifest)> = Vec::new();
     let mut hooks: Vec<(DocHead, Manifest)> = Vec::new();
     for (source, text) in files {
         let trimmed = text.trim();
-        let docs: Vec<&str> = match &sep {
-            Some(re) => re.split(trimmed).collect(),
-            None => vec![trimmed],
-        };
-        for d in docs {
+        for d in split(trimmed) {
             let d = d.trim();
             if d.is_empty() {
                 continue;
             }
-            let head = doc_head(d);
+            let head = doc_head(d).map_err(|e| {
+                RenderError::plain(&source, format!("YAML parse error on {source}: {e}"))
+            })?;
             let m = Manifest {
                 source: source.clone(),
                 content: d.to_string(),
@@ -514,14 +605,22 @@ fn sort_manifests(files: Vec<(String, String)>) -> Vec<Manifest> {
         (None, None) => a.kind.cmp(&b.kind),
     };
     generic.sort_by(|a, b| by_kind(&a.0, &b.0));
-    hooks.sort_by(|a, b| {
-        a.0.hook_weight
-            .cmp(&b.0.hook_weight)
-            .then_with(|| by_kind(&a.0, &b.0))
-            .then_with(|| a.0.name.cmp(&b.0.name))
-    });
-    generic.into_iter().chain(hooks).map(|(_, m)| m).collect()
+    // `helm template` prints hooks in kind order only (weights order execution).
+    hooks.sort_by(|a, b| by_kind(&a.0, &b.0));
+    Ok((
+        generic.into_iter().map(|(_, m)| m).collect(),
+        hooks
+            .into_iter()
+            .map(|(h, m)| Hook {
+                manifest: m,
+                is_test: h.is_test,
+            })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod robustness_tests;

@@ -38,8 +38,23 @@ fn render_one(tpl: &str, values: &str) -> Result<String, RenderError> {
 #[test]
 fn values_are_float64_like_helm() {
     assert_eq!(
-        render_one("n: {{ .Values.n }}", "n: 1000000").expect("renders"),
+        render_one("n: {{ .Values.num }}", "num: 1000000").expect("renders"),
         "n: 1e+06"
+    );
+}
+
+/// helm reads values as YAML 1.1: a bare `n`/`y` key is the boolean false/true,
+/// so `n: 1` is stored under "false" (checked with helm v3.22.0: `toJson .Values`
+/// of `n: 1000000\ny: 2\non: k` is `{"false":1000000,"true":"k"}`).
+#[test]
+fn yaml_1_1_keys_and_booleans_like_helm() {
+    assert_eq!(
+        render_one(
+            "{{ toJson .Values }}",
+            "n: 1000000\ny: 2\non: k\nb: yes\nc: 0x1F\nd: 012\nh: 2001-12-14\nx: +5"
+        )
+        .expect("renders"),
+        r#"{"b":true,"c":31,"d":10,"false":1000000,"h":"2001-12-14","true":"k","x":5}"#
     );
 }
 

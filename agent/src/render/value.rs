@@ -19,6 +19,8 @@ pub enum Value {
     Bool(bool),
     /// Go `int` (template integer constants, `len`, `int`, arithmetic results).
     Int(i64),
+    /// Go `int64` (integers from `--set`, as helm's strvals types them).
+    Int64(i64),
     /// Go `float64` (every number that comes from YAML values, as in Helm).
     Float(f64),
     String(String),
@@ -70,7 +72,7 @@ impl Value {
         match self {
             Value::Nil => false,
             Value::Bool(b) => *b,
-            Value::Int(i) => *i != 0,
+            Value::Int(i) | Value::Int64(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::String(s) => !s.is_empty(),
             Value::Bytes(b) => !b.is_empty(),
@@ -86,6 +88,7 @@ impl Value {
             Value::Nil => "<nil>".into(),
             Value::Bool(_) => "bool".into(),
             Value::Int(_) => "int".into(),
+            Value::Int64(_) => "int64".into(),
             Value::Float(_) => "float64".into(),
             Value::String(_) => "string".into(),
             Value::Bytes(_) => "[]uint8".into(),
@@ -105,6 +108,7 @@ impl Value {
             Value::Nil => "invalid",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
+            Value::Int64(_) => "int64",
             Value::Float(_) => "float64",
             Value::String(_) => "string",
             Value::Bytes(_) | Value::List(_) => "slice",
@@ -133,7 +137,7 @@ impl Value {
         match self {
             Value::Nil => out.push_str("<nil>"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Value::Int(i) => {
+            Value::Int(i) | Value::Int64(i) => {
                 let _ = write!(out, "{i}");
             }
             Value::Float(f) => out.push_str(&format_float_g(*f)),
@@ -254,7 +258,7 @@ impl Value {
         match self {
             Value::Nil => serde_yaml::Value::Null,
             Value::Bool(b) => serde_yaml::Value::Bool(*b),
-            Value::Int(i) => serde_yaml::Value::Number((*i).into()),
+            Value::Int(i) | Value::Int64(i) => serde_yaml::Value::Number((*i).into()),
             Value::Float(f) => {
                 if f.fract() == 0.0 && f.abs() < 9.0e15 {
                     serde_yaml::Value::Number((*f as i64).into())

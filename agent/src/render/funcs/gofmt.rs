@@ -122,11 +122,15 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
             let s = match v {
                 Value::Nil => "<nil>".to_string(),
                 Value::Float(f) => sign(format_float_g(*f), *f < 0.0),
-                Value::Int(i) => sign(i.to_string(), *i < 0),
+                Value::Int(i) | Value::Int64(i) => sign(i.to_string(), *i < 0),
                 Value::String(s) if spec.sharp => go_quote(s),
                 other => other.to_go_string(),
             };
-            pad(s, spec, matches!(v, Value::Int(_) | Value::Float(_)))
+            pad(
+                s,
+                spec,
+                matches!(v, Value::Int(_) | Value::Int64(_) | Value::Float(_)),
+            )
         }
         's' => match v {
             Value::String(s) => {
@@ -143,7 +147,7 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
         },
         'q' => match v {
             Value::String(s) => pad(go_quote(s), spec, false),
-            Value::Int(i) => pad(
+            Value::Int(i) | Value::Int64(i) => pad(
                 format!("'{}'", char::from_u32(*i as u32).unwrap_or('\u{fffd}')),
                 spec,
                 false,
@@ -151,7 +155,7 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
             other => bad_verb('q', other),
         },
         'd' => match v {
-            Value::Int(i) => pad(sign(i.to_string(), *i < 0), spec, true),
+            Value::Int(i) | Value::Int64(i) => pad(sign(i.to_string(), *i < 0), spec, true),
             Value::List(l) => format!(
                 "[{}]",
                 l.iter()
@@ -162,7 +166,7 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
             other => bad_verb('d', other),
         },
         'x' | 'X' | 'o' | 'b' => match v {
-            Value::Int(i) => {
+            Value::Int(i) | Value::Int64(i) => {
                 let s = match verb {
                     'x' => format!("{:x}", i.unsigned_abs()),
                     'X' => format!("{:X}", i.unsigned_abs()),
@@ -232,7 +236,7 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
             other => bad_verb('t', other),
         },
         'c' => match v {
-            Value::Int(i) => pad(
+            Value::Int(i) | Value::Int64(i) => pad(
                 char::from_u32(*i as u32).unwrap_or('\u{fffd}').to_string(),
                 spec,
                 false,
@@ -274,7 +278,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             if *i < chars.len() && chars[*i] == '*' {
                 *i += 1;
                 let n = match args.get(*argi) {
-                    Some(Value::Int(n)) => Some((*n).max(0) as usize),
+                    Some(Value::Int(n) | Value::Int64(n)) => Some((*n).max(0) as usize),
                     _ => None,
                 };
                 *argi += 1;

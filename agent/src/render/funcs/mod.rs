@@ -1,6 +1,8 @@
 //! Template functions: Go's builtins, Helm's additions and sprig.
 //! (`include` and `tpl` need the executor and live in `template::exec`.)
 
+pub mod crypto;
+pub mod extra;
 pub mod gofmt;
 pub mod yaml;
 
@@ -217,6 +219,9 @@ const NAMES: &[&str] = &[
     "genCA",
     "genSelfSignedCert",
     "genSignedCert",
+    "genCAWithKey",
+    "genSelfSignedCertWithKey",
+    "genSignedCertWithKey",
     "genPrivateKey",
     "derivePassword",
     "htpasswd",
@@ -226,8 +231,25 @@ const NAMES: &[&str] = &[
     "getHostByName",
     "fromYamlArray",
     "sha512sum",
-    "env",
-    "expandenv",
+    "hello",
+    "date_in_zone",
+    "date_modify",
+    "must_date_modify",
+    "htmlDateInZone",
+    "abbrevboth",
+    "all",
+    "any",
+    "mustFromJson",
+    "deepEqual",
+    "osBase",
+    "osClean",
+    "osDir",
+    "osExt",
+    "osIsAbs",
+    "mustSlice",
+    "buildCustomCert",
+    "randBytes",
+    "fromToml",
     "semverCompare",
     "toJson",
     "trimall",
@@ -284,7 +306,7 @@ fn s(v: &Value) -> Result<String, FuncError> {
 /// A Go `int` parameter.
 fn i(v: &Value) -> Result<i64, FuncError> {
     match v {
-        Value::Int(i) => Ok(*i),
+        Value::Int(i) | Value::Int64(i) => Ok(*i),
         Value::Nil => err("invalid value; expected int"),
         other => err(format!(
             "wrong type for value; expected int; got {}",
@@ -305,7 +327,7 @@ pub fn strval(v: &Value) -> String {
 /// spf13/cast ToInt64 (sprig's toInt64 for arithmetic and `int`).
 fn to_i64(v: &Value) -> i64 {
     match v {
-        Value::Int(i) => *i,
+        Value::Int(i) | Value::Int64(i) => *i,
         Value::Float(f) if f.is_finite() => *f as i64,
         Value::Bool(b) => i64::from(*b),
         Value::String(s) => parse_go_int(s.trim_end_matches(".0")).unwrap_or(0),
@@ -335,7 +357,7 @@ fn parse_go_int(s: &str) -> Option<i64> {
 
 fn to_f64(v: &Value) -> f64 {
     match v {
-        Value::Int(i) => *i as f64,
+        Value::Int(i) | Value::Int64(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
         Value::String(s) => s.parse().unwrap_or(0.0),
@@ -348,7 +370,7 @@ pub fn is_empty(v: &Value) -> bool {
     match v {
         Value::Nil => true,
         Value::Bool(b) => !b,
-        Value::Int(i) => *i == 0,
+        Value::Int(i) | Value::Int64(i) => *i == 0,
         Value::Float(f) => *f == 0.0,
         Value::String(s) => s.is_empty(),
         Value::Bytes(b) => b.is_empty(),
@@ -403,7 +425,7 @@ fn kind(v: &Value) -> Kind {
     match v {
         Value::Nil => Kind::Nil,
         Value::Bool(_) => Kind::Bool,
-        Value::Int(_) => Kind::Int,
+        Value::Int(_) | Value::Int64(_) => Kind::Int,
         Value::Float(_) => Kind::Float,
         Value::String(_) => Kind::Str,
         _ => Kind::Other,
@@ -425,7 +447,7 @@ fn values_equal(a: &Value, b: &Value) -> Result<bool, FuncError> {
     Ok(match (a, b) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         _ => {
@@ -448,7 +470,7 @@ fn less(a: &Value, b: &Value) -> Result<bool, FuncError> {
         ));
     }
     match (a, b) {
-        (Value::Int(x), Value::Int(y)) => Ok(x < y),
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => Ok(x < y),
         (Value::Float(x), Value::Float(y)) => Ok(x < y),
         (Value::String(x), Value::String(y)) => Ok(x < y),
         _ => err("invalid type for comparison"),
@@ -477,7 +499,7 @@ fn index_value(item: &Value, idx: &[Value]) -> R {
                     _ => 0,
                 };
                 let n = match ix {
-                    Value::Int(n) => *n,
+                    Value::Int(n) | Value::Int64(n) => *n,
                     Value::Nil => return err("cannot index slice/array with nil"),
                     other => {
                         return err(format!(
@@ -603,7 +625,7 @@ fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError
     Ok(match v {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => serde_json::Value::Number((*i).into()),
+        Value::Int(i) | Value::Int64(i) => serde_json::Value::Number((*i).into()),
         Value::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e21 && f.abs() < 9.2e18 {
                 serde_json::Value::Number((*f as i64).into())
@@ -657,13 +679,9 @@ fn plain_to_json(p: &yaml::Plain) -> serde_json::Value {
 
 /// Parses YAML text as Helm's fromYaml does (through JSON: numbers are float64).
 pub fn parse_yaml_value(text: &str) -> Result<Value, String> {
-    // go-yaml decodes only the first document of a multi-document text.
-    let Some(doc) = serde_yaml::Deserializer::from_str(text).next() else {
-        return Ok(Value::Nil);
-    };
-    let y =
-        <serde_yaml::Value as serde::Deserialize>::deserialize(doc).map_err(|e| e.to_string())?;
-    Ok(Value::from_yaml(&y))
+    // Helm's fromYaml reads YAML 1.1 (yes/on are booleans), first document only.
+    crate::render::yaml11::parse_first(text)
+        .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))
 }
 
 /// mergo-style merge of `src` into `dst` (recursively for nested maps).
@@ -733,7 +751,24 @@ fn rand_from(charset: &[u8], n: i64) -> String {
 }
 
 fn regex(pattern: &str) -> Result<regex::Regex, FuncError> {
-    regex::Regex::new(pattern).map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))
+    // Templates apply the same few patterns many times; compile each once.
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::Regex::new(pattern)
+        .map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?;
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() > 1_000 {
+            c.clear();
+        }
+        c.insert(pattern.to_string(), re.clone());
+    });
+    Ok(re)
 }
 
 /// Go's regexp replacement template: `$1`, `${name}`; Rust's regex is the same syntax.
@@ -744,6 +779,15 @@ fn regex_replace(re: &regex::Regex, s: &str, repl: &str) -> String {
 /// Calls a (non-executor) function.
 pub fn call(name: &str, args: Vec<Value>) -> R {
     let a = &args[..];
+    if let Some(r) = crypto::call(name, a) {
+        return r;
+    }
+    if let Some(r) = extra::call(name, a) {
+        return r;
+    }
+    if let Some(r) = extra::call_time(name, a) {
+        return r;
+    }
     match name {
         // --- Go builtins ---
         "not" => {
@@ -775,7 +819,7 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
             let idx: Vec<i64> = a[1..]
                 .iter()
                 .map(|v| match v {
-                    Value::Int(n) => Ok(*n),
+                    Value::Int(n) | Value::Int64(n) => Ok(*n),
                     other => err(format!(
                         "cannot index slice/array with type {}",
                         other.type_name()
@@ -887,11 +931,12 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         }
         "toYaml" | "toYamlPretty" => {
             arity(name, a, 1)?;
-            Ok(Value::String(
+            let text = if name == "toYamlPretty" {
+                yaml::to_yaml_string_pretty(&a[0])
+            } else {
                 yaml::to_yaml_string(&a[0])
-                    .trim_end_matches('\n')
-                    .to_string(),
-            ))
+            };
+            Ok(Value::String(text.trim_end_matches('\n').to_string()))
         }
         "fromYaml" => {
             arity(name, a, 1)?;
@@ -1183,7 +1228,13 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         "toStrings" => {
             let v = one(name, a)?;
             Ok(match v {
-                Value::List(l) => Value::list(l.iter().map(|x| Value::String(strval(x))).collect()),
+                // sprig leaves nils out.
+                Value::List(l) => Value::list(
+                    l.iter()
+                        .filter(|x| !x.is_nil())
+                        .map(|x| Value::String(strval(x)))
+                        .collect(),
+                ),
                 Value::Nil => Value::list(vec![]),
                 other => Value::list(vec![Value::String(strval(other))]),
             })
@@ -1643,44 +1694,15 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
             )))
         }
         "now" => Ok(Value::String(jiff::Timestamp::now().to_string())),
-        "unixEpoch" => Ok(Value::String(
-            jiff::Timestamp::now().as_second().to_string(),
-        )),
-        "date" | "dateInZone" | "htmlDate" => Ok(Value::String(
-            jiff::Zoned::now().strftime("%Y-%m-%d").to_string(),
-        )),
+        "unixEpoch" => {
+            arity(name, a, 1)?;
+            let ts = match &a[0] {
+                Value::String(t) => t.parse().unwrap_or_else(|_| jiff::Timestamp::now()),
+                _ => jiff::Timestamp::now(),
+            };
+            Ok(Value::String(ts.as_second().to_string()))
+        }
 
-        // --- paths ---
-        "base" => {
-            let p = s(one(name, a)?)?;
-            let t = p.trim_end_matches('/');
-            Ok(Value::str(if p.is_empty() {
-                "."
-            } else if t.is_empty() {
-                "/"
-            } else {
-                t.rsplit('/').next().unwrap_or(t)
-            }))
-        }
-        "dir" => {
-            let p = s(one(name, a)?)?;
-            Ok(Value::str(match p.rfind('/') {
-                Some(0) => "/".to_string(),
-                Some(idx) => p[..idx].to_string(),
-                None => ".".to_string(),
-            }))
-        }
-        "ext" => {
-            let p = s(one(name, a)?)?;
-            let base = p.rsplit('/').next().unwrap_or("");
-            Ok(Value::str(
-                base.rfind('.').map(|idx| &base[idx..]).unwrap_or(""),
-            ))
-        }
-        "isAbs" => Ok(Value::Bool(s(one(name, a)?)?.starts_with('/'))),
-        "clean" => Ok(Value::String(s(one(name, a)?)?)),
-
-        "env" | "expandenv" => Ok(Value::str("")),
         other => err(format!(
             "function {other:?} is not supported by berth's renderer"
         )),
@@ -1738,7 +1760,7 @@ pub fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Nil, Value::Nil) => true,
         (Value::Bool(x), Value::Bool(y)) => x == y,
-        (Value::Int(x), Value::Int(y)) => x == y,
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x == y,
         (Value::Float(x), Value::Float(y)) => x == y,
         (Value::String(x), Value::String(y)) => x == y,
         (Value::Bytes(x), Value::Bytes(y)) => x == y,
@@ -1766,7 +1788,7 @@ fn error_map(msg: String) -> Value {
 fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::String(_) => "string",
-        Value::Float(_) | Value::Int(_) => "number",
+        Value::Float(_) | Value::Int(_) | Value::Int64(_) => "number",
         Value::Bool(_) => "bool",
         Value::List(_) => "array",
         _ => "object",
@@ -1848,10 +1870,18 @@ fn to_toml(v: &Value) -> String {
             other => other.to_go_string(),
         }
     }
+    // Like BurntSushi/toml: a table's keys are indented two spaces per level.
     fn table(m: &BTreeMap<String, Value>, prefix: &str, out: &mut String) {
+        let depth = if prefix.is_empty() {
+            0
+        } else {
+            prefix.matches('.').count() + 1
+        };
+        let pad = "  ".repeat(depth);
+        let header_pad = "  ".repeat(depth);
         for (k, v) in m {
             if !matches!(v, Value::Map(_)) {
-                out.push_str(&format!("{k} = {}\n", scalar(v)));
+                out.push_str(&format!("{pad}{k} = {}\n", scalar(v)));
             }
         }
         for (k, v) in m {
@@ -1861,7 +1891,7 @@ fn to_toml(v: &Value) -> String {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                out.push_str(&format!("\n[{full}]\n"));
+                out.push_str(&format!("\n{header_pad}[{full}]\n"));
                 table(&sub.borrow(), &full, out);
             }
         }

@@ -33,7 +33,7 @@ fn to_plain_depth(v: &Value, depth: usize) -> Plain {
     match v {
         Value::Nil => Plain::Null,
         Value::Bool(b) => Plain::Bool(*b),
-        Value::Int(i) => Plain::Int(*i),
+        Value::Int(i) | Value::Int64(i) => Plain::Int(*i),
         Value::Float(f) => {
             if !f.is_finite() {
                 return Plain::Null;
@@ -157,6 +157,19 @@ pub fn natural_key_cmp(a: &str, b: &str) -> Ordering {
     ar.len().cmp(&br.len())
 }
 
+thread_local! {
+    /// toYamlPretty (helm: go-yaml v3 with a 2-space indent) indents sequences under keys.
+    static PRETTY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marshals with sequences indented under their keys (helm's toYamlPretty).
+pub fn to_yaml_string_pretty(v: &Value) -> String {
+    PRETTY.with(|p| p.set(true));
+    let out = to_yaml_string(v);
+    PRETTY.with(|p| p.set(false));
+    out
+}
+
 /// Marshals like go-yaml v2 (with the trailing newline).
 pub fn to_yaml_string(v: &Value) -> String {
     let mut out = String::new();
@@ -218,9 +231,15 @@ fn emit_value_after_key(v: &Plain, indent: usize, out: &mut String) {
             emit_node(v, indent + 2, out, Context::MapValue);
         }
         Plain::List(l) if !l.is_empty() => {
-            // go-yaml v2 does not indent a sequence under its key.
+            // go-yaml v2 does not indent a sequence under its key (v3 "pretty" does).
             out.push('\n');
-            emit_node(v, indent, out, Context::MapValue);
+            let pretty = PRETTY.with(|p| p.get());
+            emit_node(
+                v,
+                if pretty { indent + 2 } else { indent },
+                out,
+                Context::MapValue,
+            );
         }
         scalar => {
             out.push(' ');

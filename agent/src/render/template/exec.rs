@@ -278,7 +278,7 @@ impl Executor {
                 .enumerate()
                 .map(|(i, v)| (Value::Int(i as i64), Value::Int(*v as i64)))
                 .collect(),
-            Value::Int(n) => {
+            Value::Int(n) | Value::Int64(n) => {
                 if pipe.decls.len() > 1 {
                     return Err(self
                         .located(
@@ -288,11 +288,26 @@ impl Executor {
                         )
                         .into());
                 }
+                // Go would loop for ages; refuse instead of allocating without bound.
+                if *n > 10_000_000 {
+                    return Err(self
+                        .located(
+                            pos,
+                            &pipe_string(pipe),
+                            format!("range over {n} iterations is more than berth allows"),
+                        )
+                        .into());
+                }
                 (0..*n.max(&0))
                     .map(|i| (Value::Int(i), Value::Int(i)))
                     .collect()
             }
             Value::Object(o) => match &**o {
+                // .Files is a map[string][]byte: keys in order, contents as bytes.
+                crate::render::value::Object::Files(files) => files
+                    .iter()
+                    .map(|(k, v)| (Value::str(k.clone()), Value::Bytes(Rc::new(v.clone()))))
+                    .collect(),
                 crate::render::value::Object::VersionSet(vs) => vs
                     .iter()
                     .enumerate()
@@ -720,27 +735,66 @@ impl Executor {
                 _ => None,
             })
             .unwrap_or_else(|| "gotpl".to_string());
-        let parsed = parse(&name, &text, &funcs::is_function)
-            .map_err(|e| FuncError::new(format!("cannot parse template {text:?}: {e}")))?;
-        let source: Source = Rc::from(text.as_str());
-        let mut set = (*self.templates).clone();
-        for (dname, body) in parsed.defines {
-            set.insert(
-                dname.clone(),
-                Rc::new(TemplateDef {
-                    name: dname,
-                    file: name.clone(),
-                    source: source.clone(),
-                    body: Rc::new(body),
-                }),
-            );
+        // Charts call tpl on the same small texts again and again (bitnami's
+        // tplvalues.render): parse each (name, text) once per thread.
+        thread_local! {
+            static TPL_CACHE: std::cell::RefCell<HashMap<(String, String), ParsedTpl>> =
+                std::cell::RefCell::new(HashMap::new());
         }
-        let def = Rc::new(TemplateDef {
-            name: name.clone(),
-            file: name.clone(),
-            source,
-            body: Rc::new(parsed.body),
-        });
+        let key = (name.clone(), text.clone());
+        let cached = TPL_CACHE.with(|c| c.borrow().get(&key).cloned());
+        let (def, defines) = match cached {
+            Some(hit) => hit,
+            None => {
+                let parsed = parse(&name, &text, &funcs::is_function)
+                    .map_err(|e| FuncError::new(format!("cannot parse template {text:?}: {e}")))?;
+                let source: Source = Rc::from(text.as_str());
+                let defines: Vec<Rc<TemplateDef>> = parsed
+                    .defines
+                    .into_iter()
+                    .map(|(dname, body)| {
+                        Rc::new(TemplateDef {
+                            name: dname,
+                            file: name.clone(),
+                            source: source.clone(),
+                            body: Rc::new(body),
+                        })
+                    })
+                    .collect();
+                let def = Rc::new(TemplateDef {
+                    name: name.clone(),
+                    file: name.clone(),
+                    source,
+                    body: Rc::new(parsed.body),
+                });
+                TPL_CACHE.with(|c| {
+                    let mut c = c.borrow_mut();
+                    // Bound the cache: a chart with endless distinct texts
+                    // should not grow memory without limit.
+                    if c.len() > 10_000 {
+                        c.clear();
+                    }
+                    c.insert(key, (def.clone(), defines.clone()));
+                });
+                (def, defines)
+            }
+        };
+        if defines.is_empty() {
+            // No new defines: the current set serves as it is.
+            let result = self.exec_template(&def, data);
+            return match result {
+                Ok(s) => Ok(Value::String(s.replace("<no value>", ""))),
+                Err(e) => Err(FuncError {
+                    message: e.message.to_string(),
+                    user_failure: e.user_failure,
+                    nested: Some(Box::new(e)),
+                }),
+            };
+        }
+        let mut set = (*self.templates).clone();
+        for d in defines {
+            set.insert(d.name.clone(), d);
+        }
         let saved = std::mem::replace(&mut self.templates, Rc::new(set));
         let result = self.exec_template(&def, data);
         self.templates = saved;
@@ -754,6 +808,9 @@ impl Executor {
         }
     }
 }
+
+/// A parsed `tpl` text: its body and the templates it defines.
+type ParsedTpl = (Rc<TemplateDef>, Vec<Rc<TemplateDef>>);
 
 fn quote_go(s: &str) -> String {
     let mut out = String::from("\"");

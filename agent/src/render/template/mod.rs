@@ -37,3 +37,6 @@ pub fn add_file(set: &mut TemplateSet, name: &str, src: &str) -> Result<(), Pars
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod go_semantics_tests;

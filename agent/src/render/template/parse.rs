@@ -225,7 +225,13 @@ impl<'a> Lexer<'a> {
             let p = self.pos;
             let rest = &self.src[p..];
             let Some(c) = rest.chars().next() else {
-                return Err(self.err(start, "unclosed action"));
+                // Go reports it where the input ends, naming where the action began.
+                let msg = format!(
+                    "unclosed action started at {}:{}",
+                    self.name,
+                    line_of(self.src, start)
+                );
+                return Err(self.err(self.src.len(), msg));
             };
             if rest.starts_with("}}") {
                 if paren_depth > 0 {
@@ -437,8 +443,15 @@ impl<'a> Lexer<'a> {
         let Some(end) = rest.find('\'') else {
             return Err(self.err(p, "unterminated character constant"));
         };
-        // An escaped quote: '\''
-        let end = if rest.starts_with("\\'") { 2 } else { end };
+        // An escaped quote: '\'' (and it must be closed).
+        let end = if rest.starts_with("\\'") {
+            if !rest[2..].starts_with('\'') {
+                return Err(self.err(p, "unterminated character constant"));
+            }
+            2
+        } else {
+            end
+        };
         let body = &rest[..end];
         let value = if let Some(esc) = body.strip_prefix('\\') {
             match esc {
@@ -736,7 +749,9 @@ impl<'a> Parser<'a> {
                     ListEnd::Else(p) => {
                         return Err(self.err(p, format!("unexpected <else> in {k}")));
                     }
-                    ListEnd::Eof => return Err(self.err(pos, "unexpected EOF".to_string())),
+                    ListEnd::Eof => {
+                        return Err(self.err(self.src.len(), "unexpected EOF".to_string()));
+                    }
                 }
                 self.defines.insert(name.clone(), body);
                 if k == "block" {
@@ -761,7 +776,7 @@ impl<'a> Parser<'a> {
         }
         let else_list = match end {
             ListEnd::End => None,
-            ListEnd::Eof => return Err(self.err(pos, "unexpected EOF".to_string())),
+            ListEnd::Eof => return Err(self.err(self.src.len(), "unexpected EOF".to_string())),
             ListEnd::Else(else_pos) => {
                 self.skip_space();
                 // `else if` / `else with` chain into a nested control sharing the {{end}}.
@@ -787,7 +802,9 @@ impl<'a> Parser<'a> {
                     match end {
                         ListEnd::End => {}
                         ListEnd::Else(p) => return Err(self.err(p, "expected end; found {{else}}")),
-                        ListEnd::Eof => return Err(self.err(pos, "unexpected EOF".to_string())),
+                        ListEnd::Eof => {
+                            return Err(self.err(self.src.len(), "unexpected EOF".to_string()));
+                        }
                     }
                     Some(else_list)
                 }

@@ -1,0 +1,101 @@
+//! Reading a chart from disk: a directory or a packaged `.tgz`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use super::{ChartFiles, RenderError};
+
+/// Largest file accepted from a chart archive (helm refuses huge files too).
+const MAX_FILE: u64 = 64 << 20;
+
+/// Reads every file under `dir` (paths relative to it, '/'-separated).
+pub fn from_dir(dir: &Path) -> Result<ChartFiles, RenderError> {
+    let mut files = BTreeMap::new();
+    walk(dir, "", &mut files)?;
+    Ok(ChartFiles { files })
+}
+
+fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) -> Result<(), RenderError> {
+    let io = |e: std::io::Error| RenderError::plain(rel, format!("{}: {e}", dir.display()));
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let rel_name = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        // Follow symlinks like helm does for charts/ entries.
+        let meta = std::fs::metadata(&path).map_err(io)?;
+        if meta.is_dir() {
+            walk(&path, &rel_name, out)?;
+        } else {
+            out.insert(rel_name, std::fs::read(&path).map_err(io)?);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a packaged chart: a gzipped tar whose entries sit under one top directory.
+pub fn from_tgz(bytes: &[u8], what: &str) -> Result<ChartFiles, RenderError> {
+    let bad = |m: String| RenderError::plain(what, format!("{what}: {m}"));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let mut files = BTreeMap::new();
+    let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .to_string_lossy()
+            .replace('\\', "/");
+        if entry.size() > MAX_FILE {
+            return Err(bad(format!("file {path} is too large")));
+        }
+        // Strip the chart's top-level directory, as helm does.
+        let rel = match path.split_once('/') {
+            Some((_, rest)) => rest.to_string(),
+            None => continue,
+        };
+        if rel.split('/').any(|p| p == "..") {
+            return Err(bad(format!(
+                "chart illegally references parent directory: {path}"
+            )));
+        }
+        let mut data = Vec::new();
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| bad(e.to_string()))?;
+        files.insert(rel, data);
+    }
+    if files.is_empty() {
+        return Err(bad("no files in chart archive".into()));
+    }
+    Ok(ChartFiles { files })
+}
+
+/// Reads a chart from a directory or a `.tgz` file.
+pub fn from_path(path: &Path) -> Result<ChartFiles, RenderError> {
+    let shown = path.display().to_string();
+    if path.is_dir() {
+        return from_dir(path);
+    }
+    if !path.exists() {
+        return Err(RenderError::plain(
+            &shown,
+            format!("path {shown:?} not found"),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| RenderError::plain(&shown, format!("path {shown:?} not found: {e}")))?;
+    from_tgz(&bytes, &shown)
+}

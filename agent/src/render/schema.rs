@@ -1,0 +1,192 @@
+//! values.schema.json validation, reported in helm's words:
+//! "values don't meet the specifications of the schema(s) in the following chart(s):"
+//! then, per chart, one "- at '<json pointer>': <reason>" line per violation.
+
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+
+use super::RenderError;
+use super::chart::Chart;
+use super::value::Value;
+
+/// Validates the root chart's values and, recursively, each subchart's scoped values.
+pub fn validate_tree(root: &Chart, values: &Value) -> Result<(), RenderError> {
+    let mut report = String::new();
+    validate_chart(root, values, &mut report)?;
+    if report.is_empty() {
+        return Ok(());
+    }
+    Err(RenderError::plain(
+        &root.name,
+        format!(
+            "values don't meet the specifications of the schema(s) in the following chart(s):\n{report}"
+        ),
+    ))
+}
+
+fn validate_chart(c: &Chart, values: &Value, report: &mut String) -> Result<(), RenderError> {
+    if let Some(schema) = &c.schema {
+        let lines = violations(&c.full_path, schema, values)?;
+        if !lines.is_empty() {
+            report.push_str(&format!("{}:\n", c.name));
+            for l in lines {
+                report.push_str(&l);
+                report.push('\n');
+            }
+        }
+    }
+    for sub in &c.subcharts {
+        let sv = values.map_get(&sub.name).unwrap_or(Value::Nil);
+        validate_chart(sub, &sv, report)?;
+    }
+    Ok(())
+}
+
+/// JSON as helm hands values to the validator (whole float64 numbers are integers).
+pub fn to_json(v: &Value) -> serde_json::Value {
+    match v {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) | Value::Int64(i) => serde_json::Value::from(*i),
+        Value::Float(f) => {
+            if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                serde_json::Value::from(*f as i64)
+            } else {
+                serde_json::Number::from_f64(*f)
+                    .map(serde_json::Value::Number)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+        }
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Bytes(b) => serde_json::Value::String(String::from_utf8_lossy(b).into_owned()),
+        Value::List(l) => serde_json::Value::Array(l.iter().map(to_json).collect()),
+        Value::Map(m) => serde_json::Value::Object(
+            m.borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
+        Value::Object(_) => serde_json::Value::String(v.to_go_string()),
+    }
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "boolean",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+    }
+}
+
+/// How the validator quotes values in messages: strings in single quotes.
+fn quoted(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => format!("'{s}'"),
+        other => other.to_string(),
+    }
+}
+
+fn violations(path: &str, schema: &[u8], values: &Value) -> Result<Vec<String>, RenderError> {
+    let schema: serde_json::Value = serde_json::from_slice(schema).map_err(|e| {
+        RenderError::plain(
+            path,
+            format!("{path}/values.schema.json: invalid JSON schema: {e}"),
+        )
+    })?;
+    let validator = jsonschema::validator_for(&schema).map_err(|e| {
+        RenderError::plain(
+            path,
+            format!("{path}/values.schema.json: invalid JSON schema: {e}"),
+        )
+    })?;
+    let instance = match values {
+        Value::Nil => serde_json::Value::Object(Default::default()),
+        v => to_json(v),
+    };
+    let mut lines: Vec<(String, String)> = validator
+        .iter_errors(&instance)
+        .map(|e| {
+            let at = e.instance_path().to_string();
+            let inst = e.instance();
+            let msg = match e.kind() {
+                ValidationErrorKind::Type { kind } => {
+                    let want = match kind {
+                        TypeKind::Single(t) => t.to_string(),
+                        TypeKind::Multiple(set) => set
+                            .iter()
+                            .map(|t| t.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" or "),
+                    };
+                    format!("got {}, want {want}", json_type(inst))
+                }
+                ValidationErrorKind::Enum { options } => match options.as_array() {
+                    Some(list) if list.len() == 1 => format!("value must be {}", quoted(&list[0])),
+                    Some(list) => format!(
+                        "value must be one of {}",
+                        list.iter().map(quoted).collect::<Vec<_>>().join(", ")
+                    ),
+                    None => e.to_string(),
+                },
+                ValidationErrorKind::Constant { expected_value } => {
+                    format!("value must be {}", quoted(expected_value))
+                }
+                ValidationErrorKind::Minimum { limit } => {
+                    format!("minimum: got {inst}, want {limit}")
+                }
+                ValidationErrorKind::Maximum { limit } => {
+                    format!("maximum: got {inst}, want {limit}")
+                }
+                ValidationErrorKind::ExclusiveMinimum { limit } => {
+                    format!("exclusiveMinimum: got {inst}, want {limit}")
+                }
+                ValidationErrorKind::ExclusiveMaximum { limit } => {
+                    format!("exclusiveMaximum: got {inst}, want {limit}")
+                }
+                ValidationErrorKind::MinLength { limit } => format!(
+                    "minLength: got {}, want {limit}",
+                    inst.as_str().map(|s| s.chars().count()).unwrap_or(0)
+                ),
+                ValidationErrorKind::MaxLength { limit } => format!(
+                    "maxLength: got {}, want {limit}",
+                    inst.as_str().map(|s| s.chars().count()).unwrap_or(0)
+                ),
+                ValidationErrorKind::MinItems { limit } => format!(
+                    "minItems: got {}, want {limit}",
+                    inst.as_array().map(Vec::len).unwrap_or(0)
+                ),
+                ValidationErrorKind::MaxItems { limit } => format!(
+                    "maxItems: got {}, want {limit}",
+                    inst.as_array().map(Vec::len).unwrap_or(0)
+                ),
+                ValidationErrorKind::Pattern { pattern } => {
+                    format!("{} does not match pattern '{pattern}'", quoted(inst))
+                }
+                ValidationErrorKind::Required { property } => {
+                    format!("missing property {}", quoted(property))
+                }
+                ValidationErrorKind::AdditionalProperties { unexpected } => format!(
+                    "additional properties {} not allowed",
+                    unexpected
+                        .iter()
+                        .map(|p| format!("'{p}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                ValidationErrorKind::Format { format } => {
+                    format!("{} is not valid '{format}'", quoted(inst))
+                }
+                _ => e.to_string(),
+            };
+            (at, msg)
+        })
+        .collect();
+    lines.sort();
+    lines.dedup();
+    Ok(lines
+        .into_iter()
+        .map(|(at, msg)| format!("- at '{at}': {msg}"))
+        .collect())
+}

@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = yaml11::parse_all(&text);
     let _ = chart::parse_values("values.yaml", data);
-    for kind in [SetKind::Typed, SetKind::String, SetKind::Json, SetKind::Literal] {
+    for kind in [
+        SetKind::Typed,
+        SetKind::String,
+        SetKind::Json,
+        SetKind::Literal,
+    ] {
         let dest = Value::new_map(BTreeMap::new());
         let _ = parse_into(&text, &dest, kind);
     }

@@ -127,10 +127,7 @@ proptest! {
 /// Inputs the fuzzers found, kept as regressions.
 #[test]
 fn fuzzer_findings_fail_cleanly() {
-    for src in ["\u{1}\u{10}{k{{'\\'"] {
-        assert!(
-            add_file(&mut TemplateSet::new(), "t", src).is_err(),
-            "{src:?}"
-        );
-    }
+    // An escaped quote character constant left open at the end of the input.
+    let src = "\u{1}\u{10}{k{{'\\'";
+    assert!(add_file(&mut TemplateSet::new(), "t", src).is_err());
 }

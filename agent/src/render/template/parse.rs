@@ -444,13 +444,10 @@ impl<'a> Lexer<'a> {
             return Err(self.err(p, "unterminated character constant"));
         };
         // An escaped quote: '\'' (and it must be closed).
-        let end = if rest.starts_with("\\'") {
-            if !rest[2..].starts_with('\'') {
-                return Err(self.err(p, "unterminated character constant"));
-            }
-            2
-        } else {
-            end
+        let end = match rest.strip_prefix("\\'") {
+            Some(after) if after.starts_with('\'') => 2,
+            Some(_) => return Err(self.err(p, "unterminated character constant")),
+            None => end,
         };
         let body = &rest[..end];
         let value = if let Some(esc) = body.strip_prefix('\\') {

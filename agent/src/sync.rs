@@ -114,7 +114,14 @@ pub fn render_release(
         namespace: release.namespace.clone(),
         ..RenderOptions::default()
     };
-    let rendered = render::render(&chart, &values, &options)?;
+    // As `helm install` does: the chart's crds/ first, then its templates; hooks are left out below.
+    let output = render::render_full(&chart, &render::value::Value::from_yaml(&values), &options)?;
+    let rendered: Vec<render::Manifest> = output
+        .crds
+        .into_iter()
+        .chain(output.manifests)
+        .chain(output.hooks.into_iter().map(|hook| hook.manifest))
+        .collect();
     let mut manifests = String::new();
     let mut objects = Vec::new();
     let mut documents_per_source = std::collections::HashMap::<&str, usize>::new();

@@ -97,6 +97,20 @@ struct Followed {
     next_due: Instant,
 }
 
+impl Followed {
+    /// Counts a failure and schedules the next attempt: poll interval × 2ⁿ, at most [`MAX_BACKOFF`].
+    fn back_off(&mut self) -> Duration {
+        self.failures += 1;
+        let backoff = self
+            .application
+            .poll_interval
+            .saturating_mul(2u32.saturating_pow(self.failures.min(16)))
+            .min(MAX_BACKOFF);
+        self.next_due = Instant::now() + backoff;
+        backoff
+    }
+}
+
 /// The running agent.
 pub struct Agent {
     config: AgentConfig,
@@ -225,12 +239,7 @@ impl Agent {
             Ok(fetched) => fetched,
             Err(error) => {
                 // The cluster is left as it is; try again later, less often each time.
-                followed.failures += 1;
-                let backoff = application
-                    .poll_interval
-                    .saturating_mul(2u32.saturating_pow(followed.failures.min(16)))
-                    .min(MAX_BACKOFF);
-                followed.next_due = Instant::now() + backoff;
+                let backoff = followed.back_off();
                 let report = SyncReport {
                     application: application.name.clone(),
                     release: None,
@@ -269,12 +278,7 @@ impl Agent {
         let followed = &mut self.followed[index];
         if report.outcome == Outcome::Deferred {
             // Vault is down or sealed: retry this commit with backoff.
-            followed.failures += 1;
-            let backoff = application
-                .poll_interval
-                .saturating_mul(2u32.saturating_pow(followed.failures.min(16)))
-                .min(MAX_BACKOFF);
-            followed.next_due = Instant::now() + backoff;
+            followed.back_off();
             return Some(report);
         }
         followed.last_commit = Some(commit);

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::render::INSTALL_ORDER;
+
 /// Label naming the release that owns an object.
 pub const RELEASE_LABEL: &str = "berth.dev/release";
 /// Label naming the agent (cluster) that applied an object.
@@ -235,48 +237,6 @@ fn hash_canonical(value: &Value, hasher: &mut Sha256) {
         scalar => hasher.update(scalar.to_string().as_bytes()),
     }
 }
-
-/// Helm's install order by kind; kinds not listed come after, by name.
-const INSTALL_ORDER: &[&str] = &[
-    "PriorityClass",
-    "Namespace",
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "PodSecurityPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Secret",
-    "SecretList",
-    "ConfigMap",
-    "StorageClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "CustomResourceDefinition",
-    "ClusterRole",
-    "ClusterRoleList",
-    "ClusterRoleBinding",
-    "ClusterRoleBindingList",
-    "Role",
-    "RoleList",
-    "RoleBinding",
-    "RoleBindingList",
-    "Service",
-    "DaemonSet",
-    "Pod",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "IngressClass",
-    "Ingress",
-    "APIService",
-    "MutatingWebhookConfiguration",
-    "ValidatingWebhookConfiguration",
-];
 
 /// Rank in apply order: namespaces and CRDs first (everything else may depend
 /// on them), then cluster-scoped objects, then namespaced ones, each group in

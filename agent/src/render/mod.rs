@@ -88,7 +88,7 @@ const DEFAULT_API_VERSIONS: &[&str] = &[
 ];
 
 /// Helm's install order of kinds; unknown kinds come after these.
-const INSTALL_ORDER: &[&str] = &[
+pub const INSTALL_ORDER: &[&str] = &[
     "PriorityClass",
     "Namespace",
     "NetworkPolicy",

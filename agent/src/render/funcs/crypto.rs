@@ -18,41 +18,7 @@ use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use crate::render::template::FuncError;
 use crate::render::value::{Object, Value};
 
-type R = Result<Value, FuncError>;
-
-fn err<T>(msg: impl Into<String>) -> Result<T, FuncError> {
-    Err(FuncError::new(msg))
-}
-
-fn want(name: &str, a: &[Value], n: usize) -> Result<(), FuncError> {
-    if a.len() != n {
-        return err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            a.len()
-        ));
-    }
-    Ok(())
-}
-
-fn string(v: &Value) -> Result<String, FuncError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        other => err(format!(
-            "wrong type for value; expected string; got {}",
-            other.type_name()
-        )),
-    }
-}
-
-fn int(v: &Value) -> Result<i64, FuncError> {
-    match v {
-        Value::Int(i) | Value::Int64(i) => Ok(*i),
-        other => err(format!(
-            "wrong type for value; expected int; got {}",
-            other.type_name()
-        )),
-    }
-}
+use super::args::{R, err, int, string, want};
 
 /// sprig's `[]interface{}` IP/DNS lists: nil is empty, items are stringified.
 fn string_list(v: &Value) -> Result<Vec<String>, FuncError> {

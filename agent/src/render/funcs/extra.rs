@@ -9,41 +9,7 @@ use rand::RngCore as _;
 use crate::render::template::FuncError;
 use crate::render::value::Value;
 
-type R = Result<Value, FuncError>;
-
-fn err<T>(msg: impl Into<String>) -> Result<T, FuncError> {
-    Err(FuncError::new(msg))
-}
-
-fn want(name: &str, a: &[Value], n: usize) -> Result<(), FuncError> {
-    if a.len() != n {
-        return err(format!(
-            "wrong number of args for {name}: want {n} got {}",
-            a.len()
-        ));
-    }
-    Ok(())
-}
-
-fn string(v: &Value) -> Result<String, FuncError> {
-    match v {
-        Value::String(s) => Ok(s.clone()),
-        other => err(format!(
-            "wrong type for value; expected string; got {}",
-            other.type_name()
-        )),
-    }
-}
-
-fn int(v: &Value) -> Result<i64, FuncError> {
-    match v {
-        Value::Int(i) | Value::Int64(i) => Ok(*i),
-        other => err(format!(
-            "wrong type for value; expected int; got {}",
-            other.type_name()
-        )),
-    }
-}
+use super::args::{R, err, int, string, want};
 
 /// Go's path.Clean.
 pub fn clean_path(p: &str) -> String {

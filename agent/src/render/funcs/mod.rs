@@ -1,6 +1,7 @@
 //! Template functions: Go's builtins, Helm's additions and sprig.
 //! (`include` and `tpl` need the executor and live in `template::exec`.)
 
+mod args;
 pub mod crypto;
 pub mod extra;
 pub mod gofmt;

@@ -812,22 +812,6 @@ impl Executor {
 /// A parsed `tpl` text: its body and the templates it defines.
 type ParsedTpl = (Rc<TemplateDef>, Vec<Rc<TemplateDef>>);
 
-fn quote_go(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Go's String() of an argument node (used in error contexts).
 pub fn arg_string(a: &Arg) -> String {
     match a {
@@ -844,7 +828,7 @@ pub fn arg_string(a: &Arg) -> String {
         Arg::Nil => "nil".into(),
         Arg::Bool(b) => b.to_string(),
         Arg::Number(n) => n.text.clone(),
-        Arg::Str(s) => quote_go(s),
+        Arg::Str(s) => crate::render::funcs::gofmt::quote(s),
         Arg::Ident(i) => i.clone(),
         Arg::Pipe(p) => format!("({})", pipe_string(p)),
         Arg::Chain(inner, fields, _) => {

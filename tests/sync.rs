@@ -68,18 +68,7 @@ async fn first_deploy_then_update_applies_the_new_image() {
     succeeded(&report);
     assert_eq!(report.commit.as_deref(), Some(commit.as_str()));
     assert_eq!(report.counts.updated, 1, "{report:?}");
-    let image = deployments
-        .get("deploy-update-demo")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .image
-        .clone();
+    let image = deployment_image(&agent.client, "deploy-update", "deploy-update-demo").await;
     assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.5.0"));
 
     let history = agent.history("deploy-update").await;
@@ -398,18 +387,7 @@ async fn objects_berth_does_not_own_are_never_deleted_or_taken_over() {
     let data = config_data(&agent.client, "ownership", "someone-elses").await;
     assert_eq!(data.get("keep").map(String::as_str), Some("me"));
     assert!(!data.contains_key("taken"));
-    let image = Api::<Deployment>::namespaced(agent.client.clone(), "ownership")
-        .get("ownership-demo")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .image
-        .clone();
+    let image = deployment_image(&agent.client, "ownership", "ownership-demo").await;
     assert_eq!(
         image.as_deref(),
         Some("ghcr.io/example/demo:1.4.0"),
@@ -516,18 +494,7 @@ async fn diff_shows_what_would_change_and_hides_secret_values() {
         );
     }
     // Diff writes nothing.
-    let image = Api::<Deployment>::namespaced(agent.client.clone(), "diff")
-        .get("diff-demo")
-        .await
-        .unwrap()
-        .spec
-        .unwrap()
-        .template
-        .spec
-        .unwrap()
-        .containers[0]
-        .image
-        .clone();
+    let image = deployment_image(&agent.client, "diff", "diff-demo").await;
     assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.4.0"));
 }
 

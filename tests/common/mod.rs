@@ -95,6 +95,21 @@ pub fn succeeded(report: &SyncReport) {
     );
 }
 
+/// The image of the first container of a Deployment.
+pub async fn deployment_image(client: &Client, namespace: &str, name: &str) -> Option<String> {
+    Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), namespace)
+        .get(name)
+        .await
+        .unwrap()
+        .spec?
+        .template
+        .spec?
+        .containers
+        .first()?
+        .image
+        .clone()
+}
+
 pub async fn config_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, String> {
     Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .get(name)

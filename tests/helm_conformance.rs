@@ -1225,3 +1225,189 @@ fn features_render_like_helm() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// What `openssl` reads from a generated certificate or key: the facts a user
+/// checks, none of them random.
+fn openssl(args: &[&str], input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new("openssl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running openssl (apt-get install openssl)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("writing to openssl");
+    let out = child.wait_with_output().expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Facts about the TLS material one render produced, checked with openssl.
+fn tls_facts(rendered: &str, dir: &Path) -> Vec<String> {
+    let doc: serde_yaml::Value = documents(rendered)
+        .into_iter()
+        .map(|(_, v, _)| v)
+        .find(|v| v["kind"] == "Secret")
+        .expect("the Secret document");
+    let data = |k: &str| doc["stringData"][k].as_str().expect(k).to_string();
+    let mut facts = Vec::new();
+    let ca = dir.join("ca.crt");
+    std::fs::write(&ca, data("ca.crt")).expect("write ca");
+    let signed = dir.join("tls.crt");
+    std::fs::write(&signed, data("tls.crt")).expect("write cert");
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&ca)
+        .arg(&signed)
+        .output()
+        .expect("openssl verify");
+    facts.push(format!(
+        "signed certificate verifies against the CA: {}",
+        verify.status.success()
+    ));
+    for (cert, key) in [
+        ("ca.crt", "ca.key"),
+        ("tls.crt", "tls.key"),
+        ("self.crt", "self.key"),
+    ] {
+        let cert_text = data(cert);
+        let key_text = data(key);
+        let cert_modulus = openssl(&["x509", "-noout", "-modulus"], &cert_text);
+        let key_modulus = openssl(&["rsa", "-noout", "-modulus"], &key_text);
+        facts.push(format!(
+            "{cert} matches {key}: {}",
+            cert_modulus == key_modulus
+        ));
+        facts.push(format!(
+            "{key}: {}",
+            openssl(&["rsa", "-noout", "-check"], &key_text)
+        ));
+        let text = openssl(&["x509", "-noout", "-text"], &cert_text);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for (i, line) in lines.iter().enumerate() {
+            if [
+                "Version:",
+                "Public-Key:",
+                "Subject:",
+                "Issuer:",
+                "Signature Algorithm:",
+            ]
+            .iter()
+            .any(|p| line.starts_with(p))
+            {
+                facts.push(format!("{cert}: {line}"));
+            }
+            // Each extension with its value, except the key identifiers (random).
+            if line.starts_with("X509v3 ") && *line != "X509v3 extensions:" {
+                let value = if line.contains("Key Identifier") {
+                    ""
+                } else {
+                    lines.get(i + 1).copied().unwrap_or_default()
+                };
+                facts.push(format!("{cert}: {line} {value}"));
+            }
+        }
+        // Extensions in a fixed order: their order carries no meaning, and rcgen
+        // writes them in another order than Go (docs/helm-compatibility.md).
+        let first = facts
+            .iter()
+            .position(|f| f.starts_with(&format!("{cert}: X509v3 ")))
+            .unwrap_or(facts.len());
+        facts[first..].sort();
+        // Valid for the days asked: not expired a day before, expired a day after.
+        let days = [("ca.crt", 365), ("tls.crt", 90), ("self.crt", 30)]
+            .iter()
+            .find(|(c, _)| *c == cert)
+            .map(|(_, d)| *d)
+            .unwrap_or_default();
+        let expires_within = |seconds: i64| {
+            let path = dir.join(format!("check-{cert}"));
+            std::fs::write(&path, &cert_text).expect("write cert");
+            !Command::new("openssl")
+                .args(["x509", "-noout", "-checkend", &seconds.to_string(), "-in"])
+                .arg(&path)
+                .output()
+                .expect("openssl x509 -checkend")
+                .status
+                .success()
+        };
+        facts.push(format!(
+            "{cert}: valid {days} days: {}",
+            !expires_within(days * 86_400 - 86_400) && expires_within(days * 86_400 + 86_400)
+        ));
+    }
+    let rsa = data("rsa.key");
+    facts.push(format!(
+        "rsa.key: {}",
+        openssl(&["rsa", "-noout", "-text"], &rsa)
+            .lines()
+            .next()
+            .unwrap_or_default()
+    ));
+    facts.push(format!(
+        "rsa.key: {}",
+        openssl(&["rsa", "-noout", "-check"], &rsa)
+    ));
+    facts
+}
+
+/// genCA, genSignedCert, genSelfSignedCert and genPrivateKey make fresh keys,
+/// so their output can only be compared with helm's through what openssl
+/// reads from it: the chain verifies, each certificate matches its key, and
+/// key sizes, subjects, SANs and signature algorithms are helm's.
+#[test]
+fn generated_certificates_check_out_like_helms() {
+    let helm = helm();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let chart = tmp.path().join("tls");
+    write_chart(
+        &chart,
+        &[
+            ("Chart.yaml", "apiVersion: v2\nname: tls\nversion: 1.0.0\n"),
+            (
+                "templates/secret.yaml",
+                "{{- $ca := genCA \"berth-ca\" 365 }}\n\
+                 {{- $cert := genSignedCert \"web.example\" (list \"10.0.0.7\") (list \"web.example\" \"web\") 90 $ca }}\n\
+                 {{- $self := genSelfSignedCert \"self.example\" nil (list \"self.example\") 30 }}\n\
+                 apiVersion: v1\n\
+                 kind: Secret\n\
+                 metadata:\n  name: tls\n\
+                 stringData:\n\
+                 \x20 ca.crt: {{ $ca.Cert | quote }}\n\
+                 \x20 ca.key: {{ $ca.Key | quote }}\n\
+                 \x20 tls.crt: {{ $cert.Cert | quote }}\n\
+                 \x20 tls.key: {{ $cert.Key | quote }}\n\
+                 \x20 self.crt: {{ $self.Cert | quote }}\n\
+                 \x20 self.key: {{ $self.Key | quote }}\n\
+                 \x20 rsa.key: {{ genPrivateKey \"rsa\" | quote }}\n",
+            ),
+        ],
+    );
+    let args = vec!["tls".to_string(), chart.display().to_string()];
+    let (by_helm, by_berth) = run_both(&helm, &args);
+    let helm_dir = tmp.path().join("helm");
+    let berth_dir = tmp.path().join("berth");
+    std::fs::create_dir_all(&helm_dir).expect("mkdir");
+    std::fs::create_dir_all(&berth_dir).expect("mkdir");
+    let helm_facts = tls_facts(&by_helm.expect("helm renders"), &helm_dir);
+    let berth_facts = tls_facts(&by_berth.expect("berth renders"), &berth_dir);
+    assert!(
+        berth_facts.contains(&"signed certificate verifies against the CA: true".to_string()),
+        "{berth_facts:#?}"
+    );
+    assert!(
+        berth_facts.contains(&"rsa.key: Private-Key: (4096 bit, 2 primes)".to_string()),
+        "{berth_facts:#?}"
+    );
+    assert_eq!(berth_facts, helm_facts);
+}

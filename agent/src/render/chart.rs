@@ -21,7 +21,7 @@ pub struct Chart {
     /// crds/ files: (path relative to the chart, contents), in name order.
     pub crds: Vec<(String, Vec<u8>)>,
     /// Template files: path relative to the chart root ("templates/x.yaml") → text.
-    pub templates: Vec<(String, String)>,
+    pub templates: Vec<(String, std::sync::Arc<str>)>,
     /// Other files, for `.Files` (shared: every template of the chart sees them).
     pub files: std::rc::Rc<BTreeMap<String, Vec<u8>>>,
     pub subcharts: Vec<Chart>,
@@ -96,32 +96,36 @@ pub fn load(
     prefix: &str,
     parent_path: Option<&str>,
 ) -> Result<Chart, RenderError> {
+    // The files are only borrowed until each lands where the chart keeps it:
+    // a large chart is read once instead of copied at every step.
+    let mut view: BTreeMap<&str, &[u8]> = all
+        .iter()
+        .map(|(path, data)| (path.as_str(), data.as_slice()))
+        .collect();
     // helm applies the top chart's .helmignore to everything it loads from a
     // directory, subcharts included (packaged charts were filtered when packed).
-    let filtered;
-    let all = if prefix.is_empty() && parent_path.is_none() {
-        match all.get(".helmignore") {
-            Some(text) => {
-                let rules = crate::render::ignore::Rules::parse(&String::from_utf8_lossy(text))
-                    .map_err(|e| RenderError::plain(".helmignore", e))?;
-                filtered = all
-                    .iter()
-                    .filter(|(p, _)| !rules.excludes(p))
-                    .map(|(p, d)| (p.clone(), d.clone()))
-                    .collect::<BTreeMap<_, _>>();
-                &filtered
-            }
-            None => all,
-        }
-    } else {
-        all
-    };
-    let mut own: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (path, data) in all.range(prefix.to_string()..) {
+    if prefix.is_empty()
+        && parent_path.is_none()
+        && let Some(text) = all.get(".helmignore")
+    {
+        let rules = crate::render::ignore::Rules::parse(&String::from_utf8_lossy(text))
+            .map_err(|e| RenderError::plain(".helmignore", e))?;
+        view.retain(|path, _| !rules.excludes(path));
+    }
+    load_view(&view, prefix, parent_path)
+}
+
+fn load_view(
+    all: &BTreeMap<&str, &[u8]>,
+    prefix: &str,
+    parent_path: Option<&str>,
+) -> Result<Chart, RenderError> {
+    let mut own: BTreeMap<&str, &[u8]> = BTreeMap::new();
+    for (path, data) in all.range(prefix..) {
         let Some(rel) = path.strip_prefix(prefix) else {
             break;
         };
-        own.insert(rel.to_string(), data.clone());
+        own.insert(rel, data);
     }
     let chart_yaml = own.get("Chart.yaml").ok_or_else(|| {
         RenderError::plain(
@@ -157,7 +161,7 @@ pub fn load(
         Some(b) => parse_values(&format!("{prefix}values.yaml"), b)?,
         None => Value::new_map(BTreeMap::new()),
     };
-    let schema = own.get("values.schema.json").cloned();
+    let schema = own.get("values.schema.json").map(|b| b.to_vec());
     let full_path = match parent_path {
         Some(p) => format!("{p}/charts/{name}"),
         None => name.clone(),
@@ -165,11 +169,11 @@ pub fn load(
     let mut templates = Vec::new();
     let mut files = BTreeMap::new();
     let mut sub_dirs: Vec<String> = Vec::new();
-    let mut sub_tgz: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut sub_tgz: Vec<(String, &[u8])> = Vec::new();
     let mut crds = Vec::new();
-    for (rel, data) in &own {
+    for (&rel, &data) in &own {
         if rel.starts_with("crds/") {
-            crds.push((rel.clone(), data.clone()));
+            crds.push((rel.to_string(), data.to_vec()));
         }
         if let Some(rest) = rel.strip_prefix("charts/") {
             if let Some((dir, tail)) = rest.split_once('/') {
@@ -177,16 +181,19 @@ pub fn load(
                     sub_dirs.push(dir.to_string());
                 }
             } else if rest.ends_with(".tgz") || rest.ends_with(".tar.gz") {
-                sub_tgz.push((format!("{prefix}{rel}"), data.clone()));
+                sub_tgz.push((format!("{prefix}{rel}"), data));
             }
             continue;
         }
         if rel.starts_with("templates/") {
-            templates.push((rel.clone(), String::from_utf8_lossy(data).into_owned()));
+            templates.push((
+                rel.to_string(),
+                std::sync::Arc::from(String::from_utf8_lossy(data)),
+            ));
             continue;
         }
         if matches!(
-            rel.as_str(),
+            rel,
             "Chart.yaml"
                 | "Chart.lock"
                 | "values.yaml"
@@ -196,18 +203,18 @@ pub fn load(
         ) {
             continue;
         }
-        files.insert(rel.clone(), data.clone());
+        files.insert(rel.to_string(), data.to_vec());
     }
     let mut subcharts = Vec::new();
     for dir in sub_dirs {
-        subcharts.push(load(
+        subcharts.push(load_view(
             all,
             &format!("{prefix}charts/{dir}/"),
             Some(&full_path),
         )?);
     }
     for (path, data) in sub_tgz {
-        let unpacked = crate::render::load::from_tgz(&data, &path)?;
+        let unpacked = crate::render::load::from_tgz(data, &path)?;
         subcharts.push(load(&unpacked.files, "", Some(&full_path))?);
     }
     // Helm orders dependencies by name regardless of how they were stored.

@@ -253,12 +253,11 @@ pub fn render_full(
     // Collect enabled charts with their scoped values.
     let mut charts: Vec<(&Chart, Value)> = Vec::new();
     collect_charts(&root, &coalesced, &mut charts);
-    if !options.skip_schema_validation {
-        schema::validate_tree(&root, &coalesced)?;
-    }
+    let schema_check =
+        (!options.skip_schema_validation).then(|| schema::SchemaCheck::new(&root, &coalesced));
     // Parse all templates into one set, deepest paths first so that a parent
     // chart's `define` overrides a subchart's (as helm orders them).
-    let mut all: Vec<(String, String, usize)> = Vec::new();
+    let mut all: Vec<(String, template::parse::Source, usize)> = Vec::new();
     for (idx, (c, _)) in charts.iter().enumerate() {
         for (rel, text) in &c.templates {
             all.push((format!("{}/{}", c.full_path, rel), text.clone(), idx));
@@ -268,20 +267,116 @@ pub fn render_full(
         let (da, db) = (a.0.matches('/').count(), b.0.matches('/').count());
         db.cmp(&da).then_with(|| b.0.cmp(&a.0))
     });
-    let mut set = TemplateSet::new();
-    for (name, text, _) in &all {
-        template::add_file(&mut set, name, text).map_err(|e| RenderError {
-            file: e.name.clone(),
-            line: Some(e.line),
-            column: None,
-            message: format!("parse error at ({}:{}): {}", e.name, e.line, e.message),
-        })?;
-    }
-    let set = Rc::new(set);
-
     let release = release_value(options);
+    // The template work runs on this thread (values are not shared between
+    // threads); a helper parses alongside it and then checks the schemas.
+    // A schema violation wins over whatever the templates did.
+    let (schema_result, rendered) = with_helper(&all, schema_check, |parsed| {
+        let mut set = TemplateSet::new();
+        for ((name, text, _), parsed) in all.iter().zip(parsed) {
+            let parsed = parsed.map_err(|e| RenderError {
+                file: e.name.clone(),
+                line: Some(e.line),
+                column: None,
+                message: format!("parse error at ({}:{}): {}", e.name, e.line, e.message),
+            })?;
+            template::add_parsed(&mut set, name, text.clone(), parsed);
+        }
+        execute(Rc::new(set), &all, &charts, &release, &caps)
+    });
+    schema_result?;
+    let mut rendered = rendered?;
+    rendered.sort_by(|a, b| a.0.cmp(&b.0));
+    let (manifests, hooks) = sort_manifests(rendered)?;
+    let mut crds = Vec::new();
+    crd_files(&root, &charts, &mut crds);
+    Ok(RenderOutput {
+        crds,
+        manifests,
+        hooks,
+    })
+}
+
+type Parsed = Result<template::parse::ParsedFile, template::ParseError>;
+
+/// Runs `work` on this thread with every file of `files` parsed, while a
+/// helper thread parses with it and then checks the values against the
+/// schemas: on two cores the schema check of a large chart (redis: ~3 ms)
+/// then costs no time of its own (docs/benchmarks.md).
+fn with_helper<T>(
+    files: &[(String, template::parse::Source, usize)],
+    schema_check: Option<schema::SchemaCheck>,
+    work: impl FnOnce(Vec<Parsed>) -> T,
+) -> (Result<(), RenderError>, T) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let run_check =
+        |check: Option<schema::SchemaCheck>| check.map_or(Ok(()), schema::SchemaCheck::run);
+    let schema_check = Mutex::new(schema_check);
+    let next = AtomicUsize::new(0);
+    let finished = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<Parsed>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let parse_some = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some((name, text, _)) = files.get(i) else {
+                break;
+            };
+            let parsed = template::parse_file(name, text);
+            if let Ok(mut slot) = slots[i].lock() {
+                *slot = Some(parsed);
+            }
+            finished.fetch_add(1, Ordering::Release);
+        }
+    };
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("berth-render".into())
+            .spawn_scoped(scope, || {
+                parse_some();
+                let check = schema_check.lock().ok().and_then(|mut c| c.take());
+                run_check(check)
+            })
+            .ok();
+        parse_some();
+        // The helper may still be parsing the file it took last.
+        while finished.load(Ordering::Acquire) < files.len()
+            && helper.as_ref().is_some_and(|h| !h.is_finished())
+        {
+            std::thread::yield_now();
+        }
+        // Anything the helper left (it panicked) is parsed here.
+        let parsed = slots
+            .iter()
+            .zip(files)
+            .map(|(slot, (name, text, _))| {
+                slot.lock()
+                    .ok()
+                    .and_then(|mut s| s.take())
+                    .unwrap_or_else(|| template::parse_file(name, text))
+            })
+            .collect();
+        let output = work(parsed);
+        let schema_result = match helper.map(|h| h.join()) {
+            Some(Ok(result)) => result,
+            // No helper could be started, or it failed: check here.
+            _ => run_check(schema_check.lock().ok().and_then(|mut c| c.take())),
+        };
+        (schema_result, output)
+    })
+}
+
+/// Executes every renderable template of the set: (template name, output).
+fn execute(
+    set: Rc<TemplateSet>,
+    all: &[(String, template::parse::Source, usize)],
+    charts: &[(&Chart, Value)],
+    release: &Value,
+    caps: &Value,
+) -> Result<Vec<(String, String)>, RenderError> {
     let mut rendered: Vec<(String, String)> = Vec::new();
-    for (name, _, idx) in &all {
+    for (name, _, idx) in all {
         let base = name.rsplit('/').next().unwrap_or(name);
         if base.starts_with('_') || name.ends_with("/templates/NOTES.txt") {
             continue;
@@ -290,7 +385,7 @@ pub fn render_full(
         if c.is_library {
             continue;
         }
-        let dot = top_values(c, vals, &release, &caps, name);
+        let dot = top_values(c, vals, release, caps, name);
         let out = Executor::run(set.clone(), name, dot).map_err(|e| {
             let message = if e.user_failure {
                 // Helm reports fail/required as "execution error at (file:line:col): msg".
@@ -319,15 +414,7 @@ pub fn render_full(
         })?;
         rendered.push((name.clone(), out.replace("<no value>", "")));
     }
-    rendered.sort_by(|a, b| a.0.cmp(&b.0));
-    let (manifests, hooks) = sort_manifests(rendered)?;
-    let mut crds = Vec::new();
-    crd_files(&root, &charts, &mut crds);
-    Ok(RenderOutput {
-        crds,
-        manifests,
-        hooks,
-    })
+    Ok(rendered)
 }
 
 /// crds/ files, the chart's own first, then its enabled subcharts' (helm's CRDObjects).

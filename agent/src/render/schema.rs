@@ -10,35 +10,68 @@ use super::value::Value;
 
 /// Validates the root chart's values and, recursively, each subchart's scoped values.
 pub fn validate_tree(root: &Chart, values: &Value) -> Result<(), RenderError> {
-    let mut report = String::new();
-    validate_chart(root, values, &mut report)?;
-    if report.is_empty() {
-        return Ok(());
-    }
-    Err(RenderError::plain(
-        &root.name,
-        format!(
-            "values don't meet the specifications of the schema(s) in the following chart(s):\n{report}"
-        ),
-    ))
+    SchemaCheck::new(root, values).run()
 }
 
-fn validate_chart(c: &Chart, values: &Value, report: &mut String) -> Result<(), RenderError> {
-    if let Some(schema) = &c.schema {
-        let lines = violations(&c.full_path, schema, values)?;
-        if !lines.is_empty() {
-            report.push_str(&format!("{}:\n", c.name));
-            for l in lines {
-                report.push_str(&l);
-                report.push('\n');
+/// The schemas of a chart tree with the values each must accept, converted to
+/// JSON so that the check can run on another thread while templates are parsed.
+pub struct SchemaCheck {
+    root_name: String,
+    /// (chart name, chart path, schema text, values) in helm's report order.
+    charts: Vec<(String, String, Vec<u8>, serde_json::Value)>,
+}
+
+impl SchemaCheck {
+    pub fn new(root: &Chart, values: &Value) -> SchemaCheck {
+        let mut charts = Vec::new();
+        collect(root, values, &mut charts);
+        SchemaCheck {
+            root_name: root.name.clone(),
+            charts,
+        }
+    }
+
+    pub fn run(self) -> Result<(), RenderError> {
+        let mut report = String::new();
+        for (name, path, schema, values) in &self.charts {
+            let lines = violations(path, schema, values)?;
+            if !lines.is_empty() {
+                report.push_str(&format!("{name}:\n"));
+                for l in lines {
+                    report.push_str(&l);
+                    report.push('\n');
+                }
             }
         }
+        if report.is_empty() {
+            return Ok(());
+        }
+        Err(RenderError::plain(
+            &self.root_name,
+            format!(
+                "values don't meet the specifications of the schema(s) in the following chart(s):\n{report}"
+            ),
+        ))
+    }
+}
+
+fn collect(c: &Chart, values: &Value, out: &mut Vec<(String, String, Vec<u8>, serde_json::Value)>) {
+    if let Some(schema) = &c.schema {
+        let instance = match values {
+            Value::Nil => serde_json::Value::Object(Default::default()),
+            v => to_json(v),
+        };
+        out.push((
+            c.name.clone(),
+            c.full_path.clone(),
+            schema.clone(),
+            instance,
+        ));
     }
     for sub in &c.subcharts {
         let sv = values.map_get(&sub.name).unwrap_or(Value::Nil);
-        validate_chart(sub, &sv, report)?;
+        collect(sub, &sv, out);
     }
-    Ok(())
 }
 
 /// JSON as helm hands values to the validator (whole float64 numbers are integers).
@@ -88,7 +121,11 @@ fn quoted(v: &serde_json::Value) -> String {
     }
 }
 
-fn violations(path: &str, schema: &[u8], values: &Value) -> Result<Vec<String>, RenderError> {
+fn violations(
+    path: &str,
+    schema: &[u8],
+    instance: &serde_json::Value,
+) -> Result<Vec<String>, RenderError> {
     let schema: serde_json::Value = serde_json::from_slice(schema).map_err(|e| {
         RenderError::plain(
             path,
@@ -101,12 +138,8 @@ fn violations(path: &str, schema: &[u8], values: &Value) -> Result<Vec<String>, 
             format!("{path}/values.schema.json: invalid JSON schema: {e}"),
         )
     })?;
-    let instance = match values {
-        Value::Nil => serde_json::Value::Object(Default::default()),
-        v => to_json(v),
-    };
     let mut lines: Vec<(String, String)> = validator
-        .iter_errors(&instance)
+        .iter_errors(instance)
         .map(|e| {
             let at = e.instance_path().to_string();
             let inst = e.instance();

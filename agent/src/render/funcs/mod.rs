@@ -751,17 +751,21 @@ fn rand_from(charset: &[u8], n: i64) -> String {
         .collect()
 }
 
-fn regex(pattern: &str) -> Result<regex::Regex, FuncError> {
-    // Templates apply the same few patterns many times; compile each once.
+fn regex(pattern: &str) -> Result<Rc<regex::Regex>, FuncError> {
+    // Templates apply the same few patterns many times; compile each once. The
+    // cache hands out the same Regex (a clone would start with an empty match
+    // cache and build its lazy DFA again).
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<String, regex::Regex>> =
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Rc<regex::Regex>>> =
             std::cell::RefCell::new(std::collections::HashMap::new());
     }
     if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = regex::Regex::new(pattern)
-        .map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?;
+    let re = Rc::new(
+        regex::Regex::new(pattern)
+            .map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?,
+    );
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() > 1_000 {
@@ -1311,7 +1315,7 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         "regexReplaceAll" | "mustRegexReplaceAll" => {
             arity(name, a, 3)?;
             Ok(Value::String(regex_replace(
-                &regex(&s(&a[0])?)?,
+                &*regex(&s(&a[0])?)?,
                 &s(&a[1])?,
                 &s(&a[2])?,
             )))

@@ -748,7 +748,7 @@ impl Executor {
             None => {
                 let parsed = parse(&name, &text, &funcs::is_function)
                     .map_err(|e| FuncError::new(format!("cannot parse template {text:?}: {e}")))?;
-                let source: Source = Rc::from(text.as_str());
+                let source: Source = Source::from(text.as_str());
                 let defines: Vec<Rc<TemplateDef>> = parsed
                     .defines
                     .into_iter()

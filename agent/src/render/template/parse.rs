@@ -1,7 +1,6 @@
 //! Lexer and parser for Go `text/template` source.
 
 use std::collections::BTreeMap;
-use std::rc::Rc;
 
 use thiserror::Error;
 
@@ -106,19 +105,21 @@ pub struct ParsedFile {
     pub body_is_empty: bool,
 }
 
+/// A token; names and text borrow from the source, so lexing allocates only
+/// for quoted strings with escapes.
 #[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Text(String),
+enum Tok<'a> {
+    Text(&'a str),
     Open, // {{ (trim already applied)
     Close,
     Space,
-    Ident(String),
+    Ident(&'a str),
     Keyword(&'static str),
-    Field(String),
-    Variable(String),
+    Field(&'a str),
+    Variable(&'a str),
     Dot,
-    Str(String),
-    Number(String),
+    Str(std::borrow::Cow<'a, str>),
+    Number(&'a str),
     Char(i64),
     Bool(bool),
     Nil,
@@ -138,7 +139,7 @@ const KEYWORDS: &[&str] = &[
 struct Lexer<'a> {
     src: &'a str,
     pos: usize,
-    toks: Vec<(Tok, usize)>,
+    toks: Vec<(Tok<'a>, usize)>,
     name: &'a str,
 }
 
@@ -159,7 +160,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn run(mut self) -> Result<Vec<(Tok, usize)>, ParseError> {
+    fn run(mut self) -> Result<Vec<(Tok<'a>, usize)>, ParseError> {
         let bytes = self.src.as_bytes();
         let mut trim_next_text = false;
         loop {
@@ -180,7 +181,7 @@ impl<'a> Lexer<'a> {
             }
             if !text.is_empty() {
                 let text_pos = self.pos;
-                self.toks.push((Tok::Text(text.to_string()), text_pos));
+                self.toks.push((Tok::Text(text), text_pos));
             }
             if next_open.is_none() {
                 self.toks.push((Tok::Eof, self.src.len()));
@@ -293,14 +294,14 @@ impl<'a> Lexer<'a> {
                 }
                 '"' => {
                     let (s, len) = self.lex_quoted(p)?;
-                    self.toks.push((Tok::Str(s), p));
+                    self.toks.push((Tok::Str(s.into()), p));
                     self.pos += len;
                 }
                 '`' => {
                     let Some(end) = rest[1..].find('`') else {
                         return Err(self.err(p, "unterminated raw quoted string"));
                     };
-                    self.toks.push((Tok::Str(rest[1..1 + end].to_string()), p));
+                    self.toks.push((Tok::Str(rest[1..1 + end].into()), p));
                     self.pos += end + 2;
                 }
                 '\'' => {
@@ -314,14 +315,14 @@ impl<'a> Lexer<'a> {
                         .find(|(_, c)| !is_alnum(*c))
                         .map(|(i, _)| i)
                         .unwrap_or(rest.len() - 1);
-                    self.toks.push((Tok::Variable(rest[..len].to_string()), p));
+                    self.toks.push((Tok::Variable(&rest[..len]), p));
                     self.pos += len;
                 }
                 '.' => {
                     let next = rest[1..].chars().next();
                     if next.is_some_and(|c| c.is_ascii_digit()) {
                         let len = number_len(rest);
-                        self.toks.push((Tok::Number(rest[..len].to_string()), p));
+                        self.toks.push((Tok::Number(&rest[..len]), p));
                         self.pos += len;
                     } else if next.is_some_and(is_alnum) {
                         let len = 1 + rest[1..]
@@ -329,7 +330,7 @@ impl<'a> Lexer<'a> {
                             .find(|(_, c)| !is_alnum(*c))
                             .map(|(i, _)| i)
                             .unwrap_or(rest.len() - 1);
-                        self.toks.push((Tok::Field(rest[1..len].to_string()), p));
+                        self.toks.push((Tok::Field(&rest[1..len]), p));
                         self.pos += len;
                     } else {
                         self.toks.push((Tok::Dot, p));
@@ -344,7 +345,7 @@ impl<'a> Lexer<'a> {
                             .is_some_and(|d| d.is_ascii_digit() || d == '.')) =>
                 {
                     let len = number_len(rest);
-                    self.toks.push((Tok::Number(rest[..len].to_string()), p));
+                    self.toks.push((Tok::Number(&rest[..len]), p));
                     self.pos += len;
                 }
                 c if is_alnum(c) => {
@@ -360,7 +361,7 @@ impl<'a> Lexer<'a> {
                         "nil" => Tok::Nil,
                         w => match KEYWORDS.iter().find(|k| **k == w) {
                             Some(k) => Tok::Keyword(k),
-                            None => Tok::Ident(w.to_string()),
+                            None => Tok::Ident(w),
                         },
                     };
                     self.toks.push((tok, p));
@@ -549,6 +550,10 @@ pub fn parse_number(text: &str) -> Option<NumberLit> {
     })
 }
 
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 /// 1-based line number of a byte offset.
 pub fn line_of(src: &str, pos: usize) -> usize {
     1 + src.as_bytes()[..pos.min(src.len())]
@@ -571,13 +576,13 @@ pub fn line_col(src: &str, pos: usize) -> (usize, usize) {
 }
 
 struct Parser<'a> {
-    toks: Vec<(Tok, usize)>,
+    toks: Vec<(Tok<'a>, usize)>,
     idx: usize,
     src: &'a str,
     name: &'a str,
     defines: BTreeMap<String, Vec<Node>>,
     /// Variables in scope, for "undefined variable" errors.
-    vars: Vec<String>,
+    vars: Vec<&'a str>,
     range_depth: usize,
     is_function: &'a dyn Fn(&str) -> bool,
 }
@@ -597,7 +602,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn peek(&self) -> &Tok {
+    fn peek(&self) -> &Tok<'a> {
         &self.toks[self.idx.min(self.toks.len() - 1)].0
     }
 
@@ -605,7 +610,7 @@ impl<'a> Parser<'a> {
         self.toks[self.idx.min(self.toks.len() - 1)].1
     }
 
-    fn next(&mut self) -> (Tok, usize) {
+    fn next(&mut self) -> (Tok<'a>, usize) {
         let t = self.toks[self.idx.min(self.toks.len() - 1)].clone();
         self.idx += 1;
         t
@@ -617,7 +622,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn next_non_space(&mut self) -> (Tok, usize) {
+    fn next_non_space(&mut self) -> (Tok<'a>, usize) {
         self.skip_space();
         self.next()
     }
@@ -637,7 +642,7 @@ impl<'a> Parser<'a> {
             let (t, p) = self.next();
             match t {
                 Tok::Eof => return Ok((nodes, ListEnd::Eof)),
-                Tok::Text(s) => nodes.push(Node::Text(s)),
+                Tok::Text(s) => nodes.push(Node::Text(s.to_string())),
                 Tok::Open => {
                     self.skip_space();
                     let (kw, kp) = (self.peek().clone(), self.pos());
@@ -715,7 +720,11 @@ impl<'a> Parser<'a> {
                 } else {
                     Some(self.parse_pipeline("template clause", false)?)
                 };
-                Ok(Some(Node::Template { pos, name, pipe }))
+                Ok(Some(Node::Template {
+                    pos,
+                    name: name.into_owned(),
+                    pipe,
+                }))
             }
             "define" | "block" => {
                 if k == "define" && !top {
@@ -736,7 +745,7 @@ impl<'a> Parser<'a> {
                     self.expect_close("define clause")?;
                     None
                 };
-                let saved_vars = std::mem::replace(&mut self.vars, vec!["$".into()]);
+                let saved_vars = std::mem::replace(&mut self.vars, vec!["$"]);
                 let saved_range = std::mem::replace(&mut self.range_depth, 0);
                 let (body, end) = self.parse_list(false)?;
                 self.vars = saved_vars;
@@ -750,9 +759,13 @@ impl<'a> Parser<'a> {
                         return Err(self.err(self.src.len(), "unexpected EOF".to_string()));
                     }
                 }
-                self.defines.insert(name.clone(), body);
+                self.defines.insert(name.to_string(), body);
                 if k == "block" {
-                    Ok(Some(Node::Template { pos, name, pipe }))
+                    Ok(Some(Node::Template {
+                        pos,
+                        name: name.into_owned(),
+                        pipe,
+                    }))
                 } else {
                     Ok(None)
                 }
@@ -892,11 +905,11 @@ impl<'a> Parser<'a> {
                 }
             }
         } else {
-            self.vars.extend(decls.iter().cloned());
+            self.vars.extend(decls.iter().copied());
         }
         Ok(Pipe {
             pos,
-            decls,
+            decls: owned(&decls),
             is_assign,
             cmds,
         })
@@ -936,7 +949,7 @@ impl<'a> Parser<'a> {
                     self.idx += 1;
                     fields.push(f);
                 }
-                return Ok(Arg::Field(fields, node_pos));
+                return Ok(Arg::Field(owned(&fields), node_pos));
             }
             Tok::Variable(v) => {
                 if !self.vars.contains(&v) {
@@ -951,12 +964,12 @@ impl<'a> Parser<'a> {
                     self.idx += 1;
                     parts.push(f);
                 }
-                return Ok(Arg::Variable(parts, node_pos));
+                return Ok(Arg::Variable(owned(&parts), node_pos));
             }
             Tok::Dot => Arg::Dot,
             Tok::Nil => Arg::Nil,
             Tok::Bool(b) => Arg::Bool(b),
-            Tok::Str(s) => Arg::Str(s),
+            Tok::Str(s) => Arg::Str(s.into_owned()),
             Tok::Char(c) => Arg::Number(NumberLit {
                 text: c.to_string(),
                 int: Some(c),
@@ -964,14 +977,14 @@ impl<'a> Parser<'a> {
                 is_float_syntax: false,
             }),
             Tok::Number(n) => Arg::Number(
-                parse_number(&n)
+                parse_number(n)
                     .ok_or_else(|| self.err(p, format!("bad number syntax: \"{n}\"")))?,
             ),
             Tok::Ident(name) => {
-                if !(self.is_function)(&name) {
+                if !(self.is_function)(name) {
                     return Err(self.err(p, format!("function \"{name}\" not defined")));
                 }
-                Arg::Ident(name)
+                Arg::Ident(name.to_string())
             }
             Tok::LParen => {
                 let inner = self.parse_paren_pipeline(p)?;
@@ -991,7 +1004,7 @@ impl<'a> Parser<'a> {
                 Arg::Dot | Arg::Nil | Arg::Bool(_) | Arg::Str(_) | Arg::Number(_) => {
                     Err(self.err(p, "unexpected . after term"))
                 }
-                t => Ok(Arg::Chain(Box::new(t), fields, p)),
+                t => Ok(Arg::Chain(Box::new(t), owned(&fields), p)),
             }
         }
     }
@@ -1040,7 +1053,7 @@ fn describe(t: &Tok) -> String {
         Tok::Field(f) => format!("<.{f}>"),
         Tok::Variable(v) => format!("<{v}>"),
         Tok::Str(s) => format!("\"{s}\""),
-        Tok::Number(n) => n.clone(),
+        Tok::Number(n) => n.to_string(),
         Tok::Char(c) => c.to_string(),
         Tok::Bool(b) => b.to_string(),
         Tok::Nil => "<nil>".into(),
@@ -1073,7 +1086,7 @@ pub fn parse(
         src,
         name,
         defines: BTreeMap::new(),
-        vars: vec!["$".into()],
+        vars: vec!["$"],
         range_depth: 0,
         is_function,
     };
@@ -1089,7 +1102,7 @@ pub fn parse(
 }
 
 /// Shared source text for error positions.
-pub type Source = Rc<str>;
+pub type Source = std::sync::Arc<str>;
 
 #[cfg(test)]
 mod tests {

@@ -2,11 +2,13 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# OpenSSL and zlib are linked into the binary (.cargo/config.toml): the
+# runtime image needs only glibc and the CA certificates.
 RUN cargo build --release --locked --package berth
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 \
+ && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/berth /usr/local/bin/berth
 USER 65532:65532

@@ -412,7 +412,12 @@ fn execute(
                 message,
             }
         })?;
-        rendered.push((name.clone(), out.replace("<no value>", "")));
+        let out = if out.contains("<no value>") {
+            out.replace("<no value>", "")
+        } else {
+            out
+        };
+        rendered.push((name.clone(), out));
     }
     Ok(rendered)
 }

@@ -8,13 +8,9 @@ use super::RenderError;
 use super::chart::Chart;
 use super::value::Value;
 
-/// Validates the root chart's values and, recursively, each subchart's scoped values.
-pub fn validate_tree(root: &Chart, values: &Value) -> Result<(), RenderError> {
-    SchemaCheck::new(root, values).run()
-}
-
-/// The schemas of a chart tree with the values each must accept, converted to
-/// JSON so that the check can run on another thread while templates are parsed.
+/// The schemas of a chart tree (the root chart's and, recursively, each
+/// subchart's) with the values each must accept, converted to JSON so that the
+/// check can run on another thread while templates are parsed.
 pub struct SchemaCheck {
     root_name: String,
     /// (chart name, chart path, schema text, values) in helm's report order.

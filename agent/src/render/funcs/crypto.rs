@@ -375,12 +375,6 @@ fn params(
             .map_err(|_| FuncError::new(format!("error parsing ip: {ip}")))?;
         p.subject_alt_names.push(SanType::IpAddress(addr));
     }
-    // sprig marks leaf certificates "CA:FALSE" (critical basicConstraints with
-    // an empty sequence) and, unlike rcgen's ExplicitNoCa, gives them no subject
-    // key identifier. genCA replaces this with rcgen's CA extensions.
-    let mut no_ca = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
-    no_ca.set_criticality(true);
-    p.custom_extensions.push(no_ca);
     p.extended_key_usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
@@ -408,11 +402,26 @@ fn cert_err(e: impl std::fmt::Display) -> FuncError {
     FuncError::new(format!("error creating certificate: {e}"))
 }
 
+/// Parameters of a leaf (non-CA) certificate. sprig marks these "CA:FALSE"
+/// (critical basicConstraints with an empty sequence) and, unlike rcgen's
+/// `ExplicitNoCa`, gives them no subject key identifier.
+fn leaf_params(
+    cn: &str,
+    days: i64,
+    ips: &Value,
+    dns: &Value,
+) -> Result<CertificateParams, FuncError> {
+    let mut p = params(cn, days, &string_list(ips)?, &string_list(dns)?)?;
+    let mut no_ca = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 19], vec![0x30, 0x00]);
+    no_ca.set_criticality(true);
+    p.custom_extensions.push(no_ca);
+    Ok(p)
+}
+
 fn gen_ca(cn: &str, days: i64, key_pem: &str) -> R {
     let key = signing_key(key_pem)?;
     let mut p = params(cn, days, &[], &[])?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.custom_extensions.clear();
     p.key_usages.push(KeyUsagePurpose::KeyCertSign);
     let cert = p.self_signed(&key).map_err(cert_err)?;
     Ok(certificate(cert.pem(), key_pem.to_string()))
@@ -420,7 +429,7 @@ fn gen_ca(cn: &str, days: i64, key_pem: &str) -> R {
 
 fn gen_self_signed(cn: &str, ips: &Value, dns: &Value, days: i64, key_pem: &str) -> R {
     let key = signing_key(key_pem)?;
-    let p = params(cn, days, &string_list(ips)?, &string_list(dns)?)?;
+    let p = leaf_params(cn, days, ips, dns)?;
     let cert = p.self_signed(&key).map_err(cert_err)?;
     Ok(certificate(cert.pem(), key_pem.to_string()))
 }
@@ -460,7 +469,7 @@ fn gen_signed(cn: &str, ips: &Value, dns: &Value, days: i64, ca: &Value, key_pem
     let issuer = Issuer::from_ca_cert_pem(&ca_cert, ca_signer)
         .map_err(|e| FuncError::new(format!("error parsing ca certificate: {e}")))?;
     let key = signing_key(key_pem)?;
-    let mut p = params(cn, days, &string_list(ips)?, &string_list(dns)?)?;
+    let mut p = leaf_params(cn, days, ips, dns)?;
     // Go names the issuing CA's key in the signed certificate.
     p.use_authority_key_identifier_extension = true;
     let cert = p.signed_by(&key, &issuer).map_err(cert_err)?;

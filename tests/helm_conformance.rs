@@ -1226,9 +1226,8 @@ fn features_render_like_helm() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// What `openssl` reads from a generated certificate or key: the facts a user
-/// checks, none of them random.
-fn openssl(args: &[&str], input: &str) -> String {
+/// Runs `openssl` with `input` on its stdin: (succeeded, stdout, stderr).
+fn run_openssl(args: &[&str], input: &str) -> (bool, String, String) {
     use std::io::Write as _;
     let mut child = Command::new("openssl")
         .args(args)
@@ -1244,12 +1243,19 @@ fn openssl(args: &[&str], input: &str) -> String {
         .write_all(input.as_bytes())
         .expect("writing to openssl");
     let out = child.wait_with_output().expect("openssl");
-    assert!(
+    (
         out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What `openssl` reads from a generated certificate or key: the facts a user
+/// checks, none of them random.
+fn openssl(args: &[&str], input: &str) -> String {
+    let (ok, stdout, stderr) = run_openssl(args, input);
+    assert!(ok, "openssl {args:?}: {stderr}");
+    stdout
 }
 
 /// Facts about the TLS material one render produced, checked with openssl.
@@ -1263,22 +1269,16 @@ fn tls_facts(rendered: &str, dir: &Path) -> Vec<String> {
     let mut facts = Vec::new();
     let ca = dir.join("ca.crt");
     std::fs::write(&ca, data("ca.crt")).expect("write ca");
-    let signed = dir.join("tls.crt");
-    std::fs::write(&signed, data("tls.crt")).expect("write cert");
-    let verify = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(&ca)
-        .arg(&signed)
-        .output()
-        .expect("openssl verify");
+    let ca = ca.display().to_string();
+    let (verifies, _, _) = run_openssl(&["verify", "-CAfile", &ca], &data("tls.crt"));
     facts.push(format!(
-        "signed certificate verifies against the CA: {}",
-        verify.status.success()
+        "signed certificate verifies against the CA: {verifies}"
     ));
-    for (cert, key) in [
-        ("ca.crt", "ca.key"),
-        ("tls.crt", "tls.key"),
-        ("self.crt", "self.key"),
+    // (certificate, its key, the days the template asked for)
+    for (cert, key, days) in [
+        ("ca.crt", "ca.key", 365),
+        ("tls.crt", "tls.key", 90),
+        ("self.crt", "self.key", 30),
     ] {
         let cert_text = data(cert);
         let key_text = data(key);
@@ -1325,21 +1325,9 @@ fn tls_facts(rendered: &str, dir: &Path) -> Vec<String> {
             .unwrap_or(facts.len());
         facts[first..].sort();
         // Valid for the days asked: not expired a day before, expired a day after.
-        let days = [("ca.crt", 365), ("tls.crt", 90), ("self.crt", 30)]
-            .iter()
-            .find(|(c, _)| *c == cert)
-            .map(|(_, d)| *d)
-            .unwrap_or_default();
         let expires_within = |seconds: i64| {
-            let path = dir.join(format!("check-{cert}"));
-            std::fs::write(&path, &cert_text).expect("write cert");
-            !Command::new("openssl")
-                .args(["x509", "-noout", "-checkend", &seconds.to_string(), "-in"])
-                .arg(&path)
-                .output()
-                .expect("openssl x509 -checkend")
-                .status
-                .success()
+            let seconds = seconds.to_string();
+            !run_openssl(&["x509", "-noout", "-checkend", &seconds], &cert_text).0
         };
         facts.push(format!(
             "{cert}: valid {days} days: {}",

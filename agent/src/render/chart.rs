@@ -16,8 +16,8 @@ pub struct Chart {
     pub full_path: String,
     /// values.yaml (an empty map when absent), read as helm reads YAML.
     pub values: Value,
-    /// values.schema.json, when present.
-    pub schema: Option<Vec<u8>>,
+    /// values.schema.json, when present (shared with the schema check).
+    pub schema: Option<std::sync::Arc<[u8]>>,
     /// crds/ files: (path relative to the chart, contents), in name order.
     pub crds: Vec<(String, Vec<u8>)>,
     /// Template files: path relative to the chart root ("templates/x.yaml") → text.
@@ -161,7 +161,9 @@ fn load_view(
         Some(b) => parse_values(&format!("{prefix}values.yaml"), b)?,
         None => Value::new_map(BTreeMap::new()),
     };
-    let schema = own.get("values.schema.json").map(|b| b.to_vec());
+    let schema = own
+        .get("values.schema.json")
+        .map(|b| std::sync::Arc::from(*b));
     let full_path = match parent_path {
         Some(p) => format!("{p}/charts/{name}"),
         None => name.clone(),

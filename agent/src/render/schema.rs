@@ -14,7 +14,7 @@ use super::value::Value;
 pub struct SchemaCheck {
     root_name: String,
     /// (chart name, chart path, schema text, values) in helm's report order.
-    charts: Vec<(String, String, Vec<u8>, serde_json::Value)>,
+    charts: Vec<(String, String, std::sync::Arc<[u8]>, serde_json::Value)>,
 }
 
 impl SchemaCheck {
@@ -51,7 +51,11 @@ impl SchemaCheck {
     }
 }
 
-fn collect(c: &Chart, values: &Value, out: &mut Vec<(String, String, Vec<u8>, serde_json::Value)>) {
+fn collect(
+    c: &Chart,
+    values: &Value,
+    out: &mut Vec<(String, String, std::sync::Arc<[u8]>, serde_json::Value)>,
+) {
     if let Some(schema) = &c.schema {
         let instance = match values {
             Value::Nil => serde_json::Value::Object(Default::default()),

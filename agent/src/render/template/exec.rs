@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use thiserror::Error;
 
-use super::parse::{Arg, Command, Node, Pipe, Source, line_col, parse};
+use super::parse::{Arg, Command, Node, Pipe, Source, line_col};
 use crate::render::funcs;
 use crate::render::value::Value;
 
@@ -746,27 +746,10 @@ impl Executor {
         let (def, defines) = match cached {
             Some(hit) => hit,
             None => {
-                let parsed = parse(&name, &text, &funcs::is_function)
+                let parsed = super::parse_file(&name, &text)
                     .map_err(|e| FuncError::new(format!("cannot parse template {text:?}: {e}")))?;
-                let source: Source = Source::from(text.as_str());
-                let defines: Vec<Rc<TemplateDef>> = parsed
-                    .defines
-                    .into_iter()
-                    .map(|(dname, body)| {
-                        Rc::new(TemplateDef {
-                            name: dname,
-                            file: name.clone(),
-                            source: source.clone(),
-                            body: Rc::new(body),
-                        })
-                    })
-                    .collect();
-                let def = Rc::new(TemplateDef {
-                    name: name.clone(),
-                    file: name.clone(),
-                    source,
-                    body: Rc::new(parsed.body),
-                });
+                let (def, defines) =
+                    super::template_defs(&name, Source::from(text.as_str()), parsed);
                 TPL_CACHE.with(|c| {
                     let mut c = c.borrow_mut();
                     // Bound the cache: a chart with endless distinct texts

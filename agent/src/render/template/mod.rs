@@ -30,26 +30,39 @@ pub fn add_parsed(
     source: parse::Source,
     parsed: parse::ParsedFile,
 ) {
-    for (dname, body) in parsed.defines {
-        set.insert(
-            dname.clone(),
+    let (body, defines) = template_defs(name, source, parsed);
+    for def in defines {
+        set.insert(def.name.clone(), def);
+    }
+    set.insert(name.to_string(), body);
+}
+
+/// The templates one parsed file gives: its body (named after the file) and
+/// its `define`s, all located in that file.
+pub fn template_defs(
+    name: &str,
+    source: parse::Source,
+    parsed: parse::ParsedFile,
+) -> (Rc<TemplateDef>, Vec<Rc<TemplateDef>>) {
+    let defines = parsed
+        .defines
+        .into_iter()
+        .map(|(dname, body)| {
             Rc::new(TemplateDef {
                 name: dname,
                 file: name.to_string(),
                 source: source.clone(),
                 body: Rc::new(body),
-            }),
-        );
-    }
-    set.insert(
-        name.to_string(),
-        Rc::new(TemplateDef {
-            name: name.to_string(),
-            file: name.to_string(),
-            source,
-            body: Rc::new(parsed.body),
-        }),
-    );
+            })
+        })
+        .collect();
+    let body = Rc::new(TemplateDef {
+        name: name.to_string(),
+        file: name.to_string(),
+        source,
+        body: Rc::new(parsed.body),
+    });
+    (body, defines)
 }
 
 #[cfg(test)]

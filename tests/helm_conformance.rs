@@ -926,6 +926,17 @@ fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
             ],
         ),
         (
+            "schema-breaks-its-meta-schema",
+            vec![
+                chart_yaml,
+                (
+                    "values.schema.json",
+                    r#"{"type": 5, "properties": {"a": {"minimum": "x"}}}"#,
+                ),
+                ("templates/cm.yaml", "a: b\n"),
+            ],
+        ),
+        (
             "missing-subchart",
             vec![
                 (

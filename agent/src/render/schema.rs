@@ -132,94 +132,154 @@ fn violations(
             format!("{path}/values.schema.json: invalid JSON schema: {e}"),
         )
     })?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| {
-        RenderError::plain(
-            path,
-            format!("{path}/values.schema.json: invalid JSON schema: {e}"),
-        )
-    })?;
-    let mut lines: Vec<(String, String)> = validator
+    let validator = match jsonschema::validator_for(&schema) {
+        Ok(v) => v,
+        Err(e) => {
+            let against_meta = meta_schema_violations(&schema);
+            if against_meta.is_empty() {
+                return Err(RenderError::plain(
+                    path,
+                    format!("{path}/values.schema.json: invalid JSON schema: {e}"),
+                ));
+            }
+            // helm's words for a schema its meta-schema rejects, then the
+            // violations as the value check lists them.
+            let mut lines = vec![format!(
+                "\"file:///values.schema.json#\" is not valid against metaschema: jsonschema validation failed with '{}'",
+                meta_schema_url(&schema)
+            )];
+            lines.extend(against_meta);
+            return Ok(lines);
+        }
+    };
+    let lines = validator
         .iter_errors(instance)
-        .map(|e| {
-            let at = e.instance_path().to_string();
-            let inst = e.instance();
-            let msg = match e.kind() {
-                ValidationErrorKind::Type { kind } => {
-                    let want = match kind {
-                        TypeKind::Single(t) => t.to_string(),
-                        TypeKind::Multiple(set) => set
-                            .iter()
-                            .map(|t| t.to_string())
-                            .collect::<Vec<_>>()
-                            .join(" or "),
-                    };
-                    format!("got {}, want {want}", json_type(inst))
-                }
-                ValidationErrorKind::Enum { options } => match options.as_array() {
-                    Some(list) if list.len() == 1 => format!("value must be {}", quoted(&list[0])),
-                    Some(list) => format!(
-                        "value must be one of {}",
-                        list.iter().map(quoted).collect::<Vec<_>>().join(", ")
-                    ),
-                    None => e.to_string(),
-                },
-                ValidationErrorKind::Constant { expected_value } => {
-                    format!("value must be {}", quoted(expected_value))
-                }
-                ValidationErrorKind::Minimum { limit } => {
-                    format!("minimum: got {inst}, want {limit}")
-                }
-                ValidationErrorKind::Maximum { limit } => {
-                    format!("maximum: got {inst}, want {limit}")
-                }
-                ValidationErrorKind::ExclusiveMinimum { limit } => {
-                    format!("exclusiveMinimum: got {inst}, want {limit}")
-                }
-                ValidationErrorKind::ExclusiveMaximum { limit } => {
-                    format!("exclusiveMaximum: got {inst}, want {limit}")
-                }
-                ValidationErrorKind::MinLength { limit } => format!(
-                    "minLength: got {}, want {limit}",
-                    inst.as_str().map(|s| s.chars().count()).unwrap_or(0)
-                ),
-                ValidationErrorKind::MaxLength { limit } => format!(
-                    "maxLength: got {}, want {limit}",
-                    inst.as_str().map(|s| s.chars().count()).unwrap_or(0)
-                ),
-                ValidationErrorKind::MinItems { limit } => format!(
-                    "minItems: got {}, want {limit}",
-                    inst.as_array().map(Vec::len).unwrap_or(0)
-                ),
-                ValidationErrorKind::MaxItems { limit } => format!(
-                    "maxItems: got {}, want {limit}",
-                    inst.as_array().map(Vec::len).unwrap_or(0)
-                ),
-                ValidationErrorKind::Pattern { pattern } => {
-                    format!("{} does not match pattern '{pattern}'", quoted(inst))
-                }
-                ValidationErrorKind::Required { property } => {
-                    format!("missing property {}", quoted(property))
-                }
-                ValidationErrorKind::AdditionalProperties { unexpected } => format!(
-                    "additional properties {} not allowed",
-                    unexpected
-                        .iter()
-                        .map(|p| format!("'{p}'"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                ValidationErrorKind::Format { format } => {
-                    format!("{} is not valid '{format}'", quoted(inst))
-                }
-                _ => e.to_string(),
-            };
-            (at, msg)
-        })
+        .map(|e| message(&e))
         .collect();
+    Ok(listed(lines))
+}
+
+/// The meta-schema a schema declares with `$schema`, as helm names it (with a
+/// trailing `#`); 2020-12 when it declares none, as for helm.
+fn meta_schema_url(schema: &serde_json::Value) -> String {
+    let url = schema
+        .get("$schema")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("https://json-schema.org/draft/2020-12/schema");
+    if url.ends_with('#') {
+        url.to_string()
+    } else {
+        format!("{url}#")
+    }
+}
+
+/// Where a schema breaks its meta-schema, as `- at '...'` lines; empty when it does not.
+fn meta_schema_violations(schema: &serde_json::Value) -> Vec<String> {
+    let declared = schema
+        .get("$schema")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let meta = if declared.contains("draft-04") {
+        jsonschema::draft4::meta::validator()
+    } else if declared.contains("draft-06") {
+        jsonschema::draft6::meta::validator()
+    } else if declared.contains("draft-07") {
+        jsonschema::draft7::meta::validator()
+    } else if declared.contains("2019-09") {
+        jsonschema::draft201909::meta::validator()
+    } else {
+        jsonschema::draft202012::meta::validator()
+    };
+    let lines = meta.iter_errors(schema).map(|e| message(&e)).collect();
+    listed(lines)
+}
+
+/// `- at '<pointer>': <reason>` lines, sorted and without repeats.
+fn listed(mut lines: Vec<(String, String)>) -> Vec<String> {
     lines.sort();
     lines.dedup();
-    Ok(lines
+    lines
         .into_iter()
         .map(|(at, msg)| format!("- at '{at}': {msg}"))
-        .collect())
+        .collect()
+}
+
+/// One violation as helm words it: (instance pointer, reason).
+fn message(e: &jsonschema::ValidationError<'_>) -> (String, String) {
+    let at = e.instance_path().to_string();
+    let inst = e.instance();
+    let msg = match e.kind() {
+        ValidationErrorKind::Type { kind } => {
+            let want = match kind {
+                TypeKind::Single(t) => t.to_string(),
+                TypeKind::Multiple(set) => set
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
+            format!("got {}, want {want}", json_type(inst))
+        }
+        ValidationErrorKind::Enum { options } => match options.as_array() {
+            Some(list) if list.len() == 1 => format!("value must be {}", quoted(&list[0])),
+            Some(list) => format!(
+                "value must be one of {}",
+                list.iter().map(quoted).collect::<Vec<_>>().join(", ")
+            ),
+            None => e.to_string(),
+        },
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("value must be {}", quoted(expected_value))
+        }
+        ValidationErrorKind::Minimum { limit } => {
+            format!("minimum: got {inst}, want {limit}")
+        }
+        ValidationErrorKind::Maximum { limit } => {
+            format!("maximum: got {inst}, want {limit}")
+        }
+        ValidationErrorKind::ExclusiveMinimum { limit } => {
+            format!("exclusiveMinimum: got {inst}, want {limit}")
+        }
+        ValidationErrorKind::ExclusiveMaximum { limit } => {
+            format!("exclusiveMaximum: got {inst}, want {limit}")
+        }
+        ValidationErrorKind::MinLength { limit } => format!(
+            "minLength: got {}, want {limit}",
+            inst.as_str().map(|s| s.chars().count()).unwrap_or(0)
+        ),
+        ValidationErrorKind::MaxLength { limit } => format!(
+            "maxLength: got {}, want {limit}",
+            inst.as_str().map(|s| s.chars().count()).unwrap_or(0)
+        ),
+        ValidationErrorKind::MinItems { limit } => format!(
+            "minItems: got {}, want {limit}",
+            inst.as_array().map(Vec::len).unwrap_or(0)
+        ),
+        ValidationErrorKind::MaxItems { limit } => format!(
+            "maxItems: got {}, want {limit}",
+            inst.as_array().map(Vec::len).unwrap_or(0)
+        ),
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("{} does not match pattern '{pattern}'", quoted(inst))
+        }
+        ValidationErrorKind::Required { property } => {
+            format!("missing property {}", quoted(property))
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => format!(
+            "additional properties {} not allowed",
+            unexpected
+                .iter()
+                .map(|p| format!("'{p}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        ValidationErrorKind::AnyOf { .. } => "'anyOf' failed".to_string(),
+        ValidationErrorKind::OneOfNotValid { .. } => "'oneOf' failed, none matched".to_string(),
+        ValidationErrorKind::Not { .. } => "'not' failed".to_string(),
+        ValidationErrorKind::Format { format } => {
+            format!("{} is not valid '{format}'", quoted(inst))
+        }
+        _ => e.to_string(),
+    };
+    (at, msg)
 }

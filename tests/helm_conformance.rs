@@ -875,6 +875,10 @@ toml: {{ fromToml "a = 1\nb = \"x\"\n[c]\nd = [1, 2]\ne = 1.5\nf = true" | toJso
 dates: {{ list (date "2006-01-02 15:04:05 Mon Jan _2 3PM -0700 MST" 1257894000) (dateInZone "2006-01-02T15:04:05Z07:00" 1257894000 "UTC") (htmlDate 0) (htmlDateInZone 1257894000 "UTC") (date_in_zone "Jan 2, 2006 at 3:04pm (MST)" 1700000000 "UTC") | toJson | quote }}
 slice: {{ mustSlice (list 1 2 3 4) 1 3 | toJson | quote }}
 rb: {{ randBytes 12 | len }}
+goRegexSyntax: {{ list (regexMatch "\\$(?:__(?:env|file|vault))?{[^}]+}" "$__file{/x}") (regexFind "a{,2}" "a{,2}") (regexFind "x}" "x}") (regexMatch "\\Qa.b\\E" "a.b") (regexMatch "[]a]" "]") (regexMatch "[a&&b]" "&") (regexFind "\\101" "zA") (regexMatch "[a-]" "-") (regexMatch "[" "a") | toJson | quote }}
+goRegexAscii: {{ list (regexFindAll "\\d+" "12 ٣٤ 5" -1) (regexFindAll "\\w+" "héllo" -1) (regexFindAll "\\bé" "é xé" -1) (regexFind "[^\\d\\s]+" "12 ab3") (regexMatch "[[:alpha:]]" "é") | toJson | quote }}
+goRegexUnicode: {{ list (regexMatch "(?i)k" "K") (regexFindAll "\\pL+" "héllo wörld" -1) (regexFindAll "(?i)\\bk\\d" "xK1 K2" -1) | toJson | quote }}
+goRegexEmpty: {{ list (regexFindAll "a*" "baaab" -1) (regexSplit "" "abc" -1) (regexSplit "a*" "baaab" -1) (regexSplit "," "" -1) (regexSplit "," "a,b,c" 2) (regexReplaceAll "a*" "baaab" "<$0>") (regexReplaceAll "(?P<x>b)" "abc" "${x}$1x[$1]") (regexQuoteMeta "a-b#c&d~e f.g") | toJson | quote }}
 "#;
 
 /// Charts whose rendering fails: (name, files).
@@ -957,6 +961,16 @@ fn error_charts() -> Vec<(&'static str, Vec<(&'static str, &'static str)>)> {
         (
             "env-is-not-a-helm-function",
             vec![chart_yaml, ("templates/cm.yaml", "a: {{ env \"HOME\" }}\n")],
+        ),
+        (
+            "long-error-context",
+            vec![
+                chart_yaml,
+                (
+                    "templates/cm.yaml",
+                    "a: {{ index .Values.abcdefghijklmnopqrstuvwxyz \"zzzzzzzzzzzzzzzzzzzz\" 1 }}\n",
+                ),
+            ],
         ),
         (
             "nil-pointer",

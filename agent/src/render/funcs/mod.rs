@@ -4,6 +4,7 @@
 mod args;
 pub mod crypto;
 pub mod extra;
+pub mod go_regex;
 pub mod gofmt;
 pub mod yaml;
 
@@ -751,21 +752,26 @@ fn rand_from(charset: &[u8], n: i64) -> String {
         .collect()
 }
 
-fn regex(pattern: &str) -> Result<Rc<regex::Regex>, FuncError> {
-    // Templates apply the same few patterns many times; compile each once. The
-    // cache hands out the same Regex (a clone would start with an empty match
-    // cache and build its lazy DFA again).
+/// The compiled `pattern` for function `name`; the error reads as sprig's:
+/// the `must` variants return Go's error, the others panic with
+/// `regexp.MustCompile`'s.
+fn regex(name: &str, pattern: &str) -> Result<Rc<go_regex::GoRegex>, FuncError> {
+    // Templates apply the same few patterns many times; compile each once and
+    // share it (a copy would start with empty match caches).
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Rc<regex::Regex>>> =
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Rc<go_regex::GoRegex>>> =
             std::cell::RefCell::new(std::collections::HashMap::new());
     }
     if let Some(re) = CACHE.with(|c| c.borrow().get(pattern).cloned()) {
         return Ok(re);
     }
-    let re = Rc::new(
-        regex::Regex::new(pattern)
-            .map_err(|e| FuncError::new(format!("error parsing regexp: {e}")))?,
-    );
+    let re = Rc::new(go_regex::GoRegex::new(pattern).map_err(|e| {
+        FuncError::new(if name.starts_with("must") {
+            format!("error parsing regexp: {e}")
+        } else {
+            format!("regexp: Compile(`{pattern}`): error parsing regexp: {e}")
+        })
+    })?);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.len() > 1_000 {
@@ -774,11 +780,6 @@ fn regex(pattern: &str) -> Result<Rc<regex::Regex>, FuncError> {
         c.insert(pattern.to_string(), re.clone());
     });
     Ok(re)
-}
-
-/// Go's regexp replacement template: `$1`, `${name}`; Rust's regex is the same syntax.
-fn regex_replace(re: &regex::Regex, s: &str, repl: &str) -> String {
-    re.replace_all(s, repl).into_owned()
 }
 
 /// Calls a (non-executor) function.
@@ -1289,59 +1290,53 @@ pub fn call(name: &str, args: Vec<Value>) -> R {
         }
         "regexMatch" | "mustRegexMatch" => {
             arity(name, a, 2)?;
-            Ok(Value::Bool(regex(&s(&a[0])?)?.is_match(&s(&a[1])?)))
+            // sprig's regexMatch drops the compile error: a bad pattern matches nothing.
+            match regex(name, &s(&a[0])?) {
+                Ok(re) => Ok(Value::Bool(re.is_match(&s(&a[1])?))),
+                Err(_) if name == "regexMatch" => Ok(Value::Bool(false)),
+                Err(e) => Err(e),
+            }
         }
         "regexFind" | "mustRegexFind" => {
             arity(name, a, 2)?;
             let st = s(&a[1])?;
-            Ok(Value::str(
-                regex(&s(&a[0])?)?
-                    .find(&st)
-                    .map(|m| m.as_str())
-                    .unwrap_or(""),
-            ))
+            let first = regex(name, &s(&a[0])?)?.match_ranges(&st).first().copied();
+            Ok(Value::str(first.map(|(b, e)| &st[b..e]).unwrap_or("")))
         }
         "regexFindAll" | "mustRegexFindAll" => {
             arity(name, a, 3)?;
             let (st, n) = (s(&a[1])?, i(&a[2])?);
-            let re = regex(&s(&a[0])?)?;
-            let it = re.find_iter(&st).map(|m| Value::str(m.as_str()));
-            Ok(Value::list(if n < 0 {
-                it.collect()
-            } else {
-                it.take(n as usize).collect()
-            }))
+            let ranges = regex(name, &s(&a[0])?)?.match_ranges(&st);
+            let take = if n < 0 { ranges.len() } else { n as usize };
+            Ok(Value::list(
+                ranges
+                    .iter()
+                    .take(take)
+                    .map(|&(b, e)| Value::str(&st[b..e]))
+                    .collect(),
+            ))
         }
         "regexReplaceAll" | "mustRegexReplaceAll" => {
             arity(name, a, 3)?;
-            Ok(Value::String(regex_replace(
-                &*regex(&s(&a[0])?)?,
-                &s(&a[1])?,
-                &s(&a[2])?,
-            )))
+            Ok(Value::String(
+                regex(name, &s(&a[0])?)?.replace_all(&s(&a[1])?, &s(&a[2])?),
+            ))
         }
         "regexReplaceAllLiteral" | "mustRegexReplaceAllLiteral" => {
             arity(name, a, 3)?;
-            let st = s(&a[1])?;
-            let repl = s(&a[2])?;
             Ok(Value::String(
-                regex(&s(&a[0])?)?
-                    .replace_all(&st, regex::NoExpand(&repl))
-                    .into_owned(),
+                regex(name, &s(&a[0])?)?.replace_all_literal(&s(&a[1])?, &s(&a[2])?),
             ))
         }
         "regexSplit" | "mustRegexSplit" => {
             arity(name, a, 3)?;
             let (st, n) = (s(&a[1])?, i(&a[2])?);
-            let re = regex(&s(&a[0])?)?;
-            let parts: Vec<Value> = if n < 0 {
-                re.split(&st).map(Value::str).collect()
-            } else {
-                re.splitn(&st, n as usize).map(Value::str).collect()
-            };
-            Ok(Value::list(parts))
+            // Go's nil slice (n == 0) prints as [] like an empty one; berth
+            // has no typed nil, so toJson gives [] where helm gives null.
+            let pieces = regex(name, &s(&a[0])?)?.split(&st, n).unwrap_or_default();
+            Ok(Value::list(pieces.into_iter().map(Value::String).collect()))
         }
-        "regexQuoteMeta" => Ok(Value::String(regex::escape(&s(one(name, a)?)?))),
+        "regexQuoteMeta" => Ok(Value::String(go_regex::quote_meta(&s(one(name, a)?)?))),
 
         // --- lists ---
         "list" | "tuple" => Ok(Value::list(a.to_vec())),

@@ -145,14 +145,9 @@ impl Executor {
     /// Builds a located error the way Go formats it.
     fn located(&self, pos: usize, context: &str, cause: String) -> ExecError {
         let (line, col) = line_col(&self.current.source, pos);
-        let mut ctx = context.to_string();
-        if ctx.len() > 20 {
-            let mut cut = 20;
-            while !ctx.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            ctx = format!("{}...", &ctx[..cut]);
-        }
+        // Go's ErrorContext once cut the node's text at 20 bytes; the Go that
+        // builds helm 3.22 prints it whole.
+        let ctx = context;
         ExecError {
             file: self.current.file.clone(),
             line,

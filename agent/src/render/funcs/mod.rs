@@ -2155,7 +2155,7 @@ pub fn object_member(obj: &Rc<Object>, name: &str, args: &[Value]) -> Option<R> 
 }
 
 /// Glob with '/' as separator: `*` stays within a path segment, `**` crosses them.
-fn glob_regex(pattern: &str) -> Result<regex::Regex, FuncError> {
+fn glob_regex(pattern: &str) -> Result<regex_lite::Regex, FuncError> {
     let mut re = String::from("^");
     let chars: Vec<char> = pattern.chars().collect();
     let mut k = 0;
@@ -2197,14 +2197,14 @@ fn glob_regex(pattern: &str) -> Result<regex::Regex, FuncError> {
             }
             '\\' if k + 1 < chars.len() => {
                 k += 1;
-                re.push_str(&regex::escape(&chars[k].to_string()));
+                re.push_str(&regex_lite::escape(&chars[k].to_string()));
             }
-            other => re.push_str(&regex::escape(&other.to_string())),
+            other => re.push_str(&regex_lite::escape(&other.to_string())),
         }
         k += 1;
     }
     re.push('$');
-    regex::Regex::new(&re).map_err(|e| FuncError::new(format!("bad glob pattern: {e}")))
+    regex_lite::Regex::new(&re).map_err(|e| FuncError::new(format!("bad glob pattern: {e}")))
 }
 
 #[cfg(test)]

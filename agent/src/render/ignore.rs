@@ -104,111 +104,112 @@ impl Rules {
 /// `[...]` classes with ranges and `^`/`!` negation, `\` escapes.
 /// `None` when the pattern is malformed.
 pub fn glob_match(pattern: &str, name: &str) -> Option<bool> {
+    // Chart paths and rules are nearly always ASCII: match their bytes
+    // without building character vectors (this runs for every file × rule).
+    if pattern.is_ascii() && name.is_ascii() {
+        return matches(pattern.as_bytes(), name.as_bytes());
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
-    fn class(p: &[char], mut i: usize, c: char) -> Option<(bool, usize)> {
-        // p[i] is just after '['.
-        let negate = matches!(p.get(i), Some('^') | Some('!'));
-        if negate {
-            i += 1;
+    matches(&p, &n)
+}
+
+/// Whether `n` matches the glob `p` (bytes of ASCII text, or characters).
+fn matches<T: Copy + Ord + From<u8>>(p: &[T], n: &[T]) -> Option<bool> {
+    let sym = T::from;
+    let slash = sym(b'/');
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        if pi < p.len() {
+            let c = p[pi];
+            if c == sym(b'*') {
+                star = Some((pi, ni));
+                pi += 1;
+                continue;
+            }
+            if c == sym(b'?') && ni < n.len() && n[ni] != slash {
+                pi += 1;
+                ni += 1;
+                continue;
+            }
+            if c == sym(b'[') && ni < n.len() && n[ni] != slash {
+                let (ok, next) = class(p, pi + 1, n[ni])?;
+                if ok {
+                    pi = next;
+                    ni += 1;
+                    continue;
+                }
+            } else if c == sym(b'\\') {
+                if pi + 1 < p.len() && ni < n.len() && p[pi + 1] == n[ni] {
+                    pi += 2;
+                    ni += 1;
+                    continue;
+                }
+            } else if c != sym(b'?') && c != sym(b'[') && ni < n.len() && c == n[ni] {
+                pi += 1;
+                ni += 1;
+                continue;
+            }
+        } else if ni == n.len() {
+            return Some(true);
         }
-        let mut matched = false;
-        let mut first = true;
-        loop {
-            let &start = p.get(i)?;
-            if start == ']' && !first {
-                return Some((matched != negate, i + 1));
+        // Backtrack: let the last star eat one more character (never '/').
+        match star {
+            Some((sp, sn)) if sn < n.len() && n[sn] != slash => {
+                star = Some((sp, sn + 1));
+                pi = sp + 1;
+                ni = sn + 1;
             }
-            first = false;
-            let (lo, next) = if start == '\\' {
-                (*p.get(i + 1)?, i + 2)
-            } else {
-                (start, i + 1)
-            };
-            i = next;
-            let mut hi = lo;
-            if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|c| *c != ']') {
-                hi = if p[i + 1] == '\\' {
-                    *p.get(i + 2)?
-                } else {
-                    p[i + 1]
-                };
-                i += if p[i + 1] == '\\' { 3 } else { 2 };
-            }
-            if lo <= c && c <= hi {
-                matched = true;
-            }
-        }
-    }
-    fn go(p: &[char], n: &[char]) -> Option<bool> {
-        let (mut pi, mut ni) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        loop {
-            if pi < p.len() {
-                match p[pi] {
-                    '*' => {
-                        star = Some((pi, ni));
-                        pi += 1;
-                        continue;
+            _ => {
+                // Validate the rest of the pattern for syntax errors.
+                let mut i = pi;
+                while i < p.len() {
+                    if p[i] == sym(b'[') {
+                        let (_, next) = class(p, i + 1, sym(0))?;
+                        i = next;
+                    } else {
+                        i += 1;
                     }
-                    '?' if ni < n.len() && n[ni] != '/' => {
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                    '[' if ni < n.len() && n[ni] != '/' => {
-                        let (ok, next) = class(p, pi + 1, n[ni])?;
-                        if ok {
-                            pi = next;
-                            ni += 1;
-                            continue;
-                        }
-                    }
-                    '\\' if pi + 1 < p.len() && ni < n.len() && p[pi + 1] == n[ni] => {
-                        pi += 2;
-                        ni += 1;
-                        continue;
-                    }
-                    c if c != '*'
-                        && c != '?'
-                        && c != '['
-                        && c != '\\'
-                        && ni < n.len()
-                        && c == n[ni] =>
-                    {
-                        pi += 1;
-                        ni += 1;
-                        continue;
-                    }
-                    _ => {}
                 }
-            } else if ni == n.len() {
-                return Some(true);
-            }
-            // Backtrack: let the last star eat one more character (never '/').
-            match star {
-                Some((sp, sn)) if sn < n.len() && n[sn] != '/' => {
-                    star = Some((sp, sn + 1));
-                    pi = sp + 1;
-                    ni = sn + 1;
-                }
-                _ => {
-                    // Validate the rest of the pattern for syntax errors.
-                    let mut i = pi;
-                    while i < p.len() {
-                        if p[i] == '[' {
-                            let (_, next) = class(p, i + 1, '\0')?;
-                            i = next;
-                        } else {
-                            i += 1;
-                        }
-                    }
-                    return Some(false);
-                }
+                return Some(false);
             }
         }
     }
-    go(&p, &n)
+}
+
+/// A `[...]` class at `p[i..]` (just after the `[`) against `c`: whether it
+/// matches, and where the pattern goes on; `None` when it is malformed.
+fn class<T: Copy + Ord + From<u8>>(p: &[T], mut i: usize, c: T) -> Option<(bool, usize)> {
+    let sym = T::from;
+    let negate = p.get(i).is_some_and(|&x| x == sym(b'^') || x == sym(b'!'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let &start = p.get(i)?;
+        if start == sym(b']') && !first {
+            return Some((matched != negate, i + 1));
+        }
+        first = false;
+        let (lo, next) = if start == sym(b'\\') {
+            (*p.get(i + 1)?, i + 2)
+        } else {
+            (start, i + 1)
+        };
+        i = next;
+        let mut hi = lo;
+        if p.get(i) == Some(&sym(b'-')) && p.get(i + 1).is_some_and(|&x| x != sym(b']')) {
+            let escaped = p[i + 1] == sym(b'\\');
+            hi = if escaped { *p.get(i + 2)? } else { p[i + 1] };
+            i += if escaped { 3 } else { 2 };
+        }
+        if lo <= c && c <= hi {
+            matched = true;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +225,10 @@ mod tests {
         assert_eq!(glob_match("[^a-c]x", "bx"), Some(false));
         assert_eq!(glob_match("*/temp*", "x/temporary"), Some(true));
         assert!(glob_match("[", "x").is_none());
+        // Non-ASCII names are matched by character.
+        assert_eq!(glob_match("caf?", "café"), Some(true));
+        assert_eq!(glob_match("[à-é]x", "éx"), Some(true));
+        assert_eq!(glob_match("*.txt", "é/a.txt"), Some(false));
     }
 
     #[test]

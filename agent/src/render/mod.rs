@@ -8,6 +8,7 @@ pub mod chart;
 pub mod funcs;
 pub mod ignore;
 pub mod load;
+mod parse_ahead;
 pub mod schema;
 pub mod strvals;
 pub mod template;
@@ -233,10 +234,68 @@ pub fn render(
 }
 
 /// Renders a chart with user values already typed (as `--set` types them).
+///
+/// Two threads share the work: a helper starts parsing the chart's template
+/// files at once and, when parsing is done, checks the values against the
+/// schemas; this thread loads the chart and merges values meanwhile, helps
+/// with what is left to parse, then executes the templates (values are not
+/// shared between threads). A schema violation wins over whatever the
+/// templates did. On two cores the schema check and most of the parsing then
+/// cost no time of their own (docs/benchmarks.md).
 pub fn render_full(
     chart: &ChartFiles,
     user: &Value,
     options: &RenderOptions,
+) -> Result<RenderOutput, RenderError> {
+    let ahead = parse_ahead::ParseAhead::new(chart);
+    let run_check =
+        |check: Option<schema::SchemaCheck>| check.map_or(Ok(()), schema::SchemaCheck::run);
+    std::thread::scope(|scope| {
+        let (schema_tx, schema_rx) = std::sync::mpsc::channel::<Option<schema::SchemaCheck>>();
+        let helper = std::thread::Builder::new()
+            .name("berth-render".into())
+            .spawn_scoped(scope, {
+                let ahead = &ahead;
+                move || {
+                    ahead.parse_some();
+                    // No check arrives when the render failed before it.
+                    schema_rx.recv().map_or(Ok(()), run_check)
+                }
+            })
+            .ok();
+        let mut unsent_check = None;
+        let rendered = render_loaded(chart, user, options, &ahead, |check| {
+            if helper.is_some() {
+                // The helper only ends early by panicking; then check here.
+                if let Err(std::sync::mpsc::SendError(check)) = schema_tx.send(check) {
+                    unsent_check = Some(check);
+                }
+            } else {
+                unsent_check = Some(check);
+            }
+            || helper.as_ref().is_some_and(|h| !h.is_finished())
+        });
+        ahead.abandon();
+        drop(schema_tx);
+        let schema_result = match (unsent_check, helper.map(|h| h.join())) {
+            (Some(check), _) => run_check(check),
+            (None, Some(Ok(result))) => result,
+            (None, _) => Ok(()),
+        };
+        schema_result?;
+        rendered
+    })
+}
+
+/// The render proper, on this thread: `start_check` hands over the schema
+/// check once the values are merged and tells whether the helper is still
+/// parsing.
+fn render_loaded<A: Fn() -> bool>(
+    chart: &ChartFiles,
+    user: &Value,
+    options: &RenderOptions,
+    ahead: &parse_ahead::ParseAhead,
+    start_check: impl FnOnce(Option<schema::SchemaCheck>) -> A,
 ) -> Result<RenderOutput, RenderError> {
     let mut root = chart::load(&chart.files, "", None)?;
     if root.is_library {
@@ -253,10 +312,11 @@ pub fn render_full(
     // Collect enabled charts with their scoped values.
     let mut charts: Vec<(&Chart, Value)> = Vec::new();
     collect_charts(&root, &coalesced, &mut charts);
-    let schema_check =
-        (!options.skip_schema_validation).then(|| schema::SchemaCheck::new(&root, &coalesced));
-    // Parse all templates into one set, deepest paths first so that a parent
-    // chart's `define` overrides a subchart's (as helm orders them).
+    let helper_parsing = start_check(
+        (!options.skip_schema_validation).then(|| schema::SchemaCheck::new(&root, &coalesced)),
+    );
+    // All templates in one set, deepest paths first so that a parent chart's
+    // `define` overrides a subchart's (as helm orders them).
     let mut all: Vec<(String, template::parse::Source, usize)> = Vec::new();
     for (idx, (c, _)) in charts.iter().enumerate() {
         for (rel, text) in &c.templates {
@@ -268,24 +328,18 @@ pub fn render_full(
         db.cmp(&da).then_with(|| b.0.cmp(&a.0))
     });
     let release = release_value(options);
-    // The template work runs on this thread (values are not shared between
-    // threads); a helper parses alongside it and then checks the schemas.
-    // A schema violation wins over whatever the templates did.
-    let (schema_result, rendered) = with_helper(&all, schema_check, |parsed| {
-        let mut set = TemplateSet::new();
-        for ((name, text, _), parsed) in all.iter().zip(parsed) {
-            let parsed = parsed.map_err(|e| RenderError {
-                file: e.name.clone(),
-                line: Some(e.line),
-                column: None,
-                message: format!("parse error at ({}:{}): {}", e.name, e.line, e.message),
-            })?;
-            template::add_parsed(&mut set, name, text.clone(), parsed);
-        }
-        execute(Rc::new(set), &all, &charts, &release, &caps)
-    });
-    schema_result?;
-    let mut rendered = rendered?;
+    let mut parsed = ahead.results(helper_parsing);
+    let mut set = TemplateSet::new();
+    for (name, text, _) in &all {
+        let file = parsed.take(name, text).map_err(|e| RenderError {
+            file: e.name.clone(),
+            line: Some(e.line),
+            column: None,
+            message: format!("parse error at ({}:{}): {}", e.name, e.line, e.message),
+        })?;
+        template::add_parsed(&mut set, name, text.clone(), file);
+    }
+    let mut rendered = execute(Rc::new(set), &all, &charts, &release, &caps)?;
     rendered.sort_by(|a, b| a.0.cmp(&b.0));
     let (manifests, hooks) = sort_manifests(rendered)?;
     let mut crds = Vec::new();
@@ -294,76 +348,6 @@ pub fn render_full(
         crds,
         manifests,
         hooks,
-    })
-}
-
-type Parsed = Result<template::parse::ParsedFile, template::ParseError>;
-
-/// Runs `work` on this thread with every file of `files` parsed, while a
-/// helper thread parses with it and then checks the values against the
-/// schemas: on two cores the schema check of a large chart (redis: ~3 ms)
-/// then costs no time of its own (docs/benchmarks.md).
-fn with_helper<T>(
-    files: &[(String, template::parse::Source, usize)],
-    schema_check: Option<schema::SchemaCheck>,
-    work: impl FnOnce(Vec<Parsed>) -> T,
-) -> (Result<(), RenderError>, T) {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    let run_check =
-        |check: Option<schema::SchemaCheck>| check.map_or(Ok(()), schema::SchemaCheck::run);
-    let schema_check = Mutex::new(schema_check);
-    let next = AtomicUsize::new(0);
-    let finished = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Parsed>>> = files.iter().map(|_| Mutex::new(None)).collect();
-    let parse_some = || {
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some((name, text, _)) = files.get(i) else {
-                break;
-            };
-            let parsed = template::parse_file(name, text);
-            if let Ok(mut slot) = slots[i].lock() {
-                *slot = Some(parsed);
-            }
-            finished.fetch_add(1, Ordering::Release);
-        }
-    };
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("berth-render".into())
-            .spawn_scoped(scope, || {
-                parse_some();
-                let check = schema_check.lock().ok().and_then(|mut c| c.take());
-                run_check(check)
-            })
-            .ok();
-        parse_some();
-        // The helper may still be parsing the file it took last.
-        while finished.load(Ordering::Acquire) < files.len()
-            && helper.as_ref().is_some_and(|h| !h.is_finished())
-        {
-            std::thread::yield_now();
-        }
-        // Anything the helper left (it panicked) is parsed here.
-        let parsed = slots
-            .iter()
-            .zip(files)
-            .map(|(slot, (name, text, _))| {
-                slot.lock()
-                    .ok()
-                    .and_then(|mut s| s.take())
-                    .unwrap_or_else(|| template::parse_file(name, text))
-            })
-            .collect();
-        let output = work(parsed);
-        let schema_result = match helper.map(|h| h.join()) {
-            Some(Ok(result)) => result,
-            // No helper could be started, or it failed: check here.
-            _ => run_check(schema_check.lock().ok().and_then(|mut c| c.take())),
-        };
-        (schema_result, output)
     })
 }
 

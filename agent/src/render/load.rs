@@ -31,9 +31,15 @@ fn walk(dir: &Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) -> Result<()
         } else {
             format!("{rel}/{name}")
         };
-        // Follow symlinks like helm does for charts/ entries.
-        let meta = std::fs::metadata(&path).map_err(io)?;
-        if meta.is_dir() {
+        // Follow symlinks like helm does for charts/ entries; other entries'
+        // types come with the directory listing, without a stat per file.
+        let file_type = e.file_type().map_err(io)?;
+        let is_dir = if file_type.is_symlink() {
+            std::fs::metadata(&path).map_err(io)?.is_dir()
+        } else {
+            file_type.is_dir()
+        };
+        if is_dir {
             walk(&path, &rel_name, out)?;
         } else {
             out.insert(rel_name, std::fs::read(&path).map_err(io)?);
@@ -98,4 +104,31 @@ pub fn from_path(path: &Path) -> Result<ChartFiles, RenderError> {
     let bytes = std::fs::read(path)
         .map_err(|e| RenderError::plain(&shown, format!("path {shown:?} not found: {e}")))?;
     from_tgz(&bytes, &shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinked_directories_and_files_are_read_through() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let chart = root.path().join("chart");
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir_all(chart.join("charts")).expect("mkdir");
+        std::fs::create_dir_all(elsewhere.join("sub/templates")).expect("mkdir");
+        std::fs::write(chart.join("Chart.yaml"), "name: top\n").expect("write");
+        std::fs::write(elsewhere.join("sub/templates/cm.yaml"), "a: b\n").expect("write");
+        std::fs::write(elsewhere.join("values.yaml"), "x: 1\n").expect("write");
+        std::os::unix::fs::symlink(elsewhere.join("sub"), chart.join("charts/sub")).expect("link");
+        std::os::unix::fs::symlink(elsewhere.join("values.yaml"), chart.join("values.yaml"))
+            .expect("link");
+        let files = from_dir(&chart).expect("reads").files;
+        let paths: Vec<&str> = files.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            ["Chart.yaml", "charts/sub/templates/cm.yaml", "values.yaml"]
+        );
+        assert_eq!(files["values.yaml"], b"x: 1\n");
+    }
 }

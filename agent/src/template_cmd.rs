@@ -121,7 +121,8 @@ where
 
 /// Runs `berth template`; errors are printed to stderr with a non-zero exit.
 pub fn run_template(args: TemplateArgs) -> Result<i32> {
-    match template(&args) {
+    // The process ends after this: its memory needs no freeing (RenderOptions).
+    match render_template(&args, true) {
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(out.as_bytes())?;
@@ -137,6 +138,10 @@ pub fn run_template(args: TemplateArgs) -> Result<i32> {
 
 /// Renders to the text `helm template` prints.
 pub fn template(args: &TemplateArgs) -> Result<String> {
+    render_template(args, false)
+}
+
+fn render_template(args: &TemplateArgs, exits_after_render: bool) -> Result<String> {
     let (name, chart_path) = match args.args.as_slice() {
         [chart] => (None, chart),
         [name, chart] => (Some(name.clone()), chart),
@@ -157,6 +162,7 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
         kube_version: args.kube_version.clone(),
         api_versions: args.api_versions.clone(),
         skip_schema_validation: args.skip_schema_validation,
+        exits_after_render,
     };
     let out = render::render_full(&chart, &values, &options).map_err(|e| anyhow::anyhow!(e))?;
     let mut text = String::new();

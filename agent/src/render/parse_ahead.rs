@@ -156,7 +156,10 @@ mod tests {
                 .take("mychart/templates/bad.yaml", "a: {{ .Values.a ")
                 .expect_err("unclosed action");
             assert_eq!(error.name, "mychart/templates/bad.yaml");
-            assert!(!error.to_string().contains(" templates/bad.yaml"), "{error}");
+            assert!(
+                !error.to_string().contains(" templates/bad.yaml"),
+                "{error}"
+            );
             // A text nobody parsed ahead is parsed on demand.
             assert!(
                 parsed

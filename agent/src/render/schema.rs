@@ -13,16 +13,20 @@ use super::value::Value;
 /// check can run on another thread while templates are parsed.
 pub struct SchemaCheck {
     root_name: String,
+    /// The process ends after the render: leave the compiled schemas to the
+    /// OS instead of freeing them (`RenderOptions::exits_after_render`).
+    exits_after_render: bool,
     /// (chart name, chart path, schema text, values) in helm's report order.
     charts: Vec<(String, String, std::sync::Arc<[u8]>, serde_json::Value)>,
 }
 
 impl SchemaCheck {
-    pub fn new(root: &Chart, values: &Value) -> SchemaCheck {
+    pub fn new(root: &Chart, values: &Value, exits_after_render: bool) -> SchemaCheck {
         let mut charts = Vec::new();
         collect(root, values, &mut charts);
         SchemaCheck {
             root_name: root.name.clone(),
+            exits_after_render,
             charts,
         }
     }
@@ -30,7 +34,7 @@ impl SchemaCheck {
     pub fn run(self) -> Result<(), RenderError> {
         let mut report = String::new();
         for (name, path, schema, values) in &self.charts {
-            let lines = violations(path, schema, values)?;
+            let lines = violations(path, schema, values, self.exits_after_render)?;
             if !lines.is_empty() {
                 report.push_str(&format!("{name}:\n"));
                 for l in lines {
@@ -125,6 +129,7 @@ fn violations(
     path: &str,
     schema: &[u8],
     instance: &serde_json::Value,
+    exits_after_render: bool,
 ) -> Result<Vec<String>, RenderError> {
     let schema: serde_json::Value = serde_json::from_slice(schema).map_err(|e| {
         RenderError::plain(
@@ -156,6 +161,10 @@ fn violations(
         .iter_errors(instance)
         .map(|e| message(&e))
         .collect();
+    if exits_after_render {
+        std::mem::forget(validator);
+        std::mem::forget(schema);
+    }
     Ok(listed(lines))
 }
 

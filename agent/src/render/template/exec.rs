@@ -407,7 +407,7 @@ impl Executor {
             Arg::Ident(name) => self.eval_function(dot, cmd, name, last),
             Arg::Field(fields, pos) => {
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
-                self.eval_field_chain(dot.clone(), fields, args, *pos, &arg_string(first))
+                self.eval_field_chain(dot.clone(), fields, args, *pos, first)
             }
             Arg::Variable(parts, pos) => {
                 let base = self.variable(&parts[0], *pos)?;
@@ -429,7 +429,7 @@ impl Executor {
                     return Ok(base);
                 }
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
-                self.eval_field_chain(base, &parts[1..], args, *pos, &arg_string(first))
+                self.eval_field_chain(base, &parts[1..], args, *pos, first)
             }
             Arg::Chain(inner, fields, pos) => {
                 let base = self.eval_arg(dot, inner, *pos)?;
@@ -437,7 +437,7 @@ impl Executor {
                     return Ok(Value::Nil);
                 }
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
-                self.eval_field_chain(base, fields, args, *pos, &arg_string(inner))
+                self.eval_field_chain(base, fields, args, *pos, inner)
             }
             other => {
                 if cmd.args.len() > 1 || last.is_some() {
@@ -490,14 +490,14 @@ impl Executor {
                 _ => Value::Nil,
             },
             Arg::Field(fields, fpos) => {
-                self.eval_field_chain(dot.clone(), fields, vec![], *fpos, &arg_string(arg))?
+                self.eval_field_chain(dot.clone(), fields, vec![], *fpos, arg)?
             }
             Arg::Variable(parts, vpos) => {
                 let base = self.variable(&parts[0], *vpos)?;
                 if base.is_nil() {
                     return Ok(Value::Nil);
                 }
-                self.eval_field_chain(base, &parts[1..], vec![], *vpos, &arg_string(arg))?
+                self.eval_field_chain(base, &parts[1..], vec![], *vpos, arg)?
             }
             Arg::Pipe(p) => {
                 let mark = self.vars.len();
@@ -510,7 +510,7 @@ impl Executor {
                 if base.is_nil() {
                     return Ok(Value::Nil);
                 }
-                self.eval_field_chain(base, fields, vec![], *cpos, &arg_string(inner))?
+                self.eval_field_chain(base, fields, vec![], *cpos, inner)?
             }
             Arg::Ident(name) => {
                 // A function used as an argument is called without arguments.
@@ -531,7 +531,7 @@ impl Executor {
         fields: &[String],
         args: Vec<Value>,
         pos: usize,
-        context: &str,
+        context: &Arg,
     ) -> Res<Value> {
         let n = fields.len();
         let mut args = Some(args);
@@ -547,10 +547,11 @@ impl Executor {
             && let Some(a) = args
             && !a.is_empty()
         {
+            let context = arg_string(context);
             return Err(self
                 .located(
                     pos,
-                    context,
+                    &context,
                     format!("can't give argument to non-function {context}"),
                 )
                 .into());
@@ -564,15 +565,18 @@ impl Executor {
         name: &str,
         args: Vec<Value>,
         pos: usize,
-        context: &str,
+        context: &Arg,
     ) -> Res<Value> {
+        // The error context is only spelled out for an error: fields are
+        // evaluated all the time.
+        let context = || arg_string(context);
         match &receiver {
             Value::Map(m) => {
                 if !args.is_empty() {
                     return Err(self
                         .located(
                             pos,
-                            context,
+                            &context(),
                             format!("{name} is not a method but has arguments"),
                         )
                         .into());
@@ -582,12 +586,16 @@ impl Executor {
             Value::Object(o) => match funcs::object_member(o, name, &args) {
                 Some(Ok(v)) => Ok(v),
                 Some(Err(e)) => Err(self
-                    .located(pos, context, format!("error calling {name}: {}", e.message))
+                    .located(
+                        pos,
+                        &context(),
+                        format!("error calling {name}: {}", e.message),
+                    )
                     .into()),
                 None => Err(self
                     .located(
                         pos,
-                        context,
+                        &context(),
                         format!(
                             "can't evaluate field {name} in type {}",
                             receiver.type_name()
@@ -598,7 +606,7 @@ impl Executor {
             Value::Nil => Err(self
                 .located(
                     pos,
-                    context,
+                    &context(),
                     format!("nil pointer evaluating interface {{}}.{name}"),
                 )
                 .into()),
@@ -606,7 +614,7 @@ impl Executor {
             _ => Err(self
                 .located(
                     pos,
-                    context,
+                    &context(),
                     format!("can't evaluate field {name} in type interface {{}}"),
                 )
                 .into()),

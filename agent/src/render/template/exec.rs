@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use thiserror::Error;
 
-use super::parse::{Arg, Command, Node, Pipe, Source, line_col};
+use super::parse::{Arg, Branch, Command, Node, Pipe, Source, TemplateCall, line_col};
 use crate::render::funcs;
 use crate::render::value::Value;
 
@@ -176,12 +176,13 @@ impl Executor {
                     self.print_value(out, &v, *pos, pipe)?;
                 }
             }
-            Node::If {
-                pipe,
-                list,
-                else_list,
-                ..
-            } => {
+            Node::If(branch) => {
+                let Branch {
+                    pipe,
+                    list,
+                    else_list,
+                    ..
+                } = &**branch;
                 let mark = self.vars.len();
                 let v = self.eval_pipeline(dot, pipe)?;
                 let r = if v.is_true() {
@@ -194,12 +195,13 @@ impl Executor {
                 self.vars.truncate(mark);
                 r?;
             }
-            Node::With {
-                pipe,
-                list,
-                else_list,
-                ..
-            } => {
+            Node::With(branch) => {
+                let Branch {
+                    pipe,
+                    list,
+                    else_list,
+                    ..
+                } = &**branch;
                 let mark = self.vars.len();
                 let v = self.eval_pipeline(dot, pipe)?;
                 let r = if v.is_true() {
@@ -212,13 +214,17 @@ impl Executor {
                 self.vars.truncate(mark);
                 r?;
             }
-            Node::Range {
-                pos,
-                pipe,
-                list,
-                else_list,
-            } => self.walk_range(out, dot, *pos, pipe, list, else_list.as_deref())?,
-            Node::Template { pos, name, pipe } => {
+            Node::Range(branch) => {
+                let Branch {
+                    pos,
+                    pipe,
+                    list,
+                    else_list,
+                } = &**branch;
+                self.walk_range(out, dot, *pos, pipe, list, else_list.as_deref())?
+            }
+            Node::Template(call) => {
+                let TemplateCall { pos, name, pipe } = &**call;
                 let arg = match pipe {
                     Some(p) => self.eval_pipeline(dot, p)?,
                     None => Value::Nil,

@@ -11,6 +11,10 @@ Usage (from the repository root):
     cargo build --release -p berth
     python3 tests/bench/template_bench.py [--runs 15] [--charts ../shared/charts]
         [--berth target/release/berth] [--helm ~/.cache/berth/tools/bin/helm]
+
+With --baseline OTHER_BERTH, another berth build takes helm's place: an A/B
+comparison of two builds, run alternately in the same way (the machine's speed
+drifts between runs, so compare builds within one run).
 """
 
 import argparse
@@ -68,18 +72,22 @@ def main():
     ap.add_argument("--berth", default=str(root / "target" / "release" / "berth"))
     tools = Path(os.environ.get("BERTH_TOOLS_DIR", Path.home() / ".cache" / "berth" / "tools"))
     ap.add_argument("--helm", default=str(tools / "bin" / "helm"))
+    ap.add_argument("--baseline", help="another berth build, timed in helm's place")
     args = ap.parse_args()
+    other, other_path = ("baseline", args.baseline) if args.baseline else ("helm", args.helm)
 
     charts = sorted(p for p in Path(args.charts).iterdir() if (p / "Chart.yaml").is_file())
     print(f"runs per command: {args.runs} (after 1 warm-up); cpus: {os.cpu_count()}")
     print()
-    print("| chart | berth median | helm median | speed-up | berth peak RSS | helm peak RSS | memory ratio |")
+    print(
+        f"| chart | berth median | {other} median | speed-up | berth peak RSS | {other} peak RSS | memory ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     ratios = []
     for chart in charts:
         cmds = {
             "berth": [args.berth, "template", str(chart)],
-            "helm": [args.helm, "template", str(chart)],
+            other: [other_path, "template", str(chart)],
         }
         samples = {name: [] for name in cmds}
         for name, argv in cmds.items():
@@ -89,12 +97,12 @@ def main():
                 samples[name].append(run_once(argv))
         med = {n: statistics.median(samples[n]) for n in cmds}
         rss = {n: statistics.median(peak_rss_kib(argv) for _ in range(3)) for n, argv in cmds.items()}
-        ratio = med["helm"] / med["berth"]
+        ratio = med[other] / med["berth"]
         ratios.append(ratio)
         print(
-            f"| {chart.name} | {med['berth'] * 1000:.1f} ms | {med['helm'] * 1000:.1f} ms | "
-            f"{ratio:.1f}× | {rss['berth'] / 1024:.1f} MiB | {rss['helm'] / 1024:.1f} MiB | "
-            f"{rss['helm'] / rss['berth']:.1f}× |"
+            f"| {chart.name} | {med['berth'] * 1000:.2f} ms | {med[other] * 1000:.2f} ms | "
+            f"{ratio:.2f}× | {rss['berth'] / 1024:.1f} MiB | {rss[other] / 1024:.1f} MiB | "
+            f"{rss[other] / rss['berth']:.1f}× |"
         )
     print()
     print(f"geometric mean speed-up: {statistics.geometric_mean(ratios):.1f}×")

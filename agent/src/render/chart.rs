@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::render::RenderError;
+use crate::render::template::parse::Source;
 use crate::render::value::{Value, yaml_key_string};
 
 /// One chart of the tree.
@@ -96,6 +97,17 @@ pub fn load(
     prefix: &str,
     parent_path: Option<&str>,
 ) -> Result<Chart, RenderError> {
+    load_sharing(all, prefix, parent_path, &[])
+}
+
+/// [`load`], taking template texts already made from `all`'s bytes from
+/// `texts` ((path, text), sorted by path) instead of converting them again.
+pub fn load_sharing(
+    all: &BTreeMap<String, Vec<u8>>,
+    prefix: &str,
+    parent_path: Option<&str>,
+    texts: &[(String, Source)],
+) -> Result<Chart, RenderError> {
     // The files are only borrowed until each lands where the chart keeps it:
     // a large chart is read once instead of copied at every step.
     let mut view: BTreeMap<&str, &[u8]> = all
@@ -112,13 +124,14 @@ pub fn load(
             .map_err(|e| RenderError::plain(".helmignore", e))?;
         view.retain(|path, _| !rules.excludes(path));
     }
-    load_view(&view, prefix, parent_path)
+    load_view(&view, prefix, parent_path, texts)
 }
 
 fn load_view(
     all: &BTreeMap<&str, &[u8]>,
     prefix: &str,
     parent_path: Option<&str>,
+    texts: &[(String, Source)],
 ) -> Result<Chart, RenderError> {
     let mut own: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for (path, data) in all.range(prefix..) {
@@ -188,10 +201,12 @@ fn load_view(
             continue;
         }
         if rel.starts_with("templates/") {
-            templates.push((
-                rel.to_string(),
-                std::sync::Arc::from(String::from_utf8_lossy(data)),
-            ));
+            let path = format!("{prefix}{rel}");
+            let text = match texts.binary_search_by(|(p, _)| p.as_str().cmp(&path)) {
+                Ok(i) => texts[i].1.clone(),
+                Err(_) => Source::from(String::from_utf8_lossy(data)),
+            };
+            templates.push((rel.to_string(), text));
             continue;
         }
         if matches!(
@@ -213,6 +228,7 @@ fn load_view(
             all,
             &format!("{prefix}charts/{dir}/"),
             Some(&full_path),
+            texts,
         )?);
     }
     for (path, data) in sub_tgz {

@@ -303,7 +303,7 @@ fn render_loaded<A: Fn() -> bool>(
     ahead: &parse_ahead::ParseAhead,
     start_check: impl FnOnce(Option<schema::SchemaCheck>) -> A,
 ) -> Result<RenderOutput, RenderError> {
-    let mut root = chart::load(&chart.files, "", None)?;
+    let mut root = chart::load_sharing(&chart.files, "", None, ahead.texts())?;
     if root.is_library {
         return Err(RenderError::plain(
             &root.name,

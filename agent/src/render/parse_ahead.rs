@@ -5,7 +5,9 @@
 //! are parsed on a helper thread while the main thread reads values files and
 //! merges values; the main thread joins the parsing when it is done with that
 //! (docs/benchmarks.md). Files parsed for a subchart that turns out disabled
-//! are simply not used. Parse errors name the template as the render does.
+//! are simply not used. The chart loader takes its template texts from here,
+//! so results are matched to templates by text identity, without hashing
+//! the texts. Parse errors name the template as the render does.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -59,6 +61,12 @@ impl ParseAhead {
         }
     }
 
+    /// The template texts, (path, text) sorted by path, for
+    /// [`super::chart::load_sharing`].
+    pub fn texts(&self) -> &[(String, Source)] {
+        &self.files
+    }
+
     /// Stops the parsing (the render failed before it needed the results).
     pub fn abandon(&self) {
         self.abandoned.store(true, Ordering::Relaxed);
@@ -66,32 +74,37 @@ impl ParseAhead {
 
     /// Waits until every file is parsed, or `other_thread_alive` says the
     /// other parsing thread ended (its last file is then parsed again on
-    /// demand), and hands out the results by text.
-    pub fn results(&self, other_thread_alive: impl Fn() -> bool) -> ParsedTexts<'_> {
+    /// demand), and hands out the results by text identity.
+    pub fn results(&self, other_thread_alive: impl Fn() -> bool) -> ParsedTexts {
         self.parse_some();
         while self.finished.load(Ordering::Acquire) < self.files.len() && other_thread_alive() {
             std::thread::yield_now();
         }
-        let mut by_text: HashMap<&str, Vec<Parsed>> = HashMap::new();
+        let mut by_text = HashMap::new();
         for ((_, text), slot) in self.files.iter().zip(&self.slots) {
             if let Some(parsed) = slot.lock().ok().and_then(|mut s| s.take()) {
-                by_text.entry(&**text).or_default().push(parsed);
+                by_text.insert(text_id(text), parsed);
             }
         }
         ParsedTexts { by_text }
     }
 }
 
-/// Parse results keyed by template text.
-pub struct ParsedTexts<'a> {
-    by_text: HashMap<&'a str, Vec<Parsed>>,
+/// A text's identity: where its shared bytes live.
+fn text_id(text: &Source) -> usize {
+    text.as_ptr() as usize
 }
 
-impl ParsedTexts<'_> {
+/// Parse results keyed by text identity.
+pub struct ParsedTexts {
+    by_text: HashMap<usize, Parsed>,
+}
+
+impl ParsedTexts {
     /// The parse of template `name` with text `text`: the one made ahead if
-    /// there is one, else parsed now.
-    pub fn take(&mut self, name: &str, text: &str) -> Parsed {
-        match self.by_text.get_mut(text).and_then(Vec::pop) {
+    /// `text` is one of [`ParseAhead::texts`], else parsed now.
+    pub fn take(&mut self, name: &str, text: &Source) -> Parsed {
+        match self.by_text.remove(&text_id(text)) {
             Some(Ok(parsed)) => Ok(parsed),
             // Parsed ahead under its file path, which the message may quote
             // too: parse again under the template name the render reports.
@@ -144,26 +157,39 @@ mod tests {
             b"a: {{ .Values.a ".to_vec(),
         );
         let ahead = ParseAhead::new(&ChartFiles { files });
+        let text = |path: &str| {
+            let texts = ahead.texts();
+            let i = texts
+                .binary_search_by(|(p, _)| p.as_str().cmp(path))
+                .expect("listed");
+            texts[i].1.clone()
+        };
+        let (ok, bad) = (text("templates/ok.yaml"), text("templates/bad.yaml"));
         std::thread::scope(|scope| {
             let helper = scope.spawn(|| ahead.parse_some());
             let mut parsed = ahead.results(|| !helper.is_finished());
-            assert!(
-                parsed
-                    .take("mychart/templates/ok.yaml", "a: {{ .Values.a }}")
-                    .is_ok()
-            );
+            assert!(parsed.take("mychart/templates/ok.yaml", &ok).is_ok());
             let error = parsed
-                .take("mychart/templates/bad.yaml", "a: {{ .Values.a ")
+                .take("mychart/templates/bad.yaml", &bad)
                 .expect_err("unclosed action");
             assert_eq!(error.name, "mychart/templates/bad.yaml");
             assert!(
                 !error.to_string().contains(" templates/bad.yaml"),
                 "{error}"
             );
-            // A text nobody parsed ahead is parsed on demand.
+            // A text not made here (a packed subchart's) is parsed on demand,
+            // and so is an equal text from elsewhere.
             assert!(
                 parsed
-                    .take("mychart/templates/new.yaml", "b: {{ 1 }}")
+                    .take("mychart/templates/new.yaml", &Source::from("b: {{ 1 }}"))
+                    .is_ok()
+            );
+            assert!(
+                parsed
+                    .take(
+                        "other/templates/ok.yaml",
+                        &Source::from("a: {{ .Values.a }}")
+                    )
                     .is_ok()
             );
         });

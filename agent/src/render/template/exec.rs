@@ -176,37 +176,18 @@ impl Executor {
                     self.print_value(out, &v, *pos, pipe)?;
                 }
             }
-            Node::If(branch) => {
-                let Branch {
-                    pipe,
-                    list,
-                    else_list,
-                    ..
-                } = &**branch;
+            Node::If(branch) | Node::With(branch) => {
                 let mark = self.vars.len();
-                let v = self.eval_pipeline(dot, pipe)?;
+                let v = self.eval_pipeline(dot, &branch.pipe)?;
                 let r = if v.is_true() {
-                    self.walk_list(out, dot, list)
-                } else if let Some(el) = else_list {
-                    self.walk_list(out, dot, el)
-                } else {
-                    Ok(())
-                };
-                self.vars.truncate(mark);
-                r?;
-            }
-            Node::With(branch) => {
-                let Branch {
-                    pipe,
-                    list,
-                    else_list,
-                    ..
-                } = &**branch;
-                let mark = self.vars.len();
-                let v = self.eval_pipeline(dot, pipe)?;
-                let r = if v.is_true() {
-                    self.walk_list(out, &v, list)
-                } else if let Some(el) = else_list {
+                    // `with` moves dot to the value it tested; `if` keeps it.
+                    let inner = if matches!(node, Node::With(_)) {
+                        &v
+                    } else {
+                        dot
+                    };
+                    self.walk_list(out, inner, &branch.list)
+                } else if let Some(el) = &branch.else_list {
                     self.walk_list(out, dot, el)
                 } else {
                     Ok(())

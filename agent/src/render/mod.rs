@@ -246,8 +246,8 @@ pub fn render(
 /// schemas; this thread loads the chart and merges values meanwhile, helps
 /// with what is left to parse, then executes the templates (values are not
 /// shared between threads). A schema violation wins over whatever the
-/// templates did. On two cores the schema check and most of the parsing then
-/// cost no time of their own (docs/benchmarks.md).
+/// templates did. Where two cores run at once, the schema check and most of
+/// the parsing then cost no time of their own (docs/benchmarks.md).
 pub fn render_full(
     chart: &ChartFiles,
     user: &Value,
@@ -286,7 +286,12 @@ pub fn render_full(
         let schema_result = match (unsent_check, helper.map(|h| h.join())) {
             (Some(check), _) => run_check(check),
             (None, Some(Ok(result))) => result,
-            (None, _) => Ok(()),
+            // The helper panicked after taking the check: never skip it silently.
+            (None, Some(Err(_))) => Err(RenderError::plain(
+                "values.schema.json",
+                "the schema check stopped unexpectedly (a bug in berth)".to_string(),
+            )),
+            (None, None) => Ok(()),
         };
         schema_result?;
         rendered

@@ -169,7 +169,8 @@ impl Executor {
 
     fn walk(&mut self, out: &mut String, dot: &Value, node: &Node) -> Res<()> {
         match node {
-            Node::Text(t) => out.push_str(t),
+            // The node was parsed from this template's source (`current`).
+            Node::Text(range) => out.push_str(self.current.source.get(range.clone()).unwrap_or("")),
             Node::Action { pos, pipe } => {
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decls.is_empty() {

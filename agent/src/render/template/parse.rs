@@ -60,16 +60,25 @@ pub struct Pipe {
 
 #[derive(Debug, Clone)]
 pub enum Node {
-    Text(String),
-    Action { pos: usize, pipe: Pipe },
+    /// Text copied as it is: its byte range in the template's source (the
+    /// file, or the `tpl` text), which every executed template carries.
+    Text(std::ops::Range<usize>),
+    Action {
+        pos: usize,
+        pipe: Pipe,
+    },
     // The rarer, larger nodes are boxed so that every node, text included,
     // stays small (64 bytes rather than 128).
     If(Box<Branch>),
     Range(Box<Branch>),
     With(Box<Branch>),
     Template(Box<TemplateCall>),
-    Break { pos: usize },
-    Continue { pos: usize },
+    Break {
+        pos: usize,
+    },
+    Continue {
+        pos: usize,
+    },
 }
 
 /// `if`, `range` or `with`: the pipeline and its two lists.
@@ -636,7 +645,11 @@ impl<'a> Parser<'a> {
             let (t, p) = self.next();
             match t {
                 Tok::Eof => return Ok((nodes, ListEnd::Eof)),
-                Tok::Text(s) => nodes.push(Node::Text(s.to_string())),
+                Tok::Text(s) => {
+                    // Text tokens are slices of the source.
+                    let start = s.as_ptr() as usize - self.src.as_ptr() as usize;
+                    nodes.push(Node::Text(start..start + s.len()));
+                }
                 Tok::Open => {
                     self.skip_space();
                     let (kw, kp) = (self.peek().clone(), self.pos());
@@ -1080,9 +1093,9 @@ pub fn parse(
         is_function,
     };
     let (body, _) = parser.parse_list(true)?;
-    let body_is_empty = body
-        .iter()
-        .all(|n| matches!(n, Node::Text(t) if t.trim().is_empty()));
+    let body_is_empty = body.iter().all(
+        |n| matches!(n, Node::Text(t) if src.get(t.clone()).is_some_and(|t| t.trim().is_empty())),
+    );
     Ok(ParsedFile {
         body,
         defines: parser.defines,

@@ -10,6 +10,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/*
-COPY --from=build /src/target/release/berth /usr/local/bin/berth
+# berth runs `template` and hands every other command to berth-agent, which
+# must sit next to it (agent/src/front.rs).
+COPY --from=build /src/target/release/berth /src/target/release/berth-agent /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/berth"]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod daemon;
 pub mod diff;
+pub mod front;
 pub mod inventory;
 pub mod logging;
 pub mod objects;

@@ -1,6 +1,7 @@
-use std::io::Write as _;
+//! `berth`: runs `berth template` itself, without the agent's libraries, and
+//! hands every other command line to `berth-agent` (berth::front).
 
-use clap::Parser;
+use std::ffi::OsString;
 
 // Rendering allocates many small, short-lived values; mimalloc serves those
 // markedly faster than glibc's allocator (docs/benchmarks.md).
@@ -8,18 +9,22 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let code = match berth::cli::run(berth::cli::Cli::parse()) {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            1
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| OsString::from("berth"));
+    let args: Vec<OsString> = args.collect();
+    let code = match berth::front::template_args(&args) {
+        Some(template) => match berth::template_cmd::run_template(template) {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                1
+            }
+        },
+        None => {
+            let error = berth::front::exec_agent(&program, &args);
+            eprintln!("error: {error}");
+            127
         }
     };
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    // Everything is written and every thread has ended: leave without the
-    // allocator's exit-time cleanup, which returns memory to the OS page by
-    // page (~0.5 ms for a large chart) when the OS takes it back at once anyway.
-    // SAFETY: _exit only ends the process; no Rust state is used after it.
-    unsafe { libc::_exit(code) }
+    berth::front::exit_flushed(code)
 }

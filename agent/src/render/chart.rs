@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::render::RenderError;
+use crate::render::load::text_of;
 use crate::render::template::parse::Source;
 use crate::render::value::{Value, yaml_key_string};
 
@@ -53,7 +54,7 @@ impl Chart {
 }
 
 fn parse_yaml(path: &str, bytes: &[u8]) -> Result<serde_yaml::Value, RenderError> {
-    let text = String::from_utf8_lossy(bytes);
+    let text = text_of(bytes);
     if text.trim().is_empty() {
         return Ok(serde_yaml::Value::Mapping(Default::default()));
     }
@@ -71,7 +72,7 @@ fn parse_yaml(path: &str, bytes: &[u8]) -> Result<serde_yaml::Value, RenderError
 
 /// Reads a values file as helm does (YAML 1.1 typing; empty means an empty map).
 pub fn parse_values(path: &str, bytes: &[u8]) -> Result<Value, RenderError> {
-    let text = String::from_utf8_lossy(bytes);
+    let text = text_of(bytes);
     let v = crate::render::yaml11::parse_first(&text).map_err(|e| {
         RenderError::plain(
             path,
@@ -120,7 +121,7 @@ pub fn load_sharing(
         && parent_path.is_none()
         && let Some(text) = all.get(".helmignore")
     {
-        let rules = crate::render::ignore::Rules::parse(&String::from_utf8_lossy(text))
+        let rules = crate::render::ignore::Rules::parse(&text_of(text))
             .map_err(|e| RenderError::plain(".helmignore", e))?;
         view.retain(|path, _| !rules.excludes(path));
     }
@@ -204,7 +205,7 @@ fn load_view(
             let path = format!("{prefix}{rel}");
             let text = match texts.binary_search_by(|(p, _)| p.as_str().cmp(&path)) {
                 Ok(i) => texts[i].1.clone(),
-                Err(_) => Source::from(String::from_utf8_lossy(data)),
+                Err(_) => Source::from(text_of(data)),
             };
             templates.push((rel.to_string(), text));
             continue;

@@ -430,7 +430,7 @@ fn crd_files(c: &Chart, enabled: &[(&Chart, Value)], out: &mut Vec<Manifest>) {
     for (path, data) in &c.crds {
         out.push(Manifest {
             source: format!("{}/{}", c.full_path, path),
-            content: String::from_utf8_lossy(data).into_owned(),
+            content: load::text_of(data).into_owned(),
         });
     }
     for sub in &c.subcharts {

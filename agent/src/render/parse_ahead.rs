@@ -34,7 +34,12 @@ impl ParseAhead {
             .files
             .iter()
             .filter(|(path, _)| is_template_path(path))
-            .map(|(path, data)| (path.clone(), Source::from(String::from_utf8_lossy(data))))
+            .map(|(path, data)| {
+                (
+                    path.clone(),
+                    Source::from(crate::render::load::text_of(data)),
+                )
+            })
             .collect();
         let slots = files.iter().map(|_| Mutex::new(None)).collect();
         ParseAhead {

@@ -154,6 +154,41 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
+/// Length of the letters, digits and `_` at the start of `text`; ASCII is
+/// checked byte by byte, anything else as Unicode, as Go does.
+fn alnum_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut len = 0;
+    while let Some(&byte) = bytes.get(len) {
+        if byte.is_ascii_alphanumeric() || byte == b'_' {
+            len += 1;
+        } else if byte.is_ascii() {
+            break;
+        } else {
+            match text[len..].chars().next() {
+                Some(c) if is_alnum(c) => len += c.len_utf8(),
+                _ => break,
+            }
+        }
+    }
+    len
+}
+
+/// Where the next `{{` starts. memchr for `{` (rare in text but as `{{`),
+/// instead of `str::find`, which sets up a substring searcher on every call.
+fn find_open_delimiter(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(offset) = memchr::memchr(b'{', &bytes[from..]) {
+        let at = from + offset;
+        if bytes.get(at + 1) == Some(&b'{') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
 impl<'a> Lexer<'a> {
     fn err(&self, pos: usize, msg: impl Into<String>) -> ParseError {
         ParseError {
@@ -168,7 +203,7 @@ impl<'a> Lexer<'a> {
         let mut trim_next_text = false;
         loop {
             let rest = &self.src[self.pos..];
-            let next_open = rest.find("{{");
+            let next_open = find_open_delimiter(rest);
             let text_end = next_open.map(|i| self.pos + i).unwrap_or(self.src.len());
             let mut text = &self.src[self.pos..text_end];
             if trim_next_text {
@@ -313,11 +348,7 @@ impl<'a> Lexer<'a> {
                     self.pos += len;
                 }
                 '$' => {
-                    let len = 1 + rest[1..]
-                        .char_indices()
-                        .find(|(_, c)| !is_alnum(*c))
-                        .map(|(i, _)| i)
-                        .unwrap_or(rest.len() - 1);
+                    let len = 1 + alnum_len(&rest[1..]);
                     self.toks.push((Tok::Variable(&rest[..len]), p));
                     self.pos += len;
                 }
@@ -328,11 +359,7 @@ impl<'a> Lexer<'a> {
                         self.toks.push((Tok::Number(&rest[..len]), p));
                         self.pos += len;
                     } else if next.is_some_and(is_alnum) {
-                        let len = 1 + rest[1..]
-                            .char_indices()
-                            .find(|(_, c)| !is_alnum(*c))
-                            .map(|(i, _)| i)
-                            .unwrap_or(rest.len() - 1);
+                        let len = 1 + alnum_len(&rest[1..]);
                         self.toks.push((Tok::Field(&rest[1..len]), p));
                         self.pos += len;
                     } else {
@@ -352,11 +379,7 @@ impl<'a> Lexer<'a> {
                     self.pos += len;
                 }
                 c if is_alnum(c) => {
-                    let len = rest
-                        .char_indices()
-                        .find(|(_, c)| !is_alnum(*c))
-                        .map(|(i, _)| i)
-                        .unwrap_or(rest.len());
+                    let len = alnum_len(rest);
                     let word = &rest[..len];
                     let tok = match word {
                         "true" => Tok::Bool(true),
@@ -553,10 +576,6 @@ pub fn parse_number(text: &str) -> Option<NumberLit> {
     })
 }
 
-fn owned(names: &[&str]) -> Vec<String> {
-    names.iter().map(|n| n.to_string()).collect()
-}
-
 /// 1-based line number of a byte offset.
 pub fn line_of(src: &str, pos: usize) -> usize {
     1 + src.as_bytes()[..pos.min(src.len())]
@@ -620,7 +639,7 @@ impl<'a> Parser<'a> {
     }
 
     fn skip_space(&mut self) {
-        while *self.peek() == Tok::Space {
+        while matches!(self.peek(), Tok::Space) {
             self.idx += 1;
         }
     }
@@ -632,7 +651,7 @@ impl<'a> Parser<'a> {
 
     fn expect_close(&mut self, context: &str) -> Result<(), ParseError> {
         let (t, p) = self.next_non_space();
-        if t != Tok::Close {
+        if !matches!(t, Tok::Close) {
             return Err(self.err(p, format!("unexpected {} in {context}", describe(&t))));
         }
         Ok(())
@@ -721,7 +740,7 @@ impl<'a> Parser<'a> {
                     }
                 };
                 self.skip_space();
-                let pipe = if *self.peek() == Tok::Close {
+                let pipe = if matches!(self.peek(), Tok::Close) {
                     self.idx += 1;
                     None
                 } else {
@@ -860,7 +879,7 @@ impl<'a> Parser<'a> {
                 let (sep, _) = self.next_non_space();
                 match sep {
                     Tok::Declare | Tok::Assign => {
-                        is_assign = sep == Tok::Assign;
+                        is_assign = matches!(sep, Tok::Assign);
                         decls = names.clone();
                         break;
                     }
@@ -907,7 +926,7 @@ impl<'a> Parser<'a> {
         }
         Ok(Pipe {
             pos,
-            decls: owned(&decls).into_boxed_slice(),
+            decls: decls.iter().map(|d| d.to_string()).collect(),
             is_assign,
             cmds: cmds.into_boxed_slice(),
         })
@@ -938,31 +957,15 @@ impl<'a> Parser<'a> {
         let (t, p) = self.next();
         let term = match t {
             Tok::Field(f) => {
-                let mut fields = vec![f];
-                let mut node_pos = p;
-                while let Tok::Field(f) = self.peek().clone() {
-                    if fields.len() == 1 {
-                        node_pos = self.pos();
-                    }
-                    self.idx += 1;
-                    fields.push(f);
-                }
-                return Ok(Arg::Field(owned(&fields), node_pos));
+                let (fields, second) = self.take_fields(Some(f));
+                return Ok(Arg::Field(fields, second.unwrap_or(p)));
             }
             Tok::Variable(v) => {
                 if !self.vars.contains(&v) {
                     return Err(self.err(p, format!("undefined variable \"{v}\"")));
                 }
-                let mut parts = vec![v];
-                let mut node_pos = p;
-                while let Tok::Field(f) = self.peek().clone() {
-                    if parts.len() == 1 {
-                        node_pos = self.pos();
-                    }
-                    self.idx += 1;
-                    parts.push(f);
-                }
-                return Ok(Arg::Variable(owned(&parts), node_pos));
+                let (parts, second) = self.take_fields(Some(v));
+                return Ok(Arg::Variable(parts, second.unwrap_or(p)));
             }
             Tok::Dot => Arg::Dot,
             Tok::Nil => Arg::Nil,
@@ -991,11 +994,7 @@ impl<'a> Parser<'a> {
             }
             other => return Err(self.err(p, format!("unexpected {} in operand", describe(&other)))),
         };
-        let mut fields = Vec::new();
-        while let Tok::Field(f) = self.peek().clone() {
-            self.idx += 1;
-            fields.push(f);
-        }
+        let (fields, _) = self.take_fields(None);
         if fields.is_empty() {
             Ok(term)
         } else {
@@ -1003,9 +1002,35 @@ impl<'a> Parser<'a> {
                 Arg::Dot | Arg::Nil | Arg::Bool(_) | Arg::Str(_) | Arg::Number(_) => {
                     Err(self.err(p, "unexpected . after term"))
                 }
-                t => Ok(Arg::Chain(Box::new(t), owned(&fields), p)),
+                t => Ok(Arg::Chain(Box::new(t), fields, p)),
             }
         }
+    }
+
+    /// Takes the field tokens at the cursor (`.b.c` after a term) as names,
+    /// after `first` when given; returns them with the first taken token's
+    /// position. The names are counted first: one allocation for the list.
+    fn take_fields(&mut self, first: Option<&str>) -> (Vec<String>, Option<usize>) {
+        let start = self.idx;
+        let mut end = start;
+        while let Some((Tok::Field(_), _)) = self.toks.get(end) {
+            end += 1;
+        }
+        let mut names = Vec::with_capacity(usize::from(first.is_some()) + end - start);
+        names.extend(first.map(str::to_string));
+        for (tok, _) in &self.toks[start..end] {
+            if let Tok::Field(name) = tok {
+                names.push(name.to_string());
+            }
+        }
+        self.idx = end;
+        (
+            names,
+            self.toks
+                .get(start)
+                .filter(|_| end > start)
+                .map(|(_, pos)| *pos),
+        )
     }
 
     /// Parses `pipeline )` after a `(`.

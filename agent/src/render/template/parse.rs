@@ -154,24 +154,32 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
+/// Bytes that are ASCII letters, digits or `_`.
+static ASCII_ALNUM: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 128 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric() || byte == b'_' as usize;
+        byte += 1;
+    }
+    table
+};
+
 /// Length of the letters, digits and `_` at the start of `text`; ASCII is
-/// checked byte by byte, anything else as Unicode, as Go does.
+/// looked up byte by byte, anything else checked as Unicode, as Go does.
 fn alnum_len(text: &str) -> usize {
     let bytes = text.as_bytes();
     let mut len = 0;
-    while let Some(&byte) = bytes.get(len) {
-        if byte.is_ascii_alphanumeric() || byte == b'_' {
-            len += 1;
-        } else if byte.is_ascii() {
-            break;
-        } else {
-            match text[len..].chars().next() {
-                Some(c) if is_alnum(c) => len += c.len_utf8(),
-                _ => break,
-            }
+    loop {
+        len += bytes[len..]
+            .iter()
+            .take_while(|b| ASCII_ALNUM[usize::from(**b)])
+            .count();
+        match text[len..].chars().next() {
+            Some(c) if !c.is_ascii() && is_alnum(c) => len += c.len_utf8(),
+            _ => return len,
         }
     }
-    len
 }
 
 /// Where the next `{{` starts. memchr for `{` (rare in text but as `{{`),
@@ -1137,6 +1145,23 @@ mod tests {
 
     fn p(src: &str) -> Result<ParsedFile, ParseError> {
         parse("t", src, &|n| n == "printf" || n == "len")
+    }
+
+    #[test]
+    fn identifiers_run_over_unicode_letters_and_stop_at_anything_else() {
+        assert_eq!(alnum_len("_x9 rest"), 3);
+        assert_eq!(alnum_len("größe.x"), "größe".len());
+        assert_eq!(alnum_len("a-b"), 1);
+        assert_eq!(alnum_len("x\u{2028}"), 1);
+        assert_eq!(alnum_len(""), 0);
+        let parsed = p("{{ $größe := .Values.café }}{{ $größe }}").expect("parses");
+        let Node::Action { pipe, .. } = &parsed.body[0] else {
+            panic!("an action: {:?}", parsed.body);
+        };
+        assert_eq!(&*pipe.decls, ["$größe"]);
+        assert!(
+            matches!(&pipe.cmds[0].args[0], Arg::Field(names, _) if names == &["Values", "café"])
+        );
     }
 
     #[test]

@@ -120,7 +120,7 @@ impl ParsedTexts {
 
 /// Whether a chart-directory path is a template of the root chart or of an
 /// unpacked subchart: `templates/...` under `(charts/<dir>/)*`.
-fn is_template_path(path: &str) -> bool {
+pub fn is_template_path(path: &str) -> bool {
     let mut rest = path;
     loop {
         if rest.starts_with("templates/") {

@@ -256,3 +256,58 @@ fn from_yaml_reads_the_first_document() {
         Ok("1".into())
     );
 }
+
+#[test]
+fn one_thread_or_two_render_alike_and_a_schema_violation_wins_on_both() {
+    let files = |replicas: &str| {
+        chart(&[
+            ("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 0.1.0\n"),
+            ("values.yaml", replicas),
+            (
+                "values.schema.json",
+                r#"{"type": "object", "properties": {"replicas": {"type": "integer", "minimum": 1}}}"#,
+            ),
+            (
+                "templates/_helpers.tpl",
+                "{{ define \"demo.name\" }}{{ .Chart.Name }}-{{ .Release.Name }}{{ end }}",
+            ),
+            (
+                "templates/deploy.yaml",
+                "kind: Deployment\nmetadata:\n  name: {{ include \"demo.name\" . }}\nspec:\n  replicas: {{ .Values.replicas }}\n",
+            ),
+            (
+                "templates/svc.yaml",
+                "kind: Service\nmetadata:\n  name: {{ include \"demo.name\" . }}\n",
+            ),
+        ])
+    };
+    let good = files("replicas: 2\n");
+    let user = Value::new_map(BTreeMap::new());
+    let alone = render_with(&good, &user, &opts(), false).expect("one thread");
+    let shared = render_with(&good, &user, &opts(), true).expect("two threads");
+    let contents = |out: &RenderOutput| -> Vec<String> {
+        out.manifests
+            .iter()
+            .map(|m| format!("{}\n{}", m.source, m.content))
+            .collect()
+    };
+    assert_eq!(contents(&alone), contents(&shared));
+    assert_eq!(alone.manifests.len(), 2);
+    assert!(contents(&alone)[1].contains("replicas: 2"));
+
+    let bad = files("replicas: 0\n");
+    for with_helper in [false, true] {
+        let error = render_with(&bad, &user, &opts(), with_helper).expect_err("schema violation");
+        assert!(
+            error
+                .message
+                .contains("values don't meet the specifications of the schema(s)"),
+            "helper {with_helper}: {}",
+            error.message
+        );
+    }
+    assert!(
+        !helper_pays_off(&good),
+        "a small chart renders on one thread"
+    );
+}

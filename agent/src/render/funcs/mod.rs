@@ -264,9 +264,16 @@ const NAMES: &[&str] = &[
 ];
 
 pub fn is_function(name: &str) -> bool {
-    NAMES
+    function_name(name).is_some()
+}
+
+/// The function called `name`, spelled as the set spells it (a static
+/// string: syntax trees name their functions without allocating).
+pub fn function_name(name: &str) -> Option<&'static str> {
+    let index = NAMES
         .binary_search_by(|known| by_length_then_bytes(known, name))
-        .is_ok()
+        .ok()?;
+    NAMES.get(index).copied()
 }
 
 fn by_length_then_bytes(a: &str, b: &str) -> std::cmp::Ordering {

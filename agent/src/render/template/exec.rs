@@ -803,7 +803,7 @@ pub fn arg_string(a: &Arg) -> String {
         Arg::Bool(b) => b.to_string(),
         Arg::Number(n) => n.text.clone(),
         Arg::Str(s) => crate::render::funcs::gofmt::quote(s),
-        Arg::Ident(i) => i.clone(),
+        Arg::Ident(i) => i.to_string(),
         Arg::Pipe(p) => format!("({})", pipe_string(p)),
         Arg::Chain(inner, fields, _) => {
             let mut s = arg_string(inner);

@@ -20,7 +20,7 @@ pub fn add_file(set: &mut TemplateSet, name: &str, src: &str) -> Result<(), Pars
 
 /// Parses one template file with Helm's function set (any thread).
 pub fn parse_file(name: &str, src: &str) -> Result<parse::ParsedFile, ParseError> {
-    parse(name, src, &funcs::is_function)
+    parse(name, src, &funcs::function_name)
 }
 
 /// Adds a file parsed by [`parse_file`] to `set`, as [`add_file`] does.

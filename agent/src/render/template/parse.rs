@@ -36,8 +36,8 @@ pub enum Arg {
     /// Boxed: numbers are rare, and unboxed they would double every argument's size.
     Number(Box<NumberLit>),
     Str(String),
-    /// A function name.
-    Ident(String),
+    /// A function name, as the function set spells it.
+    Ident(&'static str),
     /// `( pipeline )`
     Pipe(Box<Pipe>),
     /// `(term).A.B`
@@ -108,9 +108,9 @@ pub struct ParsedFile {
     pub body_is_empty: bool,
 }
 
-/// A token; names and text borrow from the source, so lexing allocates only
-/// for quoted strings with escapes.
-#[derive(Debug, Clone, PartialEq)]
+/// A token; names, text and string literals borrow from the source, so
+/// tokens are plain copies and lexing allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Tok<'a> {
     Text(&'a str),
     Open, // {{ (trim already applied)
@@ -121,7 +121,8 @@ enum Tok<'a> {
     Field(&'a str),
     Variable(&'a str),
     Dot,
-    Str(std::borrow::Cow<'a, str>),
+    /// A string literal as written, quotes included; [`string_value`] reads it.
+    Str(&'a str),
     Number(&'a str),
     Char(i64),
     Bool(bool),
@@ -175,8 +176,11 @@ fn alnum_len(text: &str) -> usize {
             .iter()
             .take_while(|b| ASCII_ALNUM[usize::from(**b)])
             .count();
+        if bytes.get(len).is_none_or(u8::is_ascii) {
+            return len;
+        }
         match text[len..].chars().next() {
-            Some(c) if !c.is_ascii() && is_alnum(c) => len += c.len_utf8(),
+            Some(c) if is_alnum(c) => len += c.len_utf8(),
             _ => return len,
         }
     }
@@ -339,15 +343,15 @@ impl<'a> Lexer<'a> {
                     self.pos += 2;
                 }
                 '"' => {
-                    let (s, len) = self.lex_quoted(p)?;
-                    self.toks.push((Tok::Str(s.into()), p));
+                    let len = 1 + unquote(&rest[1..]).map_err(|msg| self.err(p, msg))?.1;
+                    self.toks.push((Tok::Str(&rest[..len]), p));
                     self.pos += len;
                 }
                 '`' => {
                     let Some(end) = rest[1..].find('`') else {
                         return Err(self.err(p, "unterminated raw quoted string"));
                     };
-                    self.toks.push((Tok::Str(rest[1..1 + end].into()), p));
+                    self.toks.push((Tok::Str(&rest[..end + 2]), p));
                     self.pos += end + 2;
                 }
                 '\'' => {
@@ -414,65 +418,6 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn lex_quoted(&self, p: usize) -> Result<(String, usize), ParseError> {
-        let rest = &self.src[p + 1..];
-        let mut out = String::new();
-        let mut chars = rest.char_indices();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '"' => return Ok((out, i + 2)),
-                '\n' => break,
-                '\\' => {
-                    let Some((_, e)) = chars.next() else { break };
-                    match e {
-                        'n' => out.push('\n'),
-                        't' => out.push('\t'),
-                        'r' => out.push('\r'),
-                        '\\' => out.push('\\'),
-                        '"' => out.push('"'),
-                        '\'' => out.push('\''),
-                        'a' => out.push('\x07'),
-                        'b' => out.push('\x08'),
-                        'f' => out.push('\x0c'),
-                        'v' => out.push('\x0b'),
-                        'x' | 'u' | 'U' => {
-                            let n = match e {
-                                'x' => 2,
-                                'u' => 4,
-                                _ => 8,
-                            };
-                            let hex: String = chars.by_ref().take(n).map(|(_, c)| c).collect();
-                            let code = u32::from_str_radix(&hex, 16)
-                                .map_err(|_| self.err(p, "invalid escape in quoted string"))?;
-                            if e == 'x' {
-                                // A \x escape is one byte; only ASCII fits in a Rust String.
-                                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                            } else {
-                                out.push(char::from_u32(code).ok_or_else(|| {
-                                    self.err(p, "invalid escape in quoted string")
-                                })?);
-                            }
-                        }
-                        d if d.is_digit(8) => {
-                            let mut s = String::from(d);
-                            for _ in 0..2 {
-                                if let Some((_, c)) = chars.next() {
-                                    s.push(c);
-                                }
-                            }
-                            let code = u32::from_str_radix(&s, 8)
-                                .map_err(|_| self.err(p, "invalid escape in quoted string"))?;
-                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                        }
-                        _ => return Err(self.err(p, "invalid syntax")),
-                    }
-                }
-                c => out.push(c),
-            }
-        }
-        Err(self.err(p, "unterminated quoted string"))
-    }
-
     fn lex_char(&self, p: usize) -> Result<(i64, usize), ParseError> {
         let rest = &self.src[p + 1..];
         let Some(end) = rest.find('\'') else {
@@ -503,6 +448,85 @@ impl<'a> Lexer<'a> {
             }
         };
         Ok((value, end + 2))
+    }
+}
+
+/// Reads a double-quoted literal from just after its opening quote: its
+/// value (borrowed unless it has escapes) and its length with the closing quote.
+fn unquote(rest: &str) -> Result<(std::borrow::Cow<'_, str>, usize), &'static str> {
+    let Some(first_special) = rest.find(['"', '\\', '\n']) else {
+        return Err("unterminated quoted string");
+    };
+    if rest.as_bytes()[first_special] == b'"' {
+        return Ok((
+            std::borrow::Cow::Borrowed(&rest[..first_special]),
+            first_special + 1,
+        ));
+    }
+    let mut out = String::new();
+    let mut chars = rest.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Ok((std::borrow::Cow::Owned(out), i + 1)),
+            '\n' => break,
+            '\\' => {
+                let Some((_, e)) = chars.next() else { break };
+                match e {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'r' => out.push('\r'),
+                    '\\' => out.push('\\'),
+                    '"' => out.push('"'),
+                    '\'' => out.push('\''),
+                    'a' => out.push('\x07'),
+                    'b' => out.push('\x08'),
+                    'f' => out.push('\x0c'),
+                    'v' => out.push('\x0b'),
+                    'x' | 'u' | 'U' => {
+                        let n = match e {
+                            'x' => 2,
+                            'u' => 4,
+                            _ => 8,
+                        };
+                        let hex: String = chars.by_ref().take(n).map(|(_, c)| c).collect();
+                        let code = u32::from_str_radix(&hex, 16)
+                            .map_err(|_| "invalid escape in quoted string")?;
+                        if e == 'x' {
+                            // A \x escape is one byte; only ASCII fits in a Rust String.
+                            out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                        } else {
+                            out.push(
+                                char::from_u32(code).ok_or("invalid escape in quoted string")?,
+                            );
+                        }
+                    }
+                    d if d.is_digit(8) => {
+                        let mut digits = String::from(d);
+                        for _ in 0..2 {
+                            if let Some((_, c)) = chars.next() {
+                                digits.push(c);
+                            }
+                        }
+                        let code = u32::from_str_radix(&digits, 8)
+                            .map_err(|_| "invalid escape in quoted string")?;
+                        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+                    }
+                    _ => return Err("invalid syntax"),
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Err("unterminated quoted string")
+}
+
+/// The value of a string literal token (double-quoted or raw), which the
+/// lexer has checked.
+fn string_value(literal: &str) -> std::borrow::Cow<'_, str> {
+    match literal.strip_prefix('`') {
+        Some(raw) => std::borrow::Cow::Borrowed(raw.strip_suffix('`').unwrap_or(raw)),
+        None => unquote(literal.get(1..).unwrap_or_default())
+            .map_or_else(|_| literal.into(), |(value, _)| value),
     }
 }
 
@@ -614,7 +638,7 @@ struct Parser<'a> {
     /// Variables in scope, for "undefined variable" errors.
     vars: Vec<&'a str>,
     range_depth: usize,
-    is_function: &'a dyn Fn(&str) -> bool,
+    function_name: &'a dyn Fn(&str) -> Option<&'static str>,
 }
 
 enum ListEnd {
@@ -641,7 +665,7 @@ impl<'a> Parser<'a> {
     }
 
     fn next(&mut self) -> (Tok<'a>, usize) {
-        let t = self.toks[self.idx.min(self.toks.len() - 1)].clone();
+        let t = self.toks[self.idx.min(self.toks.len() - 1)];
         self.idx += 1;
         t
     }
@@ -679,7 +703,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::Open => {
                     self.skip_space();
-                    let (kw, kp) = (self.peek().clone(), self.pos());
+                    let (kw, kp) = (*self.peek(), self.pos());
                     match kw {
                         Tok::Keyword("end") => {
                             self.idx += 1;
@@ -739,7 +763,7 @@ impl<'a> Parser<'a> {
             "template" => {
                 let (t, p) = self.next_non_space();
                 let name = match t {
-                    Tok::Str(s) => s,
+                    Tok::Str(s) => string_value(s),
                     other => {
                         return Err(self.err(
                             p,
@@ -766,7 +790,7 @@ impl<'a> Parser<'a> {
                 }
                 let (t, p) = self.next_non_space();
                 let name = match t {
-                    Tok::Str(s) => s,
+                    Tok::Str(s) => string_value(s),
                     other => {
                         return Err(
                             self.err(p, format!("unexpected {} in {k} clause", describe(&other)))
@@ -954,7 +978,7 @@ impl<'a> Parser<'a> {
             match self.peek() {
                 Tok::Space | Tok::Pipe | Tok::Close | Tok::RParen => {}
                 other => {
-                    let (other, p) = (other.clone(), self.pos());
+                    let (other, p) = (*other, self.pos());
                     return Err(self.err(p, format!("unexpected {} in operand", describe(&other))));
                 }
             }
@@ -978,7 +1002,7 @@ impl<'a> Parser<'a> {
             Tok::Dot => Arg::Dot,
             Tok::Nil => Arg::Nil,
             Tok::Bool(b) => Arg::Bool(b),
-            Tok::Str(s) => Arg::Str(s.into_owned()),
+            Tok::Str(s) => Arg::Str(string_value(s).into_owned()),
             Tok::Char(c) => Arg::Number(Box::new(NumberLit {
                 text: c.to_string(),
                 int: Some(c),
@@ -990,12 +1014,10 @@ impl<'a> Parser<'a> {
                     self.err(p, format!("bad number syntax: \"{n}\""))
                 })?))
             }
-            Tok::Ident(name) => {
-                if !(self.is_function)(name) {
-                    return Err(self.err(p, format!("function \"{name}\" not defined")));
-                }
-                Arg::Ident(name.to_string())
-            }
+            Tok::Ident(name) => match (self.function_name)(name) {
+                Some(function) => Arg::Ident(function),
+                None => return Err(self.err(p, format!("function \"{name}\" not defined"))),
+            },
             Tok::LParen => {
                 let inner = self.parse_paren_pipeline(p)?;
                 Arg::Pipe(Box::new(inner))
@@ -1084,7 +1106,7 @@ fn describe(t: &Tok) -> String {
         Tok::Keyword(k) => format!("<{k}>"),
         Tok::Field(f) => format!("<.{f}>"),
         Tok::Variable(v) => format!("<{v}>"),
-        Tok::Str(s) => format!("\"{s}\""),
+        Tok::Str(s) => format!("\"{}\"", string_value(s)),
         Tok::Number(n) => n.to_string(),
         Tok::Char(c) => c.to_string(),
         Tok::Bool(b) => b.to_string(),
@@ -1099,11 +1121,12 @@ fn describe(t: &Tok) -> String {
     }
 }
 
-/// Parses template source. `is_function` says which identifiers are functions.
+/// Parses template source. `function_name` says which identifiers are
+/// functions, giving each function's name as the function set spells it.
 pub fn parse(
     name: &str,
     src: &str,
-    is_function: &dyn Fn(&str) -> bool,
+    function_name: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<ParsedFile, ParseError> {
     let toks = Lexer {
         src,
@@ -1123,7 +1146,7 @@ pub fn parse(
         defines: BTreeMap::new(),
         vars: vec!["$"],
         range_depth: 0,
-        is_function,
+        function_name,
     };
     let (body, _) = parser.parse_list(true)?;
     let body_is_empty = body.iter().all(
@@ -1144,7 +1167,9 @@ mod tests {
     use super::*;
 
     fn p(src: &str) -> Result<ParsedFile, ParseError> {
-        parse("t", src, &|n| n == "printf" || n == "len")
+        parse("t", src, &|n| {
+            ["printf", "len"].into_iter().find(|f| *f == n)
+        })
     }
 
     #[test]
@@ -1162,6 +1187,33 @@ mod tests {
         assert!(
             matches!(&pipe.cmds[0].args[0], Arg::Field(names, _) if names == &["Values", "café"])
         );
+    }
+
+    #[test]
+    fn string_literals_keep_their_values_and_their_errors() {
+        let parsed = p(r#"{{ "plain" }}{{ "tab\there \u00e9\x41\101" }}{{ `raw\n` }}{{ "" }}"#)
+            .expect("parses");
+        let strings: Vec<&str> = parsed
+            .body
+            .iter()
+            .map(|node| match node {
+                Node::Action { pipe, .. } => match &pipe.cmds[0].args[0] {
+                    Arg::Str(s) => s.as_str(),
+                    other => panic!("a string: {other:?}"),
+                },
+                other => panic!("an action: {other:?}"),
+            })
+            .collect();
+        assert_eq!(strings, ["plain", "tab\there éAA", "raw\\n", ""]);
+        for (src, message) in [
+            ("{{ \"open }}", "unterminated quoted string"),
+            ("{{ \"a\nb\" }}", "unterminated quoted string"),
+            ("{{ \"bad \\q\" }}", "invalid syntax"),
+            ("{{ `open }}", "unterminated raw quoted string"),
+        ] {
+            let error = p(src).expect_err(src);
+            assert_eq!(error.message, message, "{src}");
+        }
     }
 
     #[test]

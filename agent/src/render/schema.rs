@@ -137,7 +137,13 @@ fn violations(
             format!("{path}/values.schema.json: invalid JSON schema: {e}"),
         )
     })?;
-    let validator = match jsonschema::validator_for(&schema) {
+    // helm compiles `pattern`s with Go's RE2 regexp: the `regex` engine takes
+    // the same patterns (no look-around or back-references, which RE2 rejects
+    // too), and compiles them faster than the default `fancy-regex`.
+    let validator = match jsonschema::options()
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(&schema)
+    {
         Ok(v) => v,
         Err(e) => {
             let against_meta = meta_schema_violations(&schema);

@@ -311,3 +311,33 @@ fn one_thread_or_two_render_alike_and_a_schema_violation_wins_on_both() {
         "a small chart renders on one thread"
     );
 }
+
+#[test]
+fn a_schema_pattern_that_re2_refuses_is_refused_like_helm_does() {
+    let files = |pattern: &str| {
+        chart(&[
+            ("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 0.1.0\n"),
+            ("values.yaml", "name: abc\n"),
+            (
+                "values.schema.json",
+                &format!(
+                    r#"{{"type": "object", "properties": {{"name": {{"type": "string", "pattern": "{pattern}"}}}}}}"#
+                ),
+            ),
+            (
+                "templates/cm.yaml",
+                "kind: ConfigMap\nname: {{ .Values.name }}\n",
+            ),
+        ])
+    };
+    let user = Value::new_map(BTreeMap::new());
+    render_full(&files("^[a-z]+$"), &user, &opts()).expect("an RE2 pattern");
+    for look_around in ["^(?=a)[a-z]+$", "^(a)\\\\1$"] {
+        let error = render_full(&files(look_around), &user, &opts()).expect_err(look_around);
+        assert!(
+            error.message.contains("invalid JSON schema") && error.message.contains("regex"),
+            "{look_around}: {}",
+            error.message
+        );
+    }
+}

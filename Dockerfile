@@ -2,9 +2,13 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-# OpenSSL and zlib are linked into the binary (.cargo/config.toml): the
-# runtime image needs only glibc and the CA certificates.
-RUN cargo build --release --locked --package berth
+# berth-agent links OpenSSL and zlib statically (.cargo/config.toml), so the
+# runtime image needs only glibc and the CA certificates; `berth` itself is a
+# static musl binary (docs/benchmarks.md, "A static berth").
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends musl-tools \
+ && rustup target add x86_64-unknown-linux-musl \
+ && cargo xtask dist
 
 FROM debian:bookworm-slim
 RUN apt-get update \
@@ -12,6 +16,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 # berth runs `template` and hands every other command to berth-agent, which
 # must sit next to it (agent/src/front.rs).
-COPY --from=build /src/target/release/berth /src/target/release/berth-agent /usr/local/bin/
+COPY --from=build /src/target/dist/berth /src/target/dist/berth-agent /usr/local/bin/
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/berth"]

@@ -304,7 +304,20 @@ fn helm_template(helm: &Path, args: &[String]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `berth template` in this process, or, with `BERTH_TEMPLATE_BIN` set, by
+/// that binary (CI points it at the static musl `berth` that installs ship).
 fn berth_template(args: &[String]) -> Result<String, String> {
+    if let Some(bin) = std::env::var_os("BERTH_TEMPLATE_BIN") {
+        let out = Command::new(&bin)
+            .arg("template")
+            .args(args)
+            .output()
+            .map_err(|e| format!("running {}: {e}", Path::new(&bin).display()))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
     let parsed = berth::template_cmd::parse_args(args).map_err(|e| format!("{e:#}"))?;
     berth::template_cmd::template(&parsed).map_err(|e| format!("Error: {e:#}"))
 }

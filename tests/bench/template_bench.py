@@ -8,9 +8,9 @@ reports it. Prints a Markdown table: median wall time, median peak RSS, and
 helm/berth ratios.
 
 Usage (from the repository root):
-    cargo build --release -p berth
+    cargo xtask dist          # the static berth an install ships, in target/dist
     python3 tests/bench/template_bench.py [--runs 15] [--charts ../shared/charts]
-        [--berth target/release/berth] [--helm ~/.cache/berth/tools/bin/helm]
+        [--berth target/dist/berth] [--helm ~/.cache/berth/tools/bin/helm]
 
 With --baseline OTHER_BERTH, another berth build takes helm's place: an A/B
 comparison of two builds, run alternately in the same way (the machine's speed
@@ -69,7 +69,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--charts", default=str(root.parent / "shared" / "charts"))
-    ap.add_argument("--berth", default=str(root / "target" / "release" / "berth"))
+    ap.add_argument("--berth", default=str(root / "target" / "dist" / "berth"))
     tools = Path(os.environ.get("BERTH_TOOLS_DIR", Path.home() / ".cache" / "berth" / "tools"))
     ap.add_argument("--helm", default=str(tools / "bin" / "helm"))
     ap.add_argument("--baseline", help="another berth build, timed in helm's place")

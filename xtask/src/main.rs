@@ -121,31 +121,24 @@ fn dist() -> Result<()> {
         .map(PathBuf::from)
         .context("the workspace root")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(
-        Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "berth",
-            "--bin",
-            "berth-agent",
-        ]),
-        "building berth-agent",
-    )?;
-    run(
-        Command::new(&cargo).current_dir(&root).args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "berth",
+    let release_build = |extra: &[&str], what: &str| {
+        run(
+            Command::new(&cargo)
+                .current_dir(&root)
+                .args(["build", "--release", "--locked", "-p", "berth"])
+                .args(extra),
+            what,
+        )
+    };
+    release_build(&["--bin", "berth-agent"], "building berth-agent")?;
+    release_build(
+        &[
             "--no-default-features",
             "--bin",
             "berth",
             "--target",
             STATIC_TARGET,
-        ]),
+        ],
         "building the static berth",
     )?;
     let dist = root.join("target/dist");

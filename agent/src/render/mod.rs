@@ -6,6 +6,7 @@
 
 pub mod chart;
 pub mod funcs;
+mod helper_cpu;
 pub mod ignore;
 pub mod load;
 mod parse_ahead;
@@ -241,11 +242,11 @@ pub fn render(
 
 /// Renders a chart with user values already typed (as `--set` types them).
 ///
-/// For a large chart two threads share the work: a helper starts parsing the
+/// Unless the chart is tiny, two threads share the work: a helper starts parsing the
 /// chart's template files at once and, when parsing is done, checks the
 /// values against the schemas; this thread loads the chart and merges values
 /// meanwhile, helps with what is left to parse, then executes the templates
-/// (values are not shared between threads). A small chart is rendered on this
+/// (values are not shared between threads). A tiny chart is rendered on this
 /// thread alone: starting and joining a thread costs more than it saves
 /// there ([`HELPER_THREAD_MIN_BYTES`]). Either way a schema violation wins
 /// over whatever the templates did.
@@ -258,10 +259,11 @@ pub fn render_full(
 }
 
 /// Template and schema text below which a chart is rendered on one thread.
-/// Measured on 2 vCPUs (docs/benchmarks.md): without the helper, charts of
-/// 30–150 KB render 2–8% faster; redis (320 KB of templates, a 150 KB
-/// schema) 3% slower.
-pub const HELPER_THREAD_MIN_BYTES: usize = 256 * 1024;
+/// Measured on 2 vCPUs (docs/benchmarks.md): with the helper started on the
+/// other CPU ([`helper_cpu`]) every corpus chart gains from it, from ~2%
+/// (podinfo, 30 KB) to 13–20% (grafana, redis); below a few parses' worth of
+/// text, starting a thread costs more than it saves.
+pub const HELPER_THREAD_MIN_BYTES: usize = 16 * 1024;
 
 fn helper_pays_off(chart: &ChartFiles) -> bool {
     let work: usize = chart
@@ -283,53 +285,63 @@ fn render_with(
     options: &RenderOptions,
     with_helper: bool,
 ) -> Result<RenderOutput, RenderError> {
-    let ahead = parse_ahead::ParseAhead::new(chart);
+    let ahead = std::sync::Arc::new(parse_ahead::ParseAhead::new(chart));
     let run_check =
         |check: Option<schema::SchemaCheck>| check.map_or(Ok(()), schema::SchemaCheck::run);
-    std::thread::scope(|scope| {
-        let (schema_tx, schema_rx) = std::sync::mpsc::channel::<Option<schema::SchemaCheck>>();
-        let helper = with_helper
-            .then(|| {
-                std::thread::Builder::new()
-                    .name("berth-render".into())
-                    .spawn_scoped(scope, {
-                        let ahead = &ahead;
-                        move || {
-                            ahead.parse_some();
-                            // No check arrives when the render failed before it.
-                            schema_rx.recv().map_or(Ok(()), run_check)
+    let (schema_tx, schema_rx) = std::sync::mpsc::channel::<Option<schema::SchemaCheck>>();
+    // Not a scoped thread: placing it needs its pthread handle. It owns what
+    // it uses and ends by itself when this thread stops early (the abandoned
+    // parse stops, and the closed channel brings no check).
+    let helper = with_helper
+        .then(|| {
+            let spawner = helper_cpu::SpawnerCpu::current();
+            let handle = std::thread::Builder::new()
+                .name("berth-render".into())
+                .spawn({
+                    let ahead = std::sync::Arc::clone(&ahead);
+                    let spawner = spawner.clone();
+                    move || {
+                        if let Some(spawner) = &spawner {
+                            spawner.settle_helper();
                         }
-                    })
-                    .ok()
-            })
-            .flatten();
-        let mut unsent_check = None;
-        let rendered = render_loaded(chart, user, options, &ahead, |check| {
-            if helper.is_some() {
-                // The helper only ends early by panicking; then check here.
-                if let Err(std::sync::mpsc::SendError(check)) = schema_tx.send(check) {
-                    unsent_check = Some(check);
-                }
-            } else {
+                        ahead.parse_some();
+                        // No check arrives when the render failed before it.
+                        schema_rx.recv().map_or(Ok(()), run_check)
+                    }
+                })
+                .ok()?;
+            if let Some(spawner) = &spawner {
+                spawner.move_off(&handle);
+            }
+            Some(handle)
+        })
+        .flatten();
+    let mut unsent_check = None;
+    let rendered = render_loaded(chart, user, options, &ahead, |check| {
+        if helper.is_some() {
+            // The helper only ends early by panicking; then check here.
+            if let Err(std::sync::mpsc::SendError(check)) = schema_tx.send(check) {
                 unsent_check = Some(check);
             }
-            || helper.as_ref().is_some_and(|h| !h.is_finished())
-        });
-        ahead.abandon();
-        drop(schema_tx);
-        let schema_result = match (unsent_check, helper.map(|h| h.join())) {
-            (Some(check), _) => run_check(check),
-            (None, Some(Ok(result))) => result,
-            // The helper panicked after taking the check: never skip it silently.
-            (None, Some(Err(_))) => Err(RenderError::plain(
-                "values.schema.json",
-                "the schema check stopped unexpectedly (a bug in berth)".to_string(),
-            )),
-            (None, None) => Ok(()),
-        };
-        schema_result?;
-        rendered
-    })
+        } else {
+            unsent_check = Some(check);
+        }
+        || helper.as_ref().is_some_and(|h| !h.is_finished())
+    });
+    ahead.abandon();
+    drop(schema_tx);
+    let schema_result = match (unsent_check, helper.map(|h| h.join())) {
+        (Some(check), _) => run_check(check),
+        (None, Some(Ok(result))) => result,
+        // The helper panicked after taking the check: never skip it silently.
+        (None, Some(Err(_))) => Err(RenderError::plain(
+            "values.schema.json",
+            "the schema check stopped unexpectedly (a bug in berth)".to_string(),
+        )),
+        (None, None) => Ok(()),
+    };
+    schema_result?;
+    rendered
 }
 
 /// The render proper, on this thread: `start_check` hands over the schema

@@ -6,7 +6,7 @@
 
 pub mod chart;
 pub mod funcs;
-mod helper_cpu;
+pub(crate) mod helper_cpu;
 pub mod ignore;
 pub mod load;
 mod parse_ahead;

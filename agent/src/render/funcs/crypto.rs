@@ -155,19 +155,28 @@ fn crypto_err(e: impl std::fmt::Display) -> FuncError {
 
 /// A fresh RSA key with public exponent 65537, as Go's `rsa.GenerateKey` makes.
 ///
-/// The two primes are searched at the same time on two threads with
-/// crypto-primes (small-factor sieve, then Miller-Rabin base 2 and a strong
-/// Lucas test): together that is ~4x faster than `RsaPrivateKey::new`, and
-/// `genCA` charts are dominated by this (docs/benchmarks.md).
+/// Each prime is searched by two threads at once with crypto-primes
+/// (small-factor sieve, then Miller-Rabin base 2 and a strong Lucas test),
+/// and the first prime either finds is taken: `genCA` charts are dominated by
+/// this (docs/benchmarks.md).
 fn new_rsa(bits: usize) -> Result<rsa::RsaPrivateKey, FuncError> {
     let exponent = rsa::BigUint::from(65_537u32);
     // A prime p with gcd(e, p-1) != 1 cannot be used; draw again (rare).
     for _ in 0..16 {
         let (p, q) = match bits {
-            2048 => prime_pair::<crypto_bigint::U1024>(1024)?,
-            4096 => prime_pair::<crypto_bigint::U2048>(2048)?,
+            2048 => (
+                raced_prime::<crypto_bigint::U1024>(1024)?,
+                raced_prime::<crypto_bigint::U1024>(1024)?,
+            ),
+            4096 => (
+                raced_prime::<crypto_bigint::U2048>(2048)?,
+                raced_prime::<crypto_bigint::U2048>(2048)?,
+            ),
             _ => return rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits).map_err(crypto_err),
         };
+        if p == q {
+            continue;
+        }
         if let Ok(key) = rsa::RsaPrivateKey::from_p_q(p, q, exponent.clone()) {
             return Ok(key);
         }
@@ -175,42 +184,79 @@ fn new_rsa(bits: usize) -> Result<rsa::RsaPrivateKey, FuncError> {
     Err(crypto_err("no usable primes found"))
 }
 
-/// Two random primes of exactly `bits` bits with their two top bits set (so
-/// that their product has exactly twice as many bits), searched concurrently.
-fn prime_pair<T>(bits: u32) -> Result<(rsa::BigUint, rsa::BigUint), FuncError>
+/// A random prime of exactly `bits` bits with its two top bits set (so that
+/// the product of two has exactly twice as many bits), searched from two
+/// random starting points by this thread and a helper on another CPU; the
+/// first prime found wins and stops the other search. The time to a prime
+/// varies a lot from one start to another: racing two searches takes the
+/// shorter, where searching p and q side by side waits for the longer
+/// (docs/benchmarks.md).
+fn raced_prime<T>(bits: u32) -> Result<rsa::BigUint, FuncError>
 where
     T: crypto_bigint::UnsignedWithMontyForm + crypto_bigint::RandomBits + crypto_bigint::RandomMod,
     T: crypto_bigint::Encoding,
 {
-    std::thread::scope(|scope| {
-        let other = std::thread::Builder::new()
-            .name("berth-keygen".into())
-            .spawn_scoped(scope, || random_prime::<T>(bits))
-            .map_err(crypto_err)?;
-        let p = random_prime::<T>(bits)?;
-        let q = other
-            .join()
-            .map_err(|_| crypto_err("prime search failed"))??;
-        Ok((p, q))
-    })
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let found = Arc::new(AtomicBool::new(false));
+    let spawner = crate::render::helper_cpu::SpawnerCpu::current();
+    let other = std::thread::Builder::new()
+        .name("berth-keygen".into())
+        .spawn({
+            let found = Arc::clone(&found);
+            let spawner = spawner.clone();
+            move || {
+                if let Some(spawner) = &spawner {
+                    spawner.settle_helper();
+                }
+                search_prime::<T>(bits, &found)
+            }
+        })
+        .map_err(crypto_err)?;
+    if let Some(spawner) = &spawner {
+        spawner.move_off(&other);
+    }
+    let here = search_prime::<T>(bits, &found);
+    let there = other
+        .join()
+        .map_err(|_| crypto_err("prime search failed"))?;
+    match (here?, there?) {
+        (Some(prime), _) | (None, Some(prime)) => Ok(prime),
+        (None, None) => Err(crypto_err("no prime found")),
+    }
 }
 
-fn random_prime<T>(bits: u32) -> Result<rsa::BigUint, FuncError>
+/// One side of [`raced_prime`]: `Some` only for the side that found a prime
+/// first, `None` when the other side did.
+fn search_prime<T>(
+    bits: u32,
+    found: &std::sync::atomic::AtomicBool,
+) -> Result<Option<rsa::BigUint>, FuncError>
 where
     T: crypto_bigint::UnsignedWithMontyForm + crypto_bigint::RandomBits + crypto_bigint::RandomMod,
     T: crypto_bigint::Encoding,
 {
     use crypto_primes::hazmat::{SetBits, SmallFactorsSieveFactory};
+    use std::sync::atomic::Ordering;
     let flavor = crypto_primes::Flavor::Any;
     let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
     let sieve =
         SmallFactorsSieveFactory::<T>::new(flavor, bits, SetBits::TwoMsb).map_err(crypto_err)?;
-    let prime = crypto_primes::sieve_and_find(&mut rng, sieve, |_, candidate| {
-        crypto_primes::is_prime(flavor, candidate)
+    let won = std::cell::Cell::new(false);
+    // The search ends at the first candidate the closure accepts: a prime
+    // of ours, or any candidate once the other side has won (then dropped).
+    let candidate = crypto_primes::sieve_and_find(&mut rng, sieve, |_, candidate| {
+        if found.load(Ordering::Acquire) {
+            return true;
+        }
+        let prime = crypto_primes::is_prime(flavor, candidate);
+        won.set(prime && !found.swap(true, Ordering::AcqRel));
+        prime
     })
-    .map_err(crypto_err)?
-    .ok_or_else(|| crypto_err("no prime found"))?;
-    Ok(rsa::BigUint::from_bytes_be(prime.to_be_bytes().as_ref()))
+    .map_err(crypto_err)?;
+    Ok(candidate
+        .filter(|_| won.get())
+        .map(|prime| rsa::BigUint::from_bytes_be(prime.to_be_bytes().as_ref())))
 }
 
 fn new_rsa_pem(bits: usize) -> Result<String, FuncError> {
@@ -642,5 +688,27 @@ mod tests {
         let key = new_rsa(4096).unwrap();
         assert_eq!(key.n().bits(), 4096);
         key.validate().unwrap();
+    }
+
+    #[test]
+    fn a_raced_prime_is_prime_with_its_two_top_bits_set_and_the_loser_stops() {
+        for _ in 0..4 {
+            let prime = raced_prime::<crypto_bigint::U1024>(1024).unwrap();
+            assert_eq!(prime.bits(), 1024);
+            let bytes = prime.to_bytes_be();
+            assert_eq!(bytes[0] & 0xc0, 0xc0, "two top bits set");
+            let as_uint = crypto_bigint::U1024::from_be_slice(&bytes);
+            assert!(crypto_primes::is_prime(
+                crypto_primes::Flavor::Any,
+                &as_uint
+            ));
+        }
+        // A side that starts after the other found its prime gives nothing.
+        let found = std::sync::atomic::AtomicBool::new(true);
+        assert!(
+            search_prime::<crypto_bigint::U1024>(1024, &found)
+                .unwrap()
+                .is_none()
+        );
     }
 }

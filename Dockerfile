@@ -1,21 +1,15 @@
-# Builds the berth agent image. The in-cluster manifests arrive with the packaging work.
+# The berth image: one binary, `berth`, whose default command is the agent.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
-# berth-agent links OpenSSL and zlib statically (.cargo/config.toml), so the
-# runtime image needs only glibc and the CA certificates; `berth` itself is a
-# static musl binary (docs/benchmarks.md, "A static berth").
-RUN apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
- && rustup target add x86_64-unknown-linux-musl \
- && cargo xtask dist
+RUN cargo build --release --locked -p berth
 
 FROM debian:bookworm-slim
+# libgit2's HTTPS and SSH transports use the system's OpenSSL.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/*
-# berth runs `template` and hands every other command to berth-agent, which
-# must sit next to it (agent/src/front.rs).
-COPY --from=build /src/target/dist/berth /src/target/dist/berth-agent /usr/local/bin/
+COPY --from=build /src/target/release/berth /usr/local/bin/berth
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/berth"]
+CMD ["run", "--config", "/etc/berth/berth.yaml"]

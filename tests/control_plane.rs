@@ -268,7 +268,7 @@ async fn install_manifests_are_accepted_by_the_api_server() {
             let dir = tempfile::tempdir().unwrap();
             let config = dir.path().join("berth.yaml");
             std::fs::write(&config, object.data["data"]["berth.yaml"].as_str().unwrap()).unwrap();
-            berth::config::AgentConfig::load(&config).unwrap();
+            berth_agent::config::AgentConfig::load(&config).unwrap();
         }
         // The namespace must exist for a dry run of the objects in it.
         if types.kind == "Namespace" {

@@ -318,8 +318,8 @@ fn berth_template(args: &[String]) -> Result<String, String> {
         }
         return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
-    let parsed = berth::template_cmd::parse_args(args).map_err(|e| format!("{e:#}"))?;
-    berth::template_cmd::template(&parsed).map_err(|e| format!("Error: {e:#}"))
+    let parsed = berth::template::parse_args(args).map_err(|e| format!("{e:#}"))?;
+    berth::template::template(&parsed).map_err(|e| format!("Error: {e:#}"))
 }
 
 fn compare_case(helm: &Path, chart: &str, values: &str, args: &[String]) -> Outcome {

@@ -2,8 +2,8 @@
 
 mod common;
 
-use berth::inventory::Outcome;
-use berth::secrets::CHECKSUM_ANNOTATION;
+use berth_agent::inventory::Outcome;
+use berth_agent::secrets::CHECKSUM_ANNOTATION;
 use berth_harness::TestCluster;
 use berth_harness::cluster::shared;
 use berth_harness::vault::{VaultServer, service_account_token};
@@ -357,8 +357,9 @@ async fn secret_values_never_appear_in_logs_diffs_or_history() {
         .await
         .unwrap();
 
-    let config = berth::config::AgentConfig::load(&agent._dir.path().join("berth.yaml")).unwrap();
-    let diff = berth::diff::diff_applications(&config, &agent.client, Some(release))
+    let config =
+        berth_agent::config::AgentConfig::load(&agent._dir.path().join("berth.yaml")).unwrap();
+    let diff = berth_agent::diff::diff_applications(&config, &agent.client, Some(release))
         .await
         .unwrap();
     assert!(diff.contains("# update Secret"), "{diff}");

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth::source::{GitCredentials, GitSource, RepoPath, SourceError, Update};
+use berth_agent::source::{GitCredentials, GitSource, RepoPath, SourceError, Update};
 use berth_harness::git::{BRANCH, BasicAuth, GitDaemon, GitHttpServer, TestRepo};
 use tempfile::TempDir;
 
@@ -316,7 +316,7 @@ fn chart_paths_escaping_the_repository_are_refused() {
     assert_eq!(linked["Chart.yaml"], b"name: sibling\n");
 
     // The same rules for a plain directory (offline render) of the same files.
-    let offline = berth::source::RepoTree::from_dir(repo.path());
+    let offline = berth_agent::source::RepoTree::from_dir(repo.path());
     assert_eq!(offline.commit(), None);
     assert!(matches!(
         offline.read_dir_all(&escaping),

@@ -5,9 +5,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use berth::config::AgentConfig;
-use berth::inventory::{InventoryStore, Outcome};
-use berth::objects::RELEASE_LABEL;
+use berth_agent::config::AgentConfig;
+use berth_agent::inventory::{InventoryStore, Outcome};
+use berth_agent::objects::RELEASE_LABEL;
 use berth_harness::TestCluster;
 use berth_harness::cluster::shared;
 use berth_harness::git::GitDaemon;
@@ -66,7 +66,12 @@ async fn first_deploy_then_update_applies_the_new_image() {
     let commit = repo.commit("demo 1.5.0").unwrap();
     let report = agent.sync(false).await;
     succeeded(&report);
-    assert_eq!(report.commit.as_deref(), Some(commit.as_str()));
+    let synced = report.commit.as_ref().expect("the commit synced");
+    assert_eq!(synced.sha, commit);
+    assert_eq!(
+        (synced.subject.as_str(), synced.author.as_str()),
+        ("demo 1.5.0", "berth test")
+    );
     assert_eq!(report.counts.updated, 1, "{report:?}");
     let image = deployment_image(&agent.client, "deploy-update", "deploy-update-demo").await;
     assert_eq!(image.as_deref(), Some("ghcr.io/example/demo:1.5.0"));
@@ -418,7 +423,18 @@ async fn the_sync_log_has_one_json_line_per_sync() {
     assert_eq!(ok["release"], "sync-log");
     assert_eq!(ok["outcome"], "succeeded");
     assert_eq!(ok["created"], 3);
-    assert_eq!(ok["commit"], first[0].commit.clone().unwrap());
+    let commit = first[0].commit.clone().unwrap();
+    assert_eq!(ok["commit"], commit.sha.as_str());
+    // Every line says which commit, as people name it: short sha, subject, author.
+    assert_eq!(ok["subject"], "release sync-log");
+    assert_eq!(ok["author"], "berth test");
+    let message = ok["message"].as_str().unwrap();
+    assert!(
+        message.contains(commit.short_sha())
+            && message.contains("release sync-log")
+            && message.contains("berth test"),
+        "{message}"
+    );
     assert!(ok["duration_ms"].is_u64());
     let failed = &lines[1];
     assert_eq!(failed["level"], "ERROR");
@@ -462,7 +478,7 @@ async fn diff_shows_what_would_change_and_hides_secret_values() {
     .unwrap();
     repo.commit("new image and password").unwrap();
     let config = AgentConfig::load(&agent._dir.path().join("berth.yaml")).unwrap();
-    let text = berth::diff::diff_applications(&config, &agent.client, Some("diff"))
+    let text = berth_agent::diff::diff_applications(&config, &agent.client, Some("diff"))
         .await
         .unwrap();
     assert!(

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tracing::{info, warn};
+use tracing::{Instrument as _, info, warn};
 
 use crate::config::{AgentConfig, Application, CredentialsConfig};
 use crate::inventory::{Counts, Outcome};
+use crate::reconcile::{SyncReport, SyncTarget, log_summary, sync};
 use crate::secrets::VaultSession;
-use crate::source::{GitCredentials, GitSource, SourceError};
-use crate::sync::{SyncReport, SyncTarget, log_summary, sync};
+use crate::source::{GitCredentials, GitSource, RepoTree, SourceError};
 
 /// Longest wait between attempts at an unreachable repository.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -23,6 +23,11 @@ pub enum AgentError {
     Kubernetes(String),
     #[error("application {application}: {cause}")]
     Credentials { application: String, cause: String },
+    #[error("source: {0}")]
+    Source(#[from] SourceError),
+    /// The blocking git task stopped unexpectedly (a bug in berth).
+    #[error("fetching {application} stopped unexpectedly: {cause}")]
+    Task { application: String, cause: String },
 }
 
 /// A Kubernetes client from the configured kubeconfig, or in-cluster / `KUBECONFIG`.
@@ -85,6 +90,36 @@ pub fn git_credentials(application: &Application) -> Result<GitCredentials, Agen
             },
         },
     })
+}
+
+/// Brings `application`'s repository up to date and returns the tree at its
+/// branch head, with the source to reuse next time (`source`, when given, is
+/// the one from last time). git runs on tokio's blocking pool.
+pub async fn fetch(
+    config: &AgentConfig,
+    application: &Application,
+    source: Option<GitSource>,
+) -> Result<(GitSource, RepoTree), AgentError> {
+    let mut source = match source {
+        Some(source) => source,
+        None => GitSource::new(
+            &application.name,
+            &application.url,
+            &application.branch,
+            &config.cache_dir,
+            git_credentials(application)?,
+        )?,
+    };
+    tokio::task::spawn_blocking(move || {
+        let update = source.update()?;
+        let tree = source.tree(&update.commit)?;
+        Ok((source, tree))
+    })
+    .await
+    .map_err(|join| AgentError::Task {
+        application: application.name.clone(),
+        cause: join.to_string(),
+    })?
 }
 
 struct Followed {
@@ -192,51 +227,16 @@ impl Agent {
     /// comparison is due, or `always`.
     async fn poll(&mut self, index: usize, always: bool, full_compare: bool) -> Option<SyncReport> {
         let started = Instant::now();
-        let cache_dir = self.config.cache_dir.clone();
         let followed = &mut self.followed[index];
         let application = followed.application.clone();
-        let update = match followed.source.take() {
-            Some(source) => Ok(source),
-            None => git_credentials(&application)
-                .map_err(|e| e.to_string())
-                .and_then(|credentials| {
-                    GitSource::new(
-                        &application.name,
-                        &application.url,
-                        &application.branch,
-                        &cache_dir,
-                        credentials,
-                    )
-                    .map_err(|e: SourceError| e.to_string())
-                }),
-        };
-        let fetched = match update {
-            Ok(mut source) => {
-                let (source, result) = match tokio::task::spawn_blocking(move || {
-                    let result = source.update();
-                    (source, result)
-                })
-                .await
-                {
-                    Ok(done) => done,
-                    Err(join) => {
-                        warn!(%join, "source update task failed");
-                        return None;
-                    }
-                };
-                let outcome = result.map_err(|e| e.to_string()).and_then(|update| {
-                    source
-                        .tree(&update.commit)
-                        .map(|tree| (update.commit, tree))
-                        .map_err(|e| e.to_string())
-                });
+        let fetched = fetch(&self.config, &application, followed.source.take())
+            .instrument(tracing::info_span!("fetch", application = %application.name))
+            .await;
+        let tree = match fetched {
+            Ok((source, tree)) => {
                 followed.source = Some(source);
-                outcome
+                tree
             }
-            Err(error) => Err(error),
-        };
-        let (commit, tree) = match fetched {
-            Ok(fetched) => fetched,
             Err(error) => {
                 // The cluster is left as it is; try again later, less often each time.
                 let backoff = followed.back_off();
@@ -246,13 +246,17 @@ impl Agent {
                     commit: None,
                     counts: Counts::default(),
                     outcome: Outcome::Failed,
-                    error: Some(format!("source: {error} (retrying in {backoff:?})")),
+                    error: Some(format!(
+                        "{error} (retrying in {})",
+                        humantime::format_duration(backoff)
+                    )),
                     duration_ms: started.elapsed().as_millis() as u64,
                 };
                 log_summary(&report);
                 return Some(report);
             }
         };
+        let commit = tree.commit().unwrap_or_default().to_string();
         followed.failures = 0;
         followed.next_due = Instant::now() + application.poll_interval;
         if !always && !full_compare && followed.last_commit.as_deref() == Some(commit.as_str()) {
@@ -270,7 +274,7 @@ impl Agent {
             config: &self.config,
             application: &application,
             client: &self.client,
-            tree: &tree,
+            tree: std::sync::Arc::new(tree),
             full_compare,
             vault: self.vault.as_mut(),
         })

@@ -1,27 +1,30 @@
 //! What a sync would change, as unified diffs of YAML per object. Secret
 //! values are never shown: each is replaced by a marker saying whether it changed.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use similar::TextDiff;
+use tracing::{Instrument as _, info_span};
 
 use crate::config::AgentConfig;
-use crate::daemon::{AgentError, git_credentials};
-use crate::inventory::InventoryStore;
-use crate::plan::{self, Plan, PlanSettings, comparable};
+use crate::daemon::{AgentError, fetch};
+use crate::plan::{Plan, comparable};
+use crate::reconcile::{Prepared, Reconcile, Stopped, SyncError, load_release, prepare_release};
 use crate::secrets::VaultSession;
-use crate::source::{GitSource, RepoPath};
-use crate::sync::{SyncError, add_secrets, render_release};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiffError {
-    #[error(transparent)]
-    Sync(#[from] SyncError),
+    #[error("application {application}: {error}")]
+    Stopped {
+        application: String,
+        #[source]
+        error: SyncError,
+    },
     #[error(transparent)]
     Agent(#[from] AgentError),
     #[error("no release or application named {0}")]
     NoMatch(String),
-    #[error("reading the source of {application} failed: {cause}")]
-    Task { application: String, cause: String },
 }
 
 /// What a sync of every application (or only `only`, a release or application
@@ -34,78 +37,59 @@ pub async fn diff_applications(
     let mut out = String::new();
     let mut matched = false;
     let mut vault = match &config.vault {
-        Some(vault) => Some(VaultSession::new(vault.clone()).map_err(SyncError::from)?),
+        Some(vault) => {
+            Some(
+                VaultSession::new(vault.clone()).map_err(|error| DiffError::Stopped {
+                    application: "(all)".into(),
+                    error: error.into(),
+                })?,
+            )
+        }
         None => None,
     };
     for application in &config.applications {
-        let credentials = git_credentials(application)?;
-        let (name, url, branch, cache) = (
-            application.name.clone(),
-            application.url.clone(),
-            application.branch.clone(),
-            config.cache_dir.clone(),
-        );
-        let fetched = tokio::task::spawn_blocking(move || {
-            let mut source = GitSource::new(&name, &url, &branch, &cache, credentials)?;
-            let update = source.update()?;
-            let tree = source.tree(&update.commit)?;
-            Ok::<_, SyncError>((update.commit, tree))
-        })
-        .await
-        .map_err(|e| DiffError::Task {
+        let stopped = |error: SyncError| DiffError::Stopped {
             application: application.name.clone(),
-            cause: e.to_string(),
-        })?;
-        let (commit, tree) = fetched?;
-        let release_path = RepoPath::parse(&application.release_file).map_err(SyncError::from)?;
-        let mut rendered = render_release(&tree, &release_path, &config.context)?;
-        if only.is_some_and(|n| n != rendered.release.name && n != application.name) {
+            error,
+        };
+        let (_, tree) = fetch(config, application, None)
+            .instrument(info_span!("fetch", application = %application.name))
+            .await?;
+        let tree = Arc::new(tree);
+        let commit = tree.commit_info().cloned().unwrap_or_default();
+        let release = load_release(&tree, &application.release_file)
+            .await
+            .map_err(stopped)?;
+        if only.is_some_and(|n| n != release.name && n != application.name) {
             continue;
         }
         matched = true;
         out.push_str(&format!(
             "# release {} (application {}, commit {commit})\n",
-            rendered.release.name, application.name
+            release.name, application.name
         ));
-        if !rendered.release.targets(&config.context) {
-            out.push_str(&format!(
-                "# not targeted at {}: no changes\n",
-                config.context
-            ));
-            continue;
-        }
-        let store = InventoryStore::new(
-            client.clone(),
-            &config.state_namespace,
-            &rendered.release.name,
-            config.history_limit,
-        );
-        let previous = store.load().await.map_err(SyncError::from)?;
-        add_secrets(
-            client,
-            vault.as_mut(),
-            &rendered.release,
-            &config.context.cluster,
-            &mut rendered.objects,
-        )
-        .await?;
-        let settings = PlanSettings {
-            cluster: config.context.cluster.clone(),
-            full_compare: true,
-            // Show every deletion; the guard applies when syncing.
-            max_prune_fraction: 1.0,
-            force_conflicts: config.force_conflicts,
-        };
-        let planned = plan::plan(
-            client,
-            &rendered.release,
-            rendered.objects,
-            &previous,
-            &settings,
+        let prepared = prepare_release(
+            Reconcile {
+                config,
+                client,
+                tree,
+                release_file: &application.release_file,
+                vault: vault.as_mut(),
+                full_compare: true,
+                // Show every deletion; the guard applies when syncing.
+                max_prune_fraction: 1.0,
+            },
+            release,
         )
         .await
-        .map_err(SyncError::from)?;
-        out.push_str(&format_diffs(&diff_plan(&planned)));
+        .map_err(|Stopped { error, .. }| stopped(error))?;
+        match prepared {
+            Prepared::NotTargeted { .. } => out.push_str(&format!(
+                "# not targeted at {}: no changes\n",
+                config.context
+            )),
+            Prepared::Planned(planned) => out.push_str(&format_diffs(&diff_plan(&planned.plan))),
+        }
     }
     match only {
         Some(name) if !matched => Err(DiffError::NoMatch(name.to_string())),

@@ -111,6 +111,11 @@ pub struct Counts {
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub commit: String,
+    /// The commit's subject and author, as the sync log names them.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub author: String,
     /// sha256 of the rendered manifests (empty when rendering failed).
     pub manifests_digest: String,
     pub counts: Counts,

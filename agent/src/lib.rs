@@ -1,39 +1,35 @@
-//! berth: a per-cluster GitOps agent.
+//! The berth agent: follows applications' git repositories and keeps this
+//! cluster at what their release files and charts say.
 //!
-//! The library follows the sync pipeline:
-//! [`source`] (git) → [`render`] (Helm-compatible charts) → secrets → [`plan`] →
-//! [`apply`] → [`inventory`] (record). [`sync`] runs the pipeline for one release,
-//! [`daemon`] runs it in a loop, and the `berth` binary is a thin command line
-//! over all of it ([`cli`]).
+//! The modules follow one reconcile of one release:
+//!
+//! | stage | module | what it owns |
+//! |---|---|---|
+//! | configuration | [`config`], [`context`] | the agent's file; the cluster's cloud, env, region and name |
+//! | source | [`source`] | git repositories in the cache; files at one commit |
+//! | release | [`release`] | `deploy/release.yaml`: values per context, targets, scope, secrets |
+//! | render | [`reconcile`] with `berth_chart` | the chart rendered for this cluster |
+//! | secrets | [`secrets`] | Vault reads, the release's Secret and the pod checksum |
+//! | objects | [`objects`] | manifests as Kubernetes objects: ownership, digests, order |
+//! | plan | [`plan`] | desired vs live vs inventory, server dry run, guards |
+//! | apply | [`apply`] | server-side apply in order, then prune |
+//! | record | [`inventory`] | the release's inventory and history in the cluster |
+//!
+//! [`reconcile`] runs the stages for one release: [`reconcile::prepare`]
+//! (release file → render → secrets → plan) is shared by [`reconcile::sync`]
+//! and [`diff`]. [`daemon`] follows every application and calls `sync`;
+//! [`logging`] writes the sync log.
 
-#[cfg(feature = "agent")]
 pub mod apply;
-#[cfg(feature = "agent")]
-pub mod cli;
-#[cfg(feature = "agent")]
 pub mod config;
-#[cfg(feature = "agent")]
 pub mod context;
-#[cfg(feature = "agent")]
 pub mod daemon;
-#[cfg(feature = "agent")]
 pub mod diff;
-pub mod front;
-#[cfg(feature = "agent")]
 pub mod inventory;
-#[cfg(feature = "agent")]
 pub mod logging;
-#[cfg(feature = "agent")]
 pub mod objects;
-#[cfg(feature = "agent")]
 pub mod plan;
-#[cfg(feature = "agent")]
+pub mod reconcile;
 pub mod release;
-pub mod render;
-#[cfg(feature = "agent")]
 pub mod secrets;
-#[cfg(feature = "agent")]
 pub mod source;
-#[cfg(feature = "agent")]
-pub mod sync;
-pub mod template_cmd;

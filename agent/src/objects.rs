@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::render::INSTALL_ORDER;
+use berth_chart::manifests::INSTALL_ORDER;
 
 /// Label naming the release that owns an object.
 pub const RELEASE_LABEL: &str = "berth.dev/release";

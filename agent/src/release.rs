@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use berth_chart::values::{self, Merge};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
@@ -296,11 +297,19 @@ impl ReleaseFile {
         layers
     }
 
-    /// The values handed to the renderer for `context` (all layers merged).
-    pub fn values_for(&self, context: &ClusterContext) -> Value {
-        let mut merged = Value::Mapping(Mapping::new());
+    /// The values handed to the renderer for `context`: the layers merged as
+    /// helm merges several values files (maps key by key, anything else,
+    /// lists included, replaced whole; a null is kept, so the renderer
+    /// deletes that key from the chart's defaults).
+    pub fn values_for(&self, context: &ClusterContext) -> berth_chart::Value {
+        let merged = BTreeMap::new();
+        let merged = berth_chart::Value::new_map(merged);
         for layer in self.value_layers(context) {
-            merge_values(&mut merged, &layer.values);
+            if let (berth_chart::Value::Map(into), berth_chart::Value::Map(from)) =
+                (&merged, values::from_yaml(&layer.values))
+            {
+                values::merge(into, &from, Merge::Overlay);
+            }
         }
         merged
     }
@@ -311,27 +320,6 @@ impl ReleaseFile {
 pub struct ValueLayer {
     pub name: String,
     pub values: Value,
-}
-
-/// Merges `overlay` into `base` the way helm merges several values files:
-/// maps merge key by key, anything else (lists included) is replaced whole.
-/// A null is kept, so the renderer deletes that key from the chart's defaults.
-pub fn merge_values(base: &mut Value, overlay: &Value) {
-    match (base, overlay) {
-        (Value::Mapping(base), Value::Mapping(overlay)) => {
-            for (key, value) in overlay {
-                match base.get_mut(key) {
-                    Some(existing @ Value::Mapping(_)) if value.is_mapping() => {
-                        merge_values(existing, value)
-                    }
-                    _ => {
-                        base.insert(key.clone(), value.clone());
-                    }
-                }
-            }
-        }
-        (base, overlay) => *base = overlay.clone(),
-    }
 }
 
 /// Where one effective value came from.
@@ -546,14 +534,14 @@ targets:
     #[test]
     fn most_specific_layer_wins() {
         let release = ReleaseFile::parse(RELEASE, "deploy/release.yaml").unwrap();
-        let values = release.values_for(&context("prod", "gcp", "gke-1"));
+        let values = values::to_yaml(&release.values_for(&context("prod", "gcp", "gke-1")));
         assert_eq!(get(&values, "config.greeting"), "bonjour");
         assert_eq!(get(&values, "config.colour"), "red");
         assert_eq!(get(&values, "replicaCount"), 5);
         assert_eq!(get(&values, "global.clusterName"), "gke-1");
         assert_eq!(get(&values, "image.tag"), "1.0");
 
-        let values = release.values_for(&context("staging", "gcp", "gke-2"));
+        let values = values::to_yaml(&release.values_for(&context("staging", "gcp", "gke-2")));
         assert_eq!(get(&values, "config.greeting"), "hello");
         assert_eq!(get(&values, "config.colour"), "green");
         assert_eq!(get(&values, "replicaCount"), 2);
@@ -605,11 +593,12 @@ targets:
 
     #[test]
     fn null_is_kept_so_the_renderer_deletes_the_default() {
-        let mut base: Value = serde_yaml::from_str("a: {b: 1, c: 2}").unwrap();
-        let overlay: Value = serde_yaml::from_str("a: {b: null}").unwrap();
-        merge_values(&mut base, &overlay);
-        assert!(get(&base, "a.b").is_null());
-        assert_eq!(get(&base, "a.c"), 2);
+        let text = "name: demo\nnamespace: demo\nvalues:\n  a: {b: 1, c: 2}\noverrides:\n  env:\n    prod:\n      a: {b: null}\n";
+        let release = ReleaseFile::parse(text, "deploy/release.yaml").unwrap();
+        let values = values::to_yaml(&release.values_for(&context("prod", "gcp", "gke-1")));
+        let a = values["a"].as_mapping().unwrap();
+        assert!(a.contains_key("b") && a["b"].is_null(), "{values:?}");
+        assert_eq!(get(&values, "a.c"), 2);
     }
 
     #[test]

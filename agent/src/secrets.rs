@@ -405,14 +405,9 @@ pub fn checksum(salt: &str, values: &BTreeMap<String, SecretValue>) -> String {
 
 /// A new random salt (hex).
 pub fn new_salt() -> String {
+    use rand::RngCore as _;
     let mut bytes = [0u8; 16];
-    for (index, chunk) in bytes.chunks_mut(8).enumerate() {
-        // RandomState is seeded from the OS; two independent draws give 128 bits.
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_usize(index);
-        chunk.copy_from_slice(&hasher.finish().to_be_bytes());
-    }
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use berth::config::AgentConfig;
-use berth::daemon::Agent;
-use berth::inventory::{InventoryStore, Outcome};
-use berth::sync::SyncReport;
+use berth_agent::config::AgentConfig;
+use berth_agent::daemon::Agent;
+use berth_agent::inventory::{InventoryStore, Outcome};
+use berth_agent::reconcile::SyncReport;
 use berth_harness::TestCluster;
 use berth_harness::git::{BRANCH, TestRepo};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -79,7 +79,7 @@ impl TestAgent {
         reports.remove(0)
     }
 
-    pub async fn history(&self, release: &str) -> Vec<berth::inventory::HistoryEntry> {
+    pub async fn history(&self, release: &str) -> Vec<berth_agent::inventory::HistoryEntry> {
         InventoryStore::new(self.client.clone(), STATE_NAMESPACE, release, 10)
             .history()
             .await
@@ -146,9 +146,9 @@ impl CapturedLog {
         LOG.get_or_init(|| {
             let log = CapturedLog::default();
             let writer = log.clone();
-            tracing::subscriber::set_global_default(berth::logging::subscriber(
+            tracing::subscriber::set_global_default(berth_agent::logging::subscriber(
                 "info",
-                berth::logging::LogFormat::Json,
+                berth_agent::logging::LogFormat::Json,
                 move || writer.clone(),
             ))
             .unwrap();

@@ -19,7 +19,7 @@ pub struct TestServers {
 
 /// The script that builds the servers.
 pub fn build_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/build-test-servers.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/build-test-servers.sh")
 }
 
 /// Where the servers are cached: `BERTH_TOOLS_DIR`, else `$XDG_CACHE_HOME/berth/tools`,

@@ -1,5 +1,4 @@
-//! Developer commands for berth: `cargo xtask tools`, `cargo xtask cluster up|down|list`,
-//! `cargo xtask dist`.
+//! Developer commands for berth: `cargo xtask tools`, `cargo xtask cluster up|down|list`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,9 +25,6 @@ enum Task {
         #[arg(long)]
         print_dir: bool,
     },
-    /// Build what an install ships into target/dist: a static `berth` (musl,
-    /// renderer only) and `berth-agent` (glibc, the whole command line).
-    Dist,
     /// Start, stop or list local control planes for trying berth by hand.
     Cluster {
         #[command(subcommand)]
@@ -51,10 +47,6 @@ enum ClusterAction {
     /// List the control planes started with `up`.
     List,
 }
-
-/// The target of the static `berth`: musl, so that a start skips glibc's
-/// start-up work (docs/benchmarks.md, "A static berth").
-const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
 
 fn clusters_dir() -> PathBuf {
     let tools = tools::tools_dir();
@@ -81,13 +73,9 @@ fn main() -> Result<()> {
             if print_dir {
                 command.arg("--print-dir");
             }
-            let status = command.status().context("running the build script")?;
-            if !status.success() {
-                bail!("building the test servers failed ({status})");
-            }
+            run(&mut command, "building the test servers")?;
         }
         Task::Cluster { action } => cluster(action)?,
-        Task::Dist => dist()?,
     }
     Ok(())
 }
@@ -99,67 +87,6 @@ fn run(command: &mut Command, what: &str) -> Result<()> {
     if !status.success() {
         bail!("{what} failed ({status})");
     }
-    Ok(())
-}
-
-fn dist() -> Result<()> {
-    let installed = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-        .context("running rustup (the static berth needs the musl target)")?;
-    if !String::from_utf8_lossy(&installed.stdout)
-        .lines()
-        .any(|t| t.trim() == STATIC_TARGET)
-    {
-        bail!("the Rust target {STATIC_TARGET} is missing: rustup target add {STATIC_TARGET}");
-    }
-    if Command::new("musl-gcc").arg("--version").output().is_err() {
-        bail!("musl-gcc is missing (mimalloc and ring are C): apt-get install musl-tools");
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .context("the workspace root")?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let release_build = |extra: &[&str], what: &str| {
-        run(
-            Command::new(&cargo)
-                .current_dir(&root)
-                .args(["build", "--release", "--locked", "-p", "berth"])
-                .args(extra),
-            what,
-        )
-    };
-    release_build(&["--bin", "berth-agent"], "building berth-agent")?;
-    release_build(
-        &[
-            "--no-default-features",
-            "--bin",
-            "berth",
-            "--target",
-            STATIC_TARGET,
-        ],
-        "building the static berth",
-    )?;
-    let dist = root.join("target/dist");
-    std::fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
-    for (from, name) in [
-        (root.join("target/release/berth-agent"), "berth-agent"),
-        (
-            root.join("target")
-                .join(STATIC_TARGET)
-                .join("release/berth"),
-            "berth",
-        ),
-    ] {
-        // Copy to a temporary name, then rename: a running binary is never overwritten in place.
-        let partial = dist.join(format!(".{name}.partial"));
-        std::fs::copy(&from, &partial)
-            .with_context(|| format!("copying {} to {}", from.display(), partial.display()))?;
-        std::fs::rename(&partial, dist.join(name))
-            .with_context(|| format!("installing {name} in {}", dist.display()))?;
-    }
-    println!("{}", dist.display());
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use git2::{
 use sha2::{Digest, Sha256};
 use tracing::{debug, info, info_span, warn};
 
-use super::{RepoTree, SourceError};
+use super::{CommitInfo, RepoTree, SourceError};
 
 /// How long connecting to a remote may take. A refused loopback port fails at once anyway;
 /// this bounds black-holed addresses.
@@ -261,13 +261,19 @@ impl GitSource {
             return Err(not_found());
         }
         let repo = self.open_or_init()?;
-        let (full, tree) = {
+        let (info, tree) = {
             let found = repo
                 .find_commit_by_prefix(commit)
                 .map_err(|_| not_found())?;
-            (found.id().to_string(), found.tree_id())
+            let author = found.author();
+            let info = CommitInfo {
+                sha: found.id().to_string(),
+                subject: found.summary().unwrap_or_default().to_string(),
+                author: author.name().unwrap_or_default().to_string(),
+            };
+            (info, found.tree_id())
         };
-        Ok(RepoTree::from_git(repo, self.repo_dir.clone(), full, tree))
+        Ok(RepoTree::from_git(repo, self.repo_dir.clone(), info, tree))
     }
 
     fn span(&self) -> tracing::Span {

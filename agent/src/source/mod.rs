@@ -17,6 +17,36 @@ pub use git::{GitCredentials, GitSource, Update};
 pub use path::RepoPath;
 pub use tree::RepoTree;
 
+/// The commit a tree shows, as the sync log names it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The full sha.
+    pub sha: String,
+    /// The first line of its message.
+    pub subject: String,
+    /// Its author's name.
+    pub author: String,
+}
+
+impl CommitInfo {
+    /// The sha as people read it (12 characters, as `berth history` prints).
+    pub fn short_sha(&self) -> &str {
+        self.sha.get(..12).unwrap_or(&self.sha)
+    }
+}
+
+impl std::fmt::Display for CommitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} \"{}\" by {}",
+            self.short_sha(),
+            self.subject,
+            self.author
+        )
+    }
+}
+
 /// Why reading a source failed.
 ///
 /// [`SourceError::is_transient`] tells "the remote could not be reached or refused us,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Tree};
 
-use super::{RepoPath, SourceError};
+use super::{CommitInfo, RepoPath, SourceError};
 
 /// More links than this while resolving one path is treated as a loop (Linux uses 40 too).
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -26,7 +26,7 @@ enum Inner {
         // git2's Repository is Send but not Sync; the mutex makes the tree shareable.
         repo: Mutex<Repository>,
         repo_dir: PathBuf,
-        commit: String,
+        commit: CommitInfo,
         tree: Oid,
     },
     Dir {
@@ -42,7 +42,7 @@ impl std::fmt::Debug for RepoTree {
             } => f
                 .debug_struct("RepoTree")
                 .field("repository", repo_dir)
-                .field("commit", commit)
+                .field("commit", &commit.sha)
                 .finish(),
             Inner::Dir { root } => f.debug_struct("RepoTree").field("dir", root).finish(),
         }
@@ -88,7 +88,7 @@ impl RepoTree {
     pub(crate) fn from_git(
         repo: Repository,
         repo_dir: PathBuf,
-        commit: String,
+        commit: CommitInfo,
         tree: Oid,
     ) -> RepoTree {
         RepoTree {
@@ -101,8 +101,13 @@ impl RepoTree {
         }
     }
 
-    /// The commit this tree shows (`None` for a directory on disk).
+    /// The commit this tree shows (full sha; `None` for a directory on disk).
     pub fn commit(&self) -> Option<&str> {
+        self.commit_info().map(|info| info.sha.as_str())
+    }
+
+    /// The commit this tree shows, with its subject and author.
+    pub fn commit_info(&self) -> Option<&CommitInfo> {
         match &self.inner {
             Inner::Git { commit, .. } => Some(commit),
             Inner::Dir { .. } => None,
@@ -165,14 +170,14 @@ impl RepoTree {
                 let repo = repo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let tree = repo.find_tree(*tree).map_err(|cause| SourceError::Object {
                     repository: repo_dir.clone(),
-                    commit: commit.clone(),
+                    commit: commit.sha.clone(),
                     path: ".".into(),
                     cause,
                 })?;
                 operation(&GitBackend {
                     repo: &repo,
                     repo_dir,
-                    commit,
+                    commit: &commit.sha,
                     tree,
                 })
             }
@@ -614,7 +619,11 @@ mod tests {
         let tree = RepoTree::from_git(
             Repository::open_bare(dir.path()).unwrap(),
             dir.path().to_path_buf(),
-            commit.to_string(),
+            CommitInfo {
+                sha: commit.to_string(),
+                subject: "test".into(),
+                author: "berth".into(),
+            },
             tree_id,
         );
         assert_eq!(tree.commit(), Some(commit.to_string().as_str()));

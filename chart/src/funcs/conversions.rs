@@ -1,0 +1,126 @@
+//! sprig's type conversions and reflection: `toString`, `int`, `float64`,
+//! `typeOf`, `kindIs`, `deepEqual`, ... and the conversions the other
+//! families share (spf13/cast's, as sprig uses them).
+
+use std::rc::Rc;
+
+use gotemplate::func::arg::string;
+use gotemplate::lex::parse_number;
+use gotemplate::{Arity::*, Func, FuncResult, Value};
+
+pub(super) const FUNCS: &[Func] = &[
+    Func::new("toString", Exact(1), |a| Ok(Value::String(strval(&a[0])))),
+    Func::new("toStrings", Exact(1), to_strings),
+    Func::new("int", Exact(1), |a| Ok(Value::Int(to_i64(&a[0])))),
+    Func::new("int64", Exact(1), |a| Ok(Value::Int(to_i64(&a[0])))),
+    Func::new("float64", Exact(1), |a| Ok(Value::Float(to_f64(&a[0])))),
+    Func::new("atoi", Exact(1), atoi),
+    Func::new("toDecimal", Exact(1), to_decimal),
+    Func::new("kindOf", Exact(1), |a| Ok(Value::str(a[0].kind_name()))),
+    Func::new("kindIs", Exact(2), |a| {
+        Ok(Value::Bool(string(&a[0])? == a[1].kind_name()))
+    }),
+    Func::new("typeOf", Exact(1), |a| Ok(Value::String(a[0].type_name()))),
+    Func::new("typeIs", Exact(2), |a| {
+        Ok(Value::Bool(string(&a[0])? == a[1].type_name()))
+    }),
+    Func::new("typeIsLike", Exact(2), type_is_like),
+    Func::new("deepEqual", Exact(2), |a| {
+        Ok(Value::Bool(deep_equal(&a[0], &a[1])))
+    }),
+];
+
+/// sprig's strval: how `interface{}` arguments become strings.
+pub fn strval(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+        other => other.to_go_string(),
+    }
+}
+
+/// spf13/cast's ToInt64 (sprig's `int` and integer arithmetic).
+pub(super) fn to_i64(v: &Value) -> i64 {
+    match v {
+        Value::Int(i) | Value::Int64(i) => *i,
+        Value::Float(f) if f.is_finite() => *f as i64,
+        Value::Bool(b) => i64::from(*b),
+        Value::String(s) => parse_go_int(s.trim_end_matches(".0")).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// An integer as Go's strconv.ParseInt with base 0 reads it (the integer
+/// literals Go's templates accept).
+fn parse_go_int(s: &str) -> Option<i64> {
+    parse_number(s)
+        .filter(|number| !number.is_float_syntax)
+        .and_then(|number| number.int)
+}
+
+/// spf13/cast's ToFloat64.
+pub(super) fn to_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(i) | Value::Int64(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::Bool(b) => f64::from(u8::from(*b)),
+        Value::String(s) => s.parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+/// Go's reflect.DeepEqual over template values.
+pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Nil, Value::Nil) => true,
+        (Value::Bool(x), Value::Bool(y)) => x == y,
+        (Value::Int(x) | Value::Int64(x), Value::Int(y) | Value::Int64(y)) => x == y,
+        (Value::Float(x), Value::Float(y)) => x == y,
+        (Value::String(x), Value::String(y)) => x == y,
+        (Value::Bytes(x), Value::Bytes(y)) => x == y,
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| deep_equal(p, q))
+        }
+        (Value::Map(x), Value::Map(y)) => {
+            Rc::ptr_eq(x, y) || {
+                let (x, y) = (x.borrow(), y.borrow());
+                x.len() == y.len()
+                    && x.iter()
+                        .all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
+            }
+        }
+        _ => false,
+    }
+}
+
+fn to_strings(a: &[Value]) -> FuncResult {
+    Ok(match &a[0] {
+        // sprig leaves nils out.
+        Value::List(l) => Value::list(
+            l.iter()
+                .filter(|x| !x.is_nil())
+                .map(|x| Value::String(strval(x)))
+                .collect(),
+        ),
+        Value::Nil => Value::list(vec![]),
+        other => Value::list(vec![Value::String(strval(other))]),
+    })
+}
+
+fn atoi(a: &[Value]) -> FuncResult {
+    Ok(Value::Int(string(&a[0])?.trim().parse().unwrap_or(0)))
+}
+
+fn to_decimal(a: &[Value]) -> FuncResult {
+    Ok(Value::Int(
+        i64::from_str_radix(&strval(&a[0]), 8).unwrap_or(0),
+    ))
+}
+
+fn type_is_like(a: &[Value]) -> FuncResult {
+    let wanted = string(&a[0])?;
+    let actual = a[1].type_name();
+    Ok(Value::Bool(
+        wanted == actual || wanted == format!("*{actual}"),
+    ))
+}

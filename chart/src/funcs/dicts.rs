@@ -1,0 +1,113 @@
+//! sprig's dictionary functions. Dicts are Go maps: `set`, `unset` and
+//! `merge` change the dict they are given, and every holder sees it.
+
+use std::collections::BTreeMap;
+
+use gotemplate::func::arg::{map, string};
+use gotemplate::{Arity::*, Func, FuncResult, Value};
+
+use super::conversions::strval;
+use crate::values::{Merge, merge};
+
+pub(super) const FUNCS: &[Func] = &[
+    Func::new("dict", AtLeast(0), dict),
+    Func::new("get", Exact(2), |a| {
+        let value = map(&a[0])?.borrow().get(&string(&a[1])?).cloned();
+        Ok(value.unwrap_or(Value::str("")))
+    }),
+    Func::new("set", Exact(3), |a| {
+        map(&a[0])?
+            .borrow_mut()
+            .insert(string(&a[1])?, a[2].clone());
+        Ok(a[0].clone())
+    }),
+    Func::new("unset", Exact(2), |a| {
+        map(&a[0])?.borrow_mut().remove(&string(&a[1])?);
+        Ok(a[0].clone())
+    }),
+    Func::new("hasKey", Exact(2), |a| {
+        let dict = map(&a[0])?;
+        let key = string(&a[1])?;
+        Ok(Value::Bool(dict.borrow().contains_key(&key)))
+    }),
+    Func::new("keys", AtLeast(0), keys),
+    Func::new("values", Exact(1), |a| {
+        Ok(Value::list(
+            map(&a[0])?.borrow().values().cloned().collect(),
+        ))
+    }),
+    Func::new("pluck", AtLeast(1), pluck),
+    Func::new("pick", AtLeast(1), |a| selected(a, true)),
+    Func::new("omit", AtLeast(1), |a| selected(a, false)),
+    Func::new("dig", AtLeast(3), dig),
+    Func::new("merge", AtLeast(1), |a| merge_all(a, false)),
+    Func::new("mustMerge", AtLeast(1), |a| merge_all(a, false)),
+    Func::new("mergeOverwrite", AtLeast(1), |a| merge_all(a, true)),
+    Func::new("mustMergeOverwrite", AtLeast(1), |a| merge_all(a, true)),
+    Func::new("deepCopy", Exact(1), |a| Ok(a[0].deep_copy())),
+    Func::new("mustDeepCopy", Exact(1), |a| Ok(a[0].deep_copy())),
+];
+
+fn dict(a: &[Value]) -> FuncResult {
+    let mut m = BTreeMap::new();
+    for pair in a.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or(Value::str(""));
+        m.insert(strval(&pair[0]), value);
+    }
+    Ok(Value::new_map(m))
+}
+
+fn keys(a: &[Value]) -> FuncResult {
+    let mut out = Vec::new();
+    for v in a {
+        out.extend(map(v)?.borrow().keys().map(|k| Value::str(k.clone())));
+    }
+    Ok(Value::list(out))
+}
+
+fn pluck(a: &[Value]) -> FuncResult {
+    let key = string(&a[0])?;
+    let mut out = Vec::new();
+    for v in &a[1..] {
+        if let Some(x) = map(v)?.borrow().get(&key) {
+            out.push(x.clone());
+        }
+    }
+    Ok(Value::list(out))
+}
+
+/// `pick` (`keep`: only the named keys) and `omit` (all but those).
+fn selected(a: &[Value], keep: bool) -> FuncResult {
+    let dict = map(&a[0])?;
+    let names: Vec<String> = a[1..].iter().map(strval).collect();
+    Ok(Value::new_map(
+        dict.borrow()
+            .iter()
+            .filter(|(k, _)| names.contains(k) == keep)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    ))
+}
+
+fn dig(a: &[Value]) -> FuncResult {
+    let n = a.len();
+    let default = a[n - 2].clone();
+    let mut current = Value::Map(map(&a[n - 1])?);
+    for key in &a[..n - 2] {
+        current = match current.map_get(&string(key)?) {
+            Some(v) => v,
+            None => return Ok(default),
+        };
+    }
+    Ok(current)
+}
+
+/// mergo's merge of every later dict into the first: `overwrite` lets a
+/// non-empty later value replace an earlier one.
+fn merge_all(a: &[Value], overwrite: bool) -> FuncResult {
+    let dst = map(&a[0])?;
+    for src in &a[1..] {
+        merge(&dst, &map(src)?, Merge::Mergo { overwrite });
+    }
+    Ok(a[0].clone())
+}

@@ -1,0 +1,288 @@
+//! Encoders and decoders: base64 and base32, JSON, YAML (Helm's `toYaml`
+//! and friends) and TOML.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use gotemplate::fmt::quote;
+use gotemplate::func::arg::{err, string};
+use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+
+use crate::yaml_emit::{SequenceIndent, to_yaml_string_with};
+use crate::yaml11;
+
+pub(super) const FUNCS: &[Func] = &[
+    Func::new("b64enc", Exact(1), |a| {
+        Ok(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(string(&a[0])?),
+        ))
+    }),
+    Func::new("b64dec", Exact(1), b64dec),
+    Func::new("b32enc", Exact(1), |a| {
+        Ok(Value::String(
+            data_encoding::BASE32.encode(string(&a[0])?.as_bytes()),
+        ))
+    }),
+    Func::new("b32dec", Exact(1), |a| {
+        let bytes = data_encoding::BASE32
+            .decode(string(&a[0])?.as_bytes())
+            .unwrap_or_default();
+        Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    }),
+    Func::new("toYaml", Exact(1), |a| {
+        Ok(yaml(&a[0], SequenceIndent::AtKey))
+    }),
+    Func::new("toYamlPretty", Exact(1), |a| {
+        Ok(yaml(&a[0], SequenceIndent::UnderKey))
+    }),
+    Func::new("fromYaml", Exact(1), from_yaml),
+    Func::new("fromYamlArray", Exact(1), from_yaml_array),
+    // sprig's toJson writes "" where mustToJson fails.
+    Func::new("toJson", Exact(1), |a| {
+        Ok(json_or_empty(&a[0], Json::Plain))
+    }),
+    Func::new("mustToJson", Exact(1), |a| json(&a[0], Json::Plain)),
+    Func::new("toRawJson", Exact(1), |a| {
+        Ok(json_or_empty(&a[0], Json::Raw))
+    }),
+    Func::new("mustToRawJson", Exact(1), |a| json(&a[0], Json::Raw)),
+    Func::new("toPrettyJson", Exact(1), |a| {
+        Ok(json_or_empty(&a[0], Json::Pretty))
+    }),
+    Func::new("mustToPrettyJson", Exact(1), |a| {
+        Ok(json_or_empty(&a[0], Json::Pretty))
+    }),
+    Func::new("fromJson", Exact(1), from_json_object),
+    Func::new("mustFromJson", Exact(1), |a| {
+        let parsed: serde_json::Value =
+            serde_json::from_str(&string(&a[0])?).map_err(|e| FuncError::new(e.to_string()))?;
+        Ok(Value::from_json(&parsed))
+    }),
+    Func::new("fromJsonArray", Exact(1), from_json_array),
+    Func::new("toToml", Exact(1), |a| Ok(Value::String(to_toml(&a[0])))),
+    Func::new("fromToml", Exact(1), from_toml_text),
+];
+
+fn b64dec(a: &[Value]) -> FuncResult {
+    let text = string(&a[0])?;
+    Ok(Value::String(
+        match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) => e.to_string(),
+        },
+    ))
+}
+
+fn yaml(v: &Value, sequences: SequenceIndent) -> Value {
+    Value::str(to_yaml_string_with(v, sequences).trim_end_matches('\n'))
+}
+
+/// sprig's decoders report a failure in the result, not as an error: a
+/// dict with the message under "Error".
+fn error_map(message: String) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("Error".to_string(), Value::String(message));
+    Value::new_map(m)
+}
+
+/// encoding/json's name for a decoded value's kind, as its errors say it.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "string",
+        Value::Float(_) | Value::Int(_) | Value::Int64(_) => "number",
+        Value::Bool(_) => "bool",
+        Value::List(_) => "array",
+        _ => "object",
+    }
+}
+
+/// Parses YAML text as Helm's fromYaml does: YAML 1.1, the first document,
+/// through JSON (numbers are float64).
+pub(crate) fn parse_yaml_value(text: &str) -> Result<Value, String> {
+    yaml11::parse_first(text).map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))
+}
+
+fn from_yaml(a: &[Value]) -> FuncResult {
+    Ok(match parse_yaml_value(&string(&a[0])?) {
+        Ok(Value::Map(m)) => Value::Map(m),
+        Ok(Value::Nil) => Value::new_map(BTreeMap::new()),
+        Ok(other) => error_map(format!(
+            "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            json_kind(&other)
+        )),
+        Err(e) => error_map(e),
+    })
+}
+
+fn from_yaml_array(a: &[Value]) -> FuncResult {
+    Ok(match parse_yaml_value(&string(&a[0])?) {
+        Ok(Value::List(l)) => Value::List(l),
+        Ok(Value::Nil) => Value::list(vec![]),
+        Ok(other) => Value::list(vec![Value::str(format!(
+            "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type []interface {{}}",
+            json_kind(&other)
+        ))]),
+        Err(e) => Value::list(vec![Value::str(e)]),
+    })
+}
+
+fn from_json_object(a: &[Value]) -> FuncResult {
+    Ok(
+        match serde_json::from_str::<serde_json::Value>(&string(&a[0])?) {
+            Ok(j @ serde_json::Value::Object(_)) => Value::from_json(&j),
+            Ok(other) => error_map(format!(
+                "json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                json_kind(&Value::from_json(&other))
+            )),
+            Err(e) => error_map(e.to_string()),
+        },
+    )
+}
+
+fn from_json_array(a: &[Value]) -> FuncResult {
+    Ok(
+        match serde_json::from_str::<serde_json::Value>(&string(&a[0])?) {
+            Ok(j @ serde_json::Value::Array(_)) => Value::from_json(&j),
+            Ok(_) => Value::list(vec![Value::str(
+                "json: cannot unmarshal into Go value of type []interface {}",
+            )]),
+            Err(e) => Value::list(vec![Value::str(e.to_string())]),
+        },
+    )
+}
+
+/// How `toJson` and its relatives write.
+#[derive(Clone, Copy, PartialEq)]
+enum Json {
+    /// Compact, with `<`, `>` and `&` escaped (Go's default).
+    Plain,
+    /// Compact, nothing escaped (`toRawJson`).
+    Raw,
+    /// Indented by two spaces, HTML escaped (`toPrettyJson`).
+    Pretty,
+}
+
+fn json_or_empty(v: &Value, style: Json) -> Value {
+    json(v, style).unwrap_or_else(|_| Value::str(""))
+}
+
+fn json(v: &Value, style: Json) -> FuncResult {
+    let j = to_json_value(v, 0)?;
+    let text = if style == Json::Pretty {
+        let mut buf = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+        serde::Serialize::serialize(&j, &mut ser).map_err(|e| FuncError::new(e.to_string()))?;
+        String::from_utf8_lossy(&buf).into_owned()
+    } else {
+        serde_json::to_string(&j).map_err(|e| FuncError::new(e.to_string()))?
+    };
+    Ok(Value::String(if style == Json::Raw {
+        text
+    } else {
+        text.replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+    }))
+}
+
+fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError> {
+    if depth > 200 {
+        return err("json: unsupported value: encountered a cycle");
+    }
+    Ok(match v {
+        Value::Nil => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Int(i) | Value::Int64(i) => serde_json::Value::Number((*i).into()),
+        Value::Float(f) => {
+            if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                serde_json::Value::Number((*f as i64).into())
+            } else {
+                serde_json::Number::from_f64(*f)
+                    .map(serde_json::Value::Number)
+                    .ok_or_else(|| {
+                        FuncError::new(format!("json: unsupported value: {}", v.to_go_string()))
+                    })?
+            }
+        }
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Bytes(b) => {
+            serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(&**b))
+        }
+        Value::List(l) => serde_json::Value::Array(
+            l.iter()
+                .map(|x| to_json_value(x, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(m) => serde_json::Value::Object(
+            m.borrow()
+                .iter()
+                .map(|(k, x)| Ok((k.clone(), to_json_value(x, depth + 1)?)))
+                .collect::<Result<_, FuncError>>()?,
+        ),
+        Value::Object(o) => to_json_value(&o.marshal(), depth + 1)?,
+    })
+}
+
+/// BurntSushi/toml's encoding of a dict (sprig's toToml).
+fn to_toml(v: &Value) -> String {
+    fn scalar(v: &Value) -> String {
+        match v {
+            Value::String(s) => quote(s),
+            Value::List(l) => format!("[{}]", l.iter().map(scalar).collect::<Vec<_>>().join(", ")),
+            Value::Float(f) if f.fract() == 0.0 => format!("{f:.1}"),
+            other => other.to_go_string(),
+        }
+    }
+    // A table's keys are indented two spaces per level.
+    fn table(m: &BTreeMap<String, Value>, prefix: &str, out: &mut String) {
+        let depth = if prefix.is_empty() {
+            0
+        } else {
+            prefix.matches('.').count() + 1
+        };
+        let pad = "  ".repeat(depth);
+        for (k, v) in m {
+            if !matches!(v, Value::Map(_)) {
+                out.push_str(&format!("{pad}{k} = {}\n", scalar(v)));
+            }
+        }
+        for (k, v) in m {
+            if let Value::Map(sub) = v {
+                let full = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push_str(&format!("\n{pad}[{full}]\n"));
+                table(&sub.borrow(), &full, out);
+            }
+        }
+    }
+    let mut out = String::new();
+    if let Value::Map(m) = v {
+        table(&m.borrow(), "", &mut out);
+    }
+    out
+}
+
+fn from_toml_text(a: &[Value]) -> FuncResult {
+    Ok(match toml::from_str::<toml::Table>(&string(&a[0])?) {
+        Ok(t) => from_toml(&toml::Value::Table(t)),
+        Err(e) => error_map(e.to_string()),
+    })
+}
+
+fn from_toml(v: &toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::str(s.clone()),
+        toml::Value::Integer(i) => Value::Int64(*i),
+        toml::Value::Float(f) => Value::Float(*f),
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::str(d.to_string()),
+        toml::Value::Array(items) => Value::list(items.iter().map(from_toml).collect()),
+        toml::Value::Table(t) => {
+            Value::new_map(t.iter().map(|(k, v)| (k.clone(), from_toml(v))).collect())
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Helm's own functions that are not encoders: `include` and `tpl` (which
+//! run templates), `required`, `fail` and `lookup`.
+
+use std::collections::BTreeMap;
+
+use gotemplate::func::arg::{err, string};
+use gotemplate::{Arity::*, Executor, Func, FuncError, FuncResult, TextError, Value};
+
+pub(super) const FUNCS: &[Func] = &[
+    Func::executing("include", Exact(2), include),
+    Func::executing("tpl", Exact(2), tpl),
+    Func::new("required", Exact(2), required),
+    Func::new("fail", Exact(1), |a| {
+        Err(FuncError::user_failure(string(&a[0])?))
+    }),
+    // Rendering is offline: lookup finds nothing, as with `helm template`.
+    Func::new("lookup", Exact(4), |_| Ok(Value::new_map(BTreeMap::new()))),
+];
+
+/// Helm's "<no value>" for missing values: templates print nothing there.
+pub(crate) const NO_VALUE: &str = "<no value>";
+
+fn include(executor: &mut Executor, a: &[Value]) -> FuncResult {
+    let name = string(&a[0])?;
+    let Some(def) = executor.template(&name) else {
+        return err(format!(
+            "template: no template {name:?} associated with template \"gotpl\""
+        ));
+    };
+    executor
+        .execute(&def, a[1].clone())
+        .map(Value::String)
+        .map_err(FuncError::nested)
+}
+
+fn tpl(executor: &mut Executor, a: &[Value]) -> FuncResult {
+    let text = string(&a[0])?;
+    let data = a[1].clone();
+    // Helm names the tpl template after the calling template's file.
+    let name = match data.map_get("Template").and_then(|t| t.map_get("Name")) {
+        Some(Value::String(name)) => name,
+        _ => "gotpl".to_string(),
+    };
+    match executor.execute_text(&name, &text, data) {
+        Ok(out) => Ok(Value::String(out.replace(NO_VALUE, ""))),
+        Err(TextError::Parse(e)) => err(format!("cannot parse template {text:?}: {e}")),
+        Err(TextError::Exec(e)) => Err(FuncError::nested(e)),
+    }
+}
+
+fn required(a: &[Value]) -> FuncResult {
+    let missing = match &a[1] {
+        Value::Nil => true,
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    };
+    if missing {
+        return Err(FuncError::user_failure(string(&a[0])?));
+    }
+    Ok(a[1].clone())
+}

@@ -1,0 +1,164 @@
+//! Helm charts rendered in Rust, as `helm template` renders them: the same
+//! documents, in the same order, with the same errors. No Kubernetes, git or
+//! network: a chart's files and values in, documents out.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! use berth_chart::{ChartFiles, RenderOptions, render, values};
+//!
+//! let chart = ChartFiles::from_path(Path::new("charts/podinfo"))?;
+//! // Values as `-f prod.yaml --set replicaCount=3` would give them.
+//! let user = values::parse_values("prod.yaml", &std::fs::read("prod.yaml")?)?;
+//! berth_chart::strvals::parse_into("replicaCount=3", &user, berth_chart::strvals::SetKind::Typed)?;
+//! let options = RenderOptions {
+//!     release_name: "web".into(),
+//!     namespace: "apps".into(),
+//!     ..RenderOptions::default()
+//! };
+//! let out = render(&chart, &user, &options)?;
+//! for doc in out.manifests.iter().chain(out.hooks.iter().map(|h| &h.manifest)) {
+//!     println!("---\n# Source: {}\n{}", doc.source, doc.content);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The crate, by stage:
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`load`] | a chart's files from a directory or a `.tgz` ([`ChartFiles`]) |
+//! | [`ignore`] | `.helmignore` rules |
+//! | [`chart`] | the chart tree: metadata, templates, files, subcharts |
+//! | [`dependencies`] | conditions, tags, aliases and `import-values` |
+//! | [`values`] | values files, the one merge, coalescing over chart defaults |
+//! | [`strvals`] | `--set`, `--set-string`, `--set-json`, `--set-file`, `--set-literal` |
+//! | [`yaml11`] | reading YAML as Helm does (YAML 1.1 scalars, through JSON) |
+//! | [`schema`] | `values.schema.json` validation with Helm's report |
+//! | [`objects`] | `.Release`, `.Chart`, `.Capabilities`, `.Files`, `.Template` |
+//! | [`funcs`] | Helm's and sprig's functions, one file per domain, one table |
+//! | [`engine`] | the render: templates parsed into one set and executed |
+//! | [`manifests`] | documents split and ordered by kind; hooks apart |
+//!
+//! Templates run on [`gotemplate`], a Go `text/template` implementation.
+
+pub mod chart;
+pub mod dependencies;
+mod engine;
+pub mod funcs;
+pub mod go_regex;
+pub mod ignore;
+pub mod load;
+pub mod manifests;
+pub mod objects;
+pub mod schema;
+pub mod strvals;
+pub mod values;
+pub mod yaml11;
+pub mod yaml_emit;
+
+use thiserror::Error;
+
+pub use gotemplate::Value;
+pub use load::ChartFiles;
+pub use objects::DEFAULT_KUBE_VERSION;
+
+/// How to render: the release and the cluster the chart is rendered for.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    pub release_name: String,
+    pub namespace: String,
+    pub revision: i64,
+    /// `.Release.IsInstall` (otherwise `.Release.IsUpgrade`).
+    pub is_install: bool,
+    /// e.g. "v1.30.0"; `None` means helm's default ([`DEFAULT_KUBE_VERSION`]).
+    pub kube_version: Option<String>,
+    /// Extra API versions for `.Capabilities.APIVersions`.
+    pub api_versions: Vec<String>,
+    /// Skip values.schema.json validation (`--skip-schema-validation`).
+    pub skip_schema_validation: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            release_name: "release-name".into(),
+            namespace: "default".into(),
+            revision: 1,
+            is_install: true,
+            kube_version: None,
+            api_versions: vec![],
+            skip_schema_validation: false,
+        }
+    }
+}
+
+/// One rendered YAML document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// "<chart name>/templates/x.yaml", as helm prints after "# Source: ".
+    pub source: String,
+    /// The document text (without the leading "---" and "# Source:" lines).
+    pub content: String,
+}
+
+/// A manifest annotated with `helm.sh/hook`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub manifest: Manifest,
+    /// A `test` (or legacy `test-success`/`test-failure`) hook.
+    pub is_test: bool,
+}
+
+/// Everything `helm template` can print, in its order.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOutput {
+    /// crds/ files of every enabled chart (printed only with `--include-crds`).
+    pub crds: Vec<Manifest>,
+    /// Ordinary manifests, in install order.
+    pub manifests: Vec<Manifest>,
+    /// Hook manifests, in the order `helm template` prints them.
+    pub hooks: Vec<Hook>,
+}
+
+/// A rendering failure in Helm's words, with its location as fields.
+#[derive(Debug, Clone, Error)]
+#[error("{message}")]
+pub struct RenderError {
+    /// The template (e.g. "demo/templates/deployment.yaml") or chart file at fault.
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl RenderError {
+    pub(crate) fn plain(file: &str, message: String) -> RenderError {
+        RenderError {
+            file: file.to_string(),
+            line: None,
+            column: None,
+            message,
+        }
+    }
+}
+
+/// Renders `chart` with the user's `values` (a map; as `-f` and `--set`
+/// give them) like `helm template`.
+pub fn render(
+    chart: &ChartFiles,
+    values: &Value,
+    options: &RenderOptions,
+) -> Result<RenderOutput, RenderError> {
+    engine::render(chart, values, options)
+}
+
+/// The chart's own default values (its values.yaml as read).
+pub fn default_values(chart: &ChartFiles) -> Result<Value, RenderError> {
+    Ok(chart::load(&chart.files, "", None)?.values)
+}
+
+#[cfg(test)]
+mod render_tests;
+
+#[cfg(test)]
+mod robustness_tests;

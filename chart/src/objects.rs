@@ -1,0 +1,422 @@
+//! The objects a chart's templates see at the top level: `.Values`,
+//! `.Release`, `.Chart`, `.Capabilities`, `.Files` and `.Template`, with the
+//! Go types and methods Helm gives them.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use base64::Engine as _;
+use gotemplate::func::arg::err;
+use gotemplate::{FuncError, FuncResult, Object, Struct, Value};
+
+use crate::chart::Chart;
+use crate::yaml_emit::to_yaml_string;
+use crate::{RenderError, RenderOptions};
+
+/// Kubernetes version reported when none is given (helm v3.22.0's default).
+pub const DEFAULT_KUBE_VERSION: &str = "v1.37.0";
+
+/// API versions helm v3.22.0 reports by default for `.Capabilities.APIVersions`.
+const DEFAULT_API_VERSIONS: &[&str] = &[
+    "v1",
+    "admissionregistration.k8s.io/v1",
+    "admissionregistration.k8s.io/v1alpha1",
+    "admissionregistration.k8s.io/v1beta1",
+    "internal.apiserver.k8s.io/v1alpha1",
+    "apps/v1",
+    "apps/v1beta1",
+    "apps/v1beta2",
+    "authentication.k8s.io/v1",
+    "authentication.k8s.io/v1alpha1",
+    "authentication.k8s.io/v1beta1",
+    "authorization.k8s.io/v1",
+    "authorization.k8s.io/v1beta1",
+    "autoscaling/v1",
+    "autoscaling/v2",
+    "batch/v1",
+    "batch/v1beta1",
+    "certificates.k8s.io/v1",
+    "certificates.k8s.io/v1beta1",
+    "certificates.k8s.io/v1alpha1",
+    "coordination.k8s.io/v1alpha2",
+    "coordination.k8s.io/v1beta1",
+    "coordination.k8s.io/v1",
+    "discovery.k8s.io/v1",
+    "discovery.k8s.io/v1beta1",
+    "events.k8s.io/v1",
+    "events.k8s.io/v1beta1",
+    "extensions/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1",
+    "flowcontrol.apiserver.k8s.io/v1beta1",
+    "flowcontrol.apiserver.k8s.io/v1beta2",
+    "flowcontrol.apiserver.k8s.io/v1beta3",
+    "lifecycle.k8s.io/v1alpha1",
+    "networking.k8s.io/v1",
+    "networking.k8s.io/v1beta1",
+    "node.k8s.io/v1",
+    "node.k8s.io/v1alpha1",
+    "node.k8s.io/v1beta1",
+    "policy/v1",
+    "policy/v1beta1",
+    "rbac.authorization.k8s.io/v1",
+    "rbac.authorization.k8s.io/v1beta1",
+    "rbac.authorization.k8s.io/v1alpha1",
+    "resource.k8s.io/v1",
+    "resource.k8s.io/v1beta2",
+    "resource.k8s.io/v1beta1",
+    "resource.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1alpha3",
+    "scheduling.k8s.io/v1beta1",
+    "scheduling.k8s.io/v1",
+    "storage.k8s.io/v1beta1",
+    "storage.k8s.io/v1",
+    "storage.k8s.io/v1alpha1",
+    "storagemigration.k8s.io/v1",
+    "storagemigration.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1beta1",
+    "apiextensions.k8s.io/v1",
+];
+
+/// Helm's `.Files`: a chart's files other than templates, values and
+/// Chart.yaml (a Go `map[string][]byte` with accessor methods).
+#[derive(Debug)]
+pub struct Files(pub Rc<BTreeMap<String, Vec<u8>>>);
+
+impl Object for Files {
+    fn type_name(&self) -> String {
+        "chart.Files".into()
+    }
+
+    fn kind_name(&self) -> &'static str {
+        "map"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<FuncResult> {
+        let files = &self.0;
+        let path = match args.first() {
+            Some(Value::String(p)) => p.clone(),
+            _ => String::new(),
+        };
+        Some(match name {
+            "Get" => Ok(Value::String(
+                files
+                    .get(&path)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+            )),
+            "GetBytes" => Ok(Value::Bytes(Rc::new(
+                files.get(&path).cloned().unwrap_or_default(),
+            ))),
+            "Lines" => Ok(match files.get(&path) {
+                Some(b) => Value::list(
+                    String::from_utf8_lossy(b)
+                        .split('\n')
+                        .map(Value::str)
+                        .collect(),
+                ),
+                None => Value::list(vec![]),
+            }),
+            "Glob" => glob_regex(&path).map(|re| {
+                let matched: BTreeMap<String, Vec<u8>> = files
+                    .iter()
+                    .filter(|(k, _)| re.is_match(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                Value::Object(Rc::new(Files(Rc::new(matched))))
+            }),
+            "AsConfig" => Ok(as_config(files, |data| {
+                String::from_utf8_lossy(data).into_owned()
+            })),
+            "AsSecrets" => Ok(as_config(files, |data| {
+                base64::engine::general_purpose::STANDARD.encode(data)
+            })),
+            _ => return None,
+        })
+    }
+
+    fn entries(&self) -> Option<Value> {
+        Some(Value::new_map(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::Bytes(Rc::new(v.clone()))))
+                .collect(),
+        ))
+    }
+
+    fn marshal(&self) -> Value {
+        self.entries().unwrap_or_default()
+    }
+
+    fn write_go(&self, out: &mut String) {
+        out.push_str(&self.marshal().to_go_string());
+    }
+}
+
+/// `AsConfig`/`AsSecrets`: the files by base name, each through `encode`,
+/// as YAML.
+fn as_config(files: &BTreeMap<String, Vec<u8>>, encode: impl Fn(&[u8]) -> String) -> Value {
+    let mut m = BTreeMap::new();
+    for (path, data) in files {
+        let base = path.rsplit('/').next().unwrap_or(path).to_string();
+        m.insert(base, Value::String(encode(data)));
+    }
+    if m.is_empty() {
+        return Value::str("");
+    }
+    Value::str(to_yaml_string(&Value::new_map(m)).trim_end_matches('\n'))
+}
+
+/// `.Capabilities.APIVersions`: a Go `[]string` with a `Has` method.
+#[derive(Debug)]
+pub struct VersionSet(pub Vec<String>);
+
+impl Object for VersionSet {
+    fn type_name(&self) -> String {
+        "chartutil.VersionSet".into()
+    }
+
+    fn kind_name(&self) -> &'static str {
+        "slice"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<FuncResult> {
+        match name {
+            "Has" => Some(match args {
+                [Value::String(v)] => Ok(Value::Bool(self.0.contains(v))),
+                _ => err("wrong number of args for Has: want 1"),
+            }),
+            _ => None,
+        }
+    }
+
+    fn entries(&self) -> Option<Value> {
+        Some(Value::list(
+            self.0.iter().cloned().map(Value::String).collect(),
+        ))
+    }
+
+    fn marshal(&self) -> Value {
+        self.entries().unwrap_or_default()
+    }
+
+    fn write_go(&self, out: &mut String) {
+        out.push('[');
+        out.push_str(&self.0.join(" "));
+        out.push(']');
+    }
+}
+
+/// Glob with '/' as separator: `*` stays within a path segment, `**` crosses them.
+pub(crate) fn glob_regex(pattern: &str) -> Result<regex_lite::Regex, FuncError> {
+    let mut re = String::from("^");
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut k = 0;
+    let mut in_alt = false;
+    while k < chars.len() {
+        let c = chars[k];
+        match c {
+            '*' if chars.get(k + 1) == Some(&'*') => {
+                re.push_str(".*");
+                k += 1;
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '{' => {
+                re.push('(');
+                in_alt = true;
+            }
+            '}' if in_alt => {
+                re.push(')');
+                in_alt = false;
+            }
+            ',' if in_alt => re.push('|'),
+            '[' => {
+                let end = chars[k..].iter().position(|x| *x == ']').map(|p| p + k);
+                match end {
+                    Some(e) => {
+                        let body: String = chars[k + 1..e].iter().collect();
+                        let body = body
+                            .strip_prefix('!')
+                            .map(|b| format!("^{b}"))
+                            .unwrap_or(body);
+                        re.push('[');
+                        re.push_str(&body);
+                        re.push(']');
+                        k = e;
+                    }
+                    None => re.push_str("\\["),
+                }
+            }
+            '\\' if k + 1 < chars.len() => {
+                k += 1;
+                re.push_str(&regex_lite::escape(&chars[k].to_string()));
+            }
+            other => re.push_str(&regex_lite::escape(&other.to_string())),
+        }
+        k += 1;
+    }
+    re.push('$');
+    regex_lite::Regex::new(&re).map_err(|e| FuncError::new(format!("bad glob pattern: {e}")))
+}
+
+pub(crate) fn capabilities(options: &RenderOptions) -> Result<Value, RenderError> {
+    let kv = options
+        .kube_version
+        .clone()
+        .unwrap_or_else(|| DEFAULT_KUBE_VERSION.to_string());
+    let kv = if kv.starts_with('v') {
+        kv
+    } else {
+        format!("v{kv}")
+    };
+    let mut parts = kv.trim_start_matches('v').split('.');
+    let major = parts.next().unwrap_or("").to_string();
+    let minor = parts.next().unwrap_or("").to_string();
+    if major.parse::<u64>().is_err() || minor.parse::<u64>().is_err() {
+        return Err(RenderError::plain(
+            "",
+            format!("invalid kube version {kv:?}"),
+        ));
+    }
+    let kube = Struct::new(
+        "*chartutil.KubeVersion",
+        vec![
+            ("Version", Value::str(kv.clone())),
+            ("Major", Value::str(major)),
+            ("Minor", Value::str(minor)),
+            ("GitVersion", Value::str(kv.clone())),
+            ("String", Value::str(kv.clone())),
+        ],
+        kv,
+    )
+    .into_value();
+    let mut api: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    api.extend(options.api_versions.iter().cloned());
+    let helm = Struct::new(
+        "chartutil.HelmVersion",
+        vec![
+            ("Version", Value::str("v3.22.0")),
+            ("GitCommit", Value::str("")),
+            ("GitTreeState", Value::str("clean")),
+            ("GoVersion", Value::str("go1.26.8")),
+        ],
+        "{v3.22.0  clean go1.26.8}".into(),
+    )
+    .into_value();
+    Ok(Struct::new(
+        "*chartutil.Capabilities",
+        vec![
+            ("KubeVersion", kube),
+            ("APIVersions", Value::Object(Rc::new(VersionSet(api)))),
+            ("HelmVersion", helm),
+        ],
+        "&{...}".into(),
+    )
+    .into_value())
+}
+
+pub(crate) fn release_value(o: &RenderOptions) -> Value {
+    let mut m = BTreeMap::new();
+    m.insert("Name".into(), Value::str(o.release_name.clone()));
+    m.insert("Namespace".into(), Value::str(o.namespace.clone()));
+    m.insert("Revision".into(), Value::Int(o.revision));
+    m.insert("IsInstall".into(), Value::Bool(o.is_install));
+    m.insert("IsUpgrade".into(), Value::Bool(!o.is_install));
+    m.insert("Service".into(), Value::str("Helm"));
+    Value::new_map(m)
+}
+
+fn chart_value(c: &Chart, is_root: bool) -> Value {
+    let y = |k: &str| {
+        c.metadata
+            .get(k)
+            .map(crate::values::from_yaml)
+            .unwrap_or(Value::Nil)
+    };
+    let list_or_empty = |k: &str| match y(k) {
+        Value::Nil => Value::list(vec![]),
+        v => v,
+    };
+    let annotations = match y("annotations") {
+        Value::Nil => Value::new_map(BTreeMap::new()),
+        v => v,
+    };
+    let deprecated = matches!(y("deprecated"), Value::Bool(true));
+    let fields = vec![
+        ("Name", Value::str(c.name.clone())),
+        ("Home", Value::str(c.meta("home"))),
+        ("Sources", list_or_empty("sources")),
+        ("Version", Value::str(c.version())),
+        ("Description", Value::str(c.meta("description"))),
+        ("Keywords", list_or_empty("keywords")),
+        ("Maintainers", list_or_empty("maintainers")),
+        ("Icon", Value::str(c.meta("icon"))),
+        ("APIVersion", Value::str(c.meta("apiVersion"))),
+        ("Condition", Value::str(c.meta("condition"))),
+        ("Tags", Value::str(c.meta("tags"))),
+        ("AppVersion", Value::str(c.app_version())),
+        ("Deprecated", Value::Bool(deprecated)),
+        ("Annotations", annotations),
+        ("KubeVersion", Value::str(c.meta("kubeVersion"))),
+        ("Dependencies", list_or_empty("dependencies")),
+        ("Type", Value::str(c.meta("type"))),
+    ];
+    let display = format!(
+        "{{{{{}}} {is_root}}}",
+        fields
+            .iter()
+            .map(|(_, v)| v.to_go_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut fields = fields;
+    fields.push(("IsRoot", Value::Bool(is_root)));
+    Struct::new("struct { chart.Metadata; IsRoot bool }", fields, display).into_value()
+}
+
+/// The top-level object of chart `c`'s templates. As in Helm, one map
+/// serves every template of the chart: a template that changes it (`set $
+/// "Values" ...`) changes it for the templates executed after it.
+pub(crate) fn top_values(c: &Chart, vals: &Value, release: &Value, caps: &Value) -> Value {
+    let is_root = !c.full_path.contains('/');
+    let mut m = BTreeMap::new();
+    m.insert("Values".into(), vals.clone());
+    m.insert("Release".into(), release.clone());
+    m.insert("Chart".into(), chart_value(c, is_root));
+    m.insert("Capabilities".into(), caps.clone());
+    m.insert(
+        "Files".into(),
+        Value::Object(Rc::new(Files(c.files.clone()))),
+    );
+    Value::new_map(m)
+}
+
+/// Names the template about to run in its chart's top-level object.
+pub(crate) fn set_template(top: &Value, c: &Chart, template_name: &str) {
+    if let Value::Map(m) = top {
+        let mut t = BTreeMap::new();
+        t.insert("Name".into(), Value::str(template_name));
+        t.insert(
+            "BasePath".into(),
+            Value::str(format!("{}/templates", c.full_path)),
+        );
+        m.borrow_mut().insert("Template".into(), Value::new_map(t));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        let re = glob_regex("files/*.conf").expect("glob");
+        assert!(re.is_match("files/a.conf"));
+        assert!(!re.is_match("files/x/a.conf"));
+        assert!(
+            glob_regex("dashboards/**.json")
+                .expect("glob")
+                .is_match("dashboards/x/y.json")
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! `berth template`: render a chart like `helm template`, same stdout, errors on stderr.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use berth_chart::strvals::{self, SetError, SetKind};
+use berth_chart::{ChartFiles, RenderOptions, Value};
+
+/// `berth template` arguments (boxed: the command enum stays small).
+#[derive(Debug, clap::Args)]
+pub struct TemplateArgs {
+    #[command(flatten)]
+    pub flags: Box<TemplateFlags>,
+}
+
+impl std::ops::Deref for TemplateArgs {
+    type Target = TemplateFlags;
+    fn deref(&self) -> &TemplateFlags {
+        &self.flags
+    }
+}
+
+/// helm template's flags that berth understands.
+#[derive(Debug, clap::Args)]
+pub struct TemplateFlags {
+    /// `[NAME] CHART`: release name (optional) and chart directory or .tgz.
+    #[arg(num_args = 1..=2, value_name = "[NAME] CHART")]
+    pub args: Vec<String>,
+    /// Values files, merged in order (later wins).
+    #[arg(
+        short = 'f',
+        long = "values",
+        value_name = "FILE",
+        value_delimiter = ','
+    )]
+    pub values: Vec<PathBuf>,
+    /// key=value pairs (typed: true/false/null/integers).
+    #[arg(long = "set", value_name = "KEY=VAL")]
+    pub set: Vec<String>,
+    /// key=value pairs kept as strings.
+    #[arg(long = "set-string", value_name = "KEY=VAL")]
+    pub set_string: Vec<String>,
+    /// key=JSON pairs.
+    #[arg(long = "set-json", value_name = "KEY=JSON")]
+    pub set_json: Vec<String>,
+    /// key=path pairs: the value is the file's contents.
+    #[arg(long = "set-file", value_name = "KEY=PATH")]
+    pub set_file: Vec<String>,
+    /// key=value, the value taken literally (no commas or dots parsed).
+    #[arg(long = "set-literal", value_name = "KEY=VAL")]
+    pub set_literal: Vec<String>,
+    /// Namespace for `.Release.Namespace`.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Kubernetes version for `.Capabilities.KubeVersion`.
+    #[arg(long)]
+    pub kube_version: Option<String>,
+    /// Extra API versions for `.Capabilities.APIVersions`.
+    #[arg(short = 'a', long = "api-versions", value_delimiter = ',')]
+    pub api_versions: Vec<String>,
+    /// Also print the chart's crds/ files.
+    #[arg(long)]
+    pub include_crds: bool,
+    /// Do not print crds/ files even with --include-crds.
+    #[arg(long)]
+    pub skip_crds: bool,
+    /// Only print manifests rendered from these templates.
+    #[arg(short = 's', long = "show-only")]
+    pub show_only: Vec<String>,
+    /// Do not print hooks.
+    #[arg(long)]
+    pub no_hooks: bool,
+    /// Do not print test hooks.
+    #[arg(long)]
+    pub skip_tests: bool,
+    /// Set `.Release.IsUpgrade` instead of `.Release.IsInstall`.
+    #[arg(long)]
+    pub is_upgrade: bool,
+    /// Release name template (only literal names are supported).
+    #[arg(long)]
+    pub name_template: Option<String>,
+    /// Generate a release name (helm: random; berth uses "release-name").
+    #[arg(short = 'g', long)]
+    pub generate_name: bool,
+    /// Accepted for compatibility (helm: release name in --output-dir paths).
+    #[arg(long)]
+    pub release_name: bool,
+    /// Do not validate values against values.schema.json.
+    #[arg(long)]
+    pub skip_schema_validation: bool,
+    /// Accepted and ignored, as by `helm template` (release metadata only).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// Accepted and ignored (`helm template` is always a client-side dry run).
+    #[arg(long, num_args = 0..=1, default_missing_value = "client")]
+    pub dry_run: Option<String>,
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "berth template")]
+struct Standalone {
+    #[command(flatten)]
+    args: TemplateArgs,
+}
+
+/// Parses `berth template` arguments (without the program name), e.g. for tests.
+pub fn parse_args<I, S>(args: I) -> Result<TemplateArgs>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser as _;
+    let argv = std::iter::once(std::ffi::OsString::from("berth-template"))
+        .chain(args.into_iter().map(Into::into));
+    Ok(Standalone::try_parse_from(argv)?.args)
+}
+
+/// Runs `berth template`: the documents on stdout, an error on stderr (in
+/// helm's words) with exit code 1.
+pub fn run(args: &TemplateArgs) -> Result<i32> {
+    match template(args) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(out.as_bytes())?;
+            stdout.flush()?;
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
+/// Renders to the text `helm template` prints.
+pub fn template(args: &TemplateArgs) -> Result<String> {
+    let (name, chart_path) = match args.args.as_slice() {
+        [chart] => (None, chart),
+        [name, chart] => (Some(name.clone()), chart),
+        _ => bail!("\"berth template\" requires at least 1 argument"),
+    };
+    let release_name = match (name, &args.name_template) {
+        (Some(n), _) => n,
+        (None, Some(t)) => t.clone(),
+        _ => "release-name".to_string(),
+    };
+    let chart = ChartFiles::from_path(Path::new(chart_path))?;
+    let values = user_values(args)?;
+    let options = RenderOptions {
+        release_name,
+        namespace: args.namespace.clone(),
+        revision: 1,
+        is_install: !args.is_upgrade,
+        kube_version: args.kube_version.clone(),
+        api_versions: args.api_versions.clone(),
+        skip_schema_validation: args.skip_schema_validation,
+    };
+    let out = berth_chart::render(&chart, &values, &options)?;
+    let mut text = String::new();
+    // helm template prints CRDs with --include-crds even with --skip-crds
+    // (which only matters when installing).
+    if args.include_crds {
+        for m in &out.crds {
+            text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+        }
+    }
+    let hooks: Vec<_> = if args.no_hooks {
+        vec![]
+    } else {
+        out.hooks
+            .iter()
+            .filter(|h| !(args.skip_tests && h.is_test))
+            .collect()
+    };
+    let all = out
+        .manifests
+        .iter()
+        .map(|m| (m, false))
+        .chain(hooks.iter().map(|h| (&h.manifest, true)));
+    if args.show_only.is_empty() {
+        for (m, _) in all {
+            text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+        }
+        return Ok(text);
+    }
+    let mut found = vec![false; args.show_only.len()];
+    for (m, _) in all {
+        let mut hit = false;
+        for (i, s) in args.show_only.iter().enumerate() {
+            if matches_show_only(s, &m.source) {
+                found[i] = true;
+                hit = true;
+            }
+        }
+        if hit {
+            text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+        }
+    }
+    if let Some(i) = found.iter().position(|f| !f) {
+        bail!("could not find template {} in chart", args.show_only[i]);
+    }
+    Ok(text)
+}
+
+/// `--show-only` takes a template path relative to the chart ("templates/x.yaml")
+/// or with the chart name ("mychart/templates/x.yaml").
+fn matches_show_only(pattern: &str, source: &str) -> bool {
+    let pattern = pattern.replace('\\', "/");
+    source == pattern
+        || source
+            .split_once('/')
+            .is_some_and(|(_, rest)| rest == pattern)
+}
+
+/// Values from `-f` files then `--set-json`, `--set`, `--set-string`,
+/// `--set-file`, `--set-literal`, in helm's order.
+pub fn user_values(args: &TemplateArgs) -> Result<Value> {
+    let base = Value::new_map(BTreeMap::new());
+    for f in &args.values {
+        let text = if f.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+            s
+        } else {
+            std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?
+        };
+        let parsed =
+            berth_chart::values::parse_values(&f.display().to_string(), text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("failed to parse {}: {}", f.display(), e.message))?;
+        strvals::merge_maps(&base, &parsed);
+    }
+    let apply = |list: &[String], kind: SetKind, flag: &str| -> Result<()> {
+        for s in list {
+            strvals::parse_into(s, &base, kind)
+                .map_err(|e| anyhow::anyhow!("failed parsing {flag} data: {e}"))?;
+        }
+        Ok(())
+    };
+    apply(&args.set_json, SetKind::Json, "--set-json")?;
+    apply(&args.set, SetKind::Typed, "--set")?;
+    apply(&args.set_string, SetKind::String, "--set-string")?;
+    for s in &args.set_file {
+        let reader = |p: &str| -> Result<Value, SetError> {
+            std::fs::read_to_string(p)
+                .map(Value::str)
+                .map_err(|e| SetError(format!("open {p}: {e}")))
+        };
+        strvals::parse_file_into(s, &base, &reader)
+            .map_err(|e| anyhow::anyhow!("failed parsing --set-file data: {e}"))?;
+    }
+    apply(&args.set_literal, SetKind::Literal, "--set-literal")?;
+    Ok(base)
+}

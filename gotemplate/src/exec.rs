@@ -1,0 +1,768 @@
+//! Executes parsed templates with Go text/template semantics (Helm's
+//! `missingkey=zero` option: a missing map key yields nil).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+use crate::func::{Body, Func, FuncTable};
+use crate::lex::line_col;
+use crate::parse::{ParseError, Source, parse};
+use crate::tree::ParsedFile;
+use crate::tree::{
+    Arg, Branch, Command, Node, Pipe, TemplateCall, arg_pos, arg_string, cmd_string, pipe_string,
+};
+use crate::value::Value;
+
+/// Deepest nesting of `template`/`include`/`tpl` calls before giving up
+/// (guards against runaway recursion in a chart).
+const MAX_TEMPLATE_DEPTH: usize = 200;
+
+/// One named template: a file's body or a `define`.
+#[derive(Debug)]
+pub struct TemplateDef {
+    /// The name it is called by.
+    pub name: String,
+    /// The file it was parsed from (for error positions).
+    pub file: String,
+    pub source: Source,
+    pub body: Rc<Vec<Node>>,
+}
+
+/// Named templates (files' bodies and their `define`s) and the functions
+/// they call.
+#[derive(Clone, Debug)]
+pub struct TemplateSet {
+    defs: HashMap<String, Rc<TemplateDef>>,
+    funcs: Arc<FuncTable>,
+    /// Texts parsed while templates run ([`Executor::execute_text`]), by
+    /// (name, text): charts hand the same small texts to `tpl` again and
+    /// again. Shared by the sets derived from this one.
+    parsed_texts: Rc<RefCell<HashMap<(String, String), ParsedText>>>,
+}
+
+/// A text parsed at run time: its body and the templates it defines.
+type ParsedText = (Rc<TemplateDef>, Vec<Rc<TemplateDef>>);
+
+/// Texts parsed at run time kept for reuse; past this many the cache starts
+/// over (a chart that makes endless distinct texts must not grow memory).
+const MAX_PARSED_TEXTS: usize = 10_000;
+
+impl TemplateSet {
+    pub fn new(funcs: Arc<FuncTable>) -> TemplateSet {
+        TemplateSet {
+            defs: HashMap::new(),
+            funcs,
+            parsed_texts: Rc::default(),
+        }
+    }
+
+    pub fn funcs(&self) -> &FuncTable {
+        &self.funcs
+    }
+
+    /// Parses `src` as the template `name` (any thread: the parsed file does
+    /// not depend on the set).
+    pub fn parse(&self, name: &str, src: &str) -> Result<ParsedFile, ParseError> {
+        parse(name, src, &self.funcs)
+    }
+
+    /// Parses `src` as the template `name` and adds it with its `define`s.
+    pub fn add(&mut self, name: &str, src: impl Into<Source>) -> Result<(), ParseError> {
+        let source = src.into();
+        let parsed = self.parse(name, &source)?;
+        self.add_parsed(name, source, parsed);
+        Ok(())
+    }
+
+    /// Adds a file parsed by [`TemplateSet::parse`]. A later definition of a
+    /// name replaces an earlier one, as in Go.
+    pub fn add_parsed(&mut self, name: &str, source: Source, parsed: ParsedFile) {
+        let (body, defines) = template_defs(name, source, parsed);
+        self.insert_all(defines);
+        self.defs.insert(name.to_string(), body);
+    }
+
+    fn insert_all(&mut self, defs: Vec<Rc<TemplateDef>>) {
+        for def in defs {
+            self.defs.insert(def.name.clone(), def);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Rc<TemplateDef>> {
+        self.defs.get(name)
+    }
+
+    /// Runs the template `name` with `dot`, returning its output.
+    pub fn execute(self: &Rc<Self>, name: &str, dot: Value) -> Result<String, ExecError> {
+        Executor::run(Rc::clone(self), name, dot)
+    }
+}
+
+/// The templates one parsed file gives: its body (named after the file) and
+/// its `define`s, all located in that file.
+fn template_defs(
+    name: &str,
+    source: Source,
+    parsed: ParsedFile,
+) -> (Rc<TemplateDef>, Vec<Rc<TemplateDef>>) {
+    let defines = parsed
+        .defines
+        .into_iter()
+        .map(|(define, body)| {
+            Rc::new(TemplateDef {
+                name: define,
+                file: name.to_string(),
+                source: source.clone(),
+                body: Rc::new(body),
+            })
+        })
+        .collect();
+    let body = Rc::new(TemplateDef {
+        name: name.to_string(),
+        file: name.to_string(),
+        source,
+        body: Rc::new(parsed.body),
+    });
+    (body, defines)
+}
+
+/// Why [`Executor::execute_text`] failed.
+#[derive(Debug, Clone, Error)]
+pub enum TextError {
+    #[error(transparent)]
+    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// An execution failure with Go's message and its location.
+#[derive(Debug, Clone, Error)]
+#[error("{message}")]
+pub struct ExecError {
+    /// The file of the innermost node being executed.
+    pub file: String,
+    pub line: usize,
+    pub column: Option<usize>,
+    /// The complete Go-style message.
+    pub message: String,
+    /// True when raised by `fail`/`required` (Helm reports these specially).
+    pub user_failure: bool,
+}
+
+/// Non-local control flow inside a template.
+enum Ctl {
+    Break,
+    Continue,
+    Err(Box<ExecError>),
+}
+
+impl From<ExecError> for Ctl {
+    fn from(e: ExecError) -> Ctl {
+        Ctl::Err(Box::new(e))
+    }
+}
+
+/// Executes templates of one set.
+pub struct Executor {
+    pub templates: Rc<TemplateSet>,
+    vars: Vec<(String, Value)>,
+    current: Rc<TemplateDef>,
+    depth: usize,
+}
+
+type Res<T> = Result<T, Ctl>;
+
+impl Executor {
+    /// Runs the template `name` with `dot`, returning its output.
+    pub fn run(templates: Rc<TemplateSet>, name: &str, dot: Value) -> Result<String, ExecError> {
+        let Some(def) = templates.get(name).cloned() else {
+            return Err(ExecError {
+                file: name.to_string(),
+                line: 0,
+                column: None,
+                message: format!(
+                    "template: no template {name:?} associated with template {name:?}"
+                ),
+                user_failure: false,
+            });
+        };
+        let mut ex = Executor {
+            templates,
+            vars: Vec::new(),
+            current: def.clone(),
+            depth: 0,
+        };
+        ex.exec_template(&def, dot)
+    }
+
+    fn exec_template(&mut self, def: &Rc<TemplateDef>, dot: Value) -> Result<String, ExecError> {
+        if self.depth >= MAX_TEMPLATE_DEPTH {
+            return Err(self.located(
+                0,
+                "",
+                format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
+            ));
+        }
+        let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
+        let saved_current = std::mem::replace(&mut self.current, def.clone());
+        self.depth += 1;
+        let mut out = String::new();
+        let result = self.walk_list(&mut out, &dot, &def.body.clone());
+        self.depth -= 1;
+        self.vars = saved_vars;
+        self.current = saved_current;
+        match result {
+            Ok(()) => Ok(out),
+            Err(Ctl::Err(e)) => Err(*e),
+            // The parser rejects break/continue outside range.
+            Err(_) => Ok(out),
+        }
+    }
+
+    /// Builds a located error the way Go formats it.
+    fn located(&self, pos: usize, context: &str, cause: String) -> ExecError {
+        let (line, col) = line_col(&self.current.source, pos);
+        // Go's ErrorContext once cut the node's text at 20 bytes; the Go that
+        // builds helm 3.22 prints it whole.
+        let ctx = context;
+        ExecError {
+            file: self.current.file.clone(),
+            line,
+            column: Some(col),
+            message: format!(
+                "template: {}:{}:{}: executing {:?} at <{}>: {}",
+                self.current.file, line, col, self.current.name, ctx, cause
+            ),
+            user_failure: false,
+        }
+    }
+
+    fn walk_list(&mut self, out: &mut String, dot: &Value, nodes: &[Node]) -> Res<()> {
+        for node in nodes {
+            self.walk(out, dot, node)?;
+        }
+        Ok(())
+    }
+
+    fn walk(&mut self, out: &mut String, dot: &Value, node: &Node) -> Res<()> {
+        match node {
+            // The node was parsed from this template's source (`current`).
+            Node::Text(range) => out.push_str(self.current.source.get(range.clone()).unwrap_or("")),
+            Node::Action { pipe, .. } => {
+                let v = self.eval_pipeline(dot, pipe)?;
+                if pipe.decls.is_empty() {
+                    Self::print_value(out, &v);
+                }
+            }
+            Node::If(branch) | Node::With(branch) => {
+                let mark = self.vars.len();
+                let v = self.eval_pipeline(dot, &branch.pipe)?;
+                let r = if v.is_true() {
+                    // `with` moves dot to the value it tested; `if` keeps it.
+                    let inner = if matches!(node, Node::With(_)) {
+                        &v
+                    } else {
+                        dot
+                    };
+                    self.walk_list(out, inner, &branch.list)
+                } else if let Some(el) = &branch.else_list {
+                    self.walk_list(out, dot, el)
+                } else {
+                    Ok(())
+                };
+                self.vars.truncate(mark);
+                r?;
+            }
+            Node::Range(branch) => {
+                let Branch {
+                    pos,
+                    pipe,
+                    list,
+                    else_list,
+                } = &**branch;
+                self.walk_range(out, dot, *pos, pipe, list, else_list.as_deref())?
+            }
+            Node::Template(call) => {
+                let TemplateCall { pos, name, pipe } = &**call;
+                let arg = match pipe {
+                    Some(p) => self.eval_pipeline(dot, p)?,
+                    None => Value::Nil,
+                };
+                let Some(def) = self.templates.get(name).cloned() else {
+                    return Err(self
+                        .located(
+                            *pos,
+                            &format!("{{{{template {name:?}}}}}"),
+                            format!(
+                                "template: no template {name:?} associated with template {:?}",
+                                self.current.name
+                            ),
+                        )
+                        .into());
+                };
+                let s = self.exec_template(&def, arg)?;
+                out.push_str(&s);
+            }
+            Node::Break { .. } => return Err(Ctl::Break),
+            Node::Continue { .. } => return Err(Ctl::Continue),
+        }
+        Ok(())
+    }
+
+    fn walk_range(
+        &mut self,
+        out: &mut String,
+        dot: &Value,
+        pos: usize,
+        pipe: &Pipe,
+        list: &[Node],
+        else_list: Option<&[Node]>,
+    ) -> Res<()> {
+        let mark = self.vars.len();
+        // Evaluate without declaring: range declarations bind per iteration.
+        let value = self.eval_pipeline_raw(dot, pipe)?;
+        // A host value of a map or slice type ranges as its entries.
+        let value = match &value {
+            Value::Object(o) => o.entries().unwrap_or(value),
+            _ => value,
+        };
+        let items: Vec<(Value, Value)> = match &value {
+            Value::Nil => vec![],
+            Value::List(l) => l
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), v.clone()))
+                .collect(),
+            Value::Map(m) => m
+                .borrow()
+                .iter()
+                .map(|(k, v)| (Value::str(k.clone()), v.clone()))
+                .collect(),
+            Value::Bytes(b) => b
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (Value::Int(i as i64), Value::Int(*v as i64)))
+                .collect(),
+            Value::Int(n) | Value::Int64(n) => {
+                if pipe.decls.len() > 1 {
+                    return Err(self
+                        .located(
+                            pos,
+                            &pipe_string(pipe),
+                            "can't use range over int with two variables".into(),
+                        )
+                        .into());
+                }
+                // Go would loop for ages; refuse instead of allocating without bound.
+                if *n > 10_000_000 {
+                    return Err(self
+                        .located(
+                            pos,
+                            &pipe_string(pipe),
+                            format!("range over {n} iterations is more than berth allows"),
+                        )
+                        .into());
+                }
+                (0..*n.max(&0))
+                    .map(|i| (Value::Int(i), Value::Int(i)))
+                    .collect()
+            }
+            other => {
+                return Err(self
+                    .located(
+                        pos,
+                        &pipe_string(pipe),
+                        format!("range can't iterate over {}", other.to_go_string()),
+                    )
+                    .into());
+            }
+        };
+        if items.is_empty() {
+            self.vars.truncate(mark);
+            if let Some(el) = else_list {
+                self.walk_list(out, dot, el)?;
+            }
+            return Ok(());
+        }
+        for (key, elem) in items {
+            match pipe.decls.len() {
+                0 => {}
+                1 => self.vars.push((pipe.decls[0].clone(), elem.clone())),
+                _ => {
+                    self.vars.push((pipe.decls[0].clone(), key));
+                    self.vars.push((pipe.decls[1].clone(), elem.clone()));
+                }
+            }
+            let r = self.walk_list(out, &elem, list);
+            self.vars.truncate(mark);
+            match r {
+                Ok(()) | Err(Ctl::Continue) => {}
+                Err(Ctl::Break) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn print_value(out: &mut String, v: &Value) {
+        match v {
+            // Go prints a missing value so; hosts may replace it (Helm does).
+            Value::Nil => out.push_str("<no value>"),
+            other => out.push_str(&other.to_go_string()),
+        }
+    }
+
+    fn lookup_var(&self, name: &str) -> Option<Value> {
+        self.vars
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Res<Value> {
+        let v = self.eval_pipeline_raw(dot, pipe)?;
+        if pipe.is_assign {
+            for name in &pipe.decls {
+                if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+                    slot.1 = v.clone();
+                }
+            }
+        } else {
+            for name in &pipe.decls {
+                self.vars.push((name.clone(), v.clone()));
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_pipeline_raw(&mut self, dot: &Value, pipe: &Pipe) -> Res<Value> {
+        let mut value: Option<Value> = None;
+        for cmd in &pipe.cmds {
+            value = Some(self.eval_command(dot, cmd, value)?);
+        }
+        Ok(value.unwrap_or(Value::Nil))
+    }
+
+    fn eval_command(&mut self, dot: &Value, cmd: &Command, last: Option<Value>) -> Res<Value> {
+        let Some(first) = cmd.args.first() else {
+            return Ok(Value::Nil);
+        };
+        match first {
+            Arg::Func(func) => self.eval_function(dot, cmd, func, last),
+            Arg::Field(fields, pos) => {
+                let args = self.eval_args(dot, &cmd.args[1..], last)?;
+                self.eval_field_chain(dot.clone(), fields, args, *pos, first)
+            }
+            Arg::Variable(parts, pos) => {
+                let base = self.variable(&parts[0], *pos)?;
+                if base.is_nil() && parts.len() > 1 {
+                    // Go stores pipeline results unwrapped: a nil variable is an invalid
+                    // value, and fields of an invalid value are silently empty.
+                    return Ok(Value::Nil);
+                }
+                if parts.len() == 1 {
+                    if cmd.args.len() > 1 || last.is_some() {
+                        return Err(self
+                            .located(
+                                cmd.pos,
+                                &cmd_string(cmd),
+                                format!("can't give argument to non-function {}", parts[0]),
+                            )
+                            .into());
+                    }
+                    return Ok(base);
+                }
+                let args = self.eval_args(dot, &cmd.args[1..], last)?;
+                self.eval_field_chain(base, &parts[1..], args, *pos, first)
+            }
+            Arg::Chain(inner, fields, pos) => {
+                let base = self.eval_arg(dot, inner, *pos)?;
+                if base.is_nil() {
+                    return Ok(Value::Nil);
+                }
+                let args = self.eval_args(dot, &cmd.args[1..], last)?;
+                self.eval_field_chain(base, fields, args, *pos, inner)
+            }
+            other => {
+                if cmd.args.len() > 1 || last.is_some() {
+                    return Err(self
+                        .located(
+                            cmd.pos,
+                            &cmd_string(cmd),
+                            format!("can't give argument to non-function {}", arg_string(other)),
+                        )
+                        .into());
+                }
+                if matches!(other, Arg::Nil) {
+                    return Err(self
+                        .located(cmd.pos, "nil", "nil is not a command".into())
+                        .into());
+                }
+                self.eval_arg(dot, other, cmd.pos)
+            }
+        }
+    }
+
+    fn eval_args(&mut self, dot: &Value, args: &[Arg], last: Option<Value>) -> Res<Vec<Value>> {
+        let mut out = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            out.push(self.eval_arg(dot, a, arg_pos(a))?);
+        }
+        if let Some(l) = last {
+            out.push(l);
+        }
+        Ok(out)
+    }
+
+    fn variable(&self, name: &str, pos: usize) -> Res<Value> {
+        self.lookup_var(name).ok_or_else(|| {
+            self.located(pos, name, format!("undefined variable: {name}"))
+                .into()
+        })
+    }
+
+    fn eval_arg(&mut self, dot: &Value, arg: &Arg, pos: usize) -> Res<Value> {
+        Ok(match arg {
+            Arg::Dot => dot.clone(),
+            Arg::Nil => Value::Nil,
+            Arg::Bool(b) => Value::Bool(*b),
+            Arg::Str(s) => Value::str(s.clone()),
+            Arg::Number(n) => match (n.is_float_syntax, n.int, n.float) {
+                (false, Some(i), _) => Value::Int(i),
+                (_, _, Some(f)) => Value::Float(f),
+                (_, Some(i), None) => Value::Int(i),
+                _ => Value::Nil,
+            },
+            Arg::Field(fields, fpos) => {
+                self.eval_field_chain(dot.clone(), fields, vec![], *fpos, arg)?
+            }
+            Arg::Variable(parts, vpos) => {
+                let base = self.variable(&parts[0], *vpos)?;
+                if base.is_nil() {
+                    return Ok(Value::Nil);
+                }
+                self.eval_field_chain(base, &parts[1..], vec![], *vpos, arg)?
+            }
+            Arg::Pipe(p) => {
+                let mark = self.vars.len();
+                let v = self.eval_pipeline(dot, p)?;
+                self.vars.truncate(mark);
+                v
+            }
+            Arg::Chain(inner, fields, cpos) => {
+                let base = self.eval_arg(dot, inner, *cpos)?;
+                if base.is_nil() {
+                    return Ok(Value::Nil);
+                }
+                self.eval_field_chain(base, fields, vec![], *cpos, inner)?
+            }
+            Arg::Func(func) => {
+                // A function used as an argument is called without arguments.
+                let cmd = Command {
+                    pos,
+                    args: vec![arg.clone()],
+                };
+                self.eval_function(dot, &cmd, func, None)?
+            }
+        })
+    }
+
+    /// Evaluates `.a.b.c` starting at `receiver`; `args` go to the last element
+    /// (a method call).
+    fn eval_field_chain(
+        &mut self,
+        mut receiver: Value,
+        fields: &[String],
+        args: Vec<Value>,
+        pos: usize,
+        context: &Arg,
+    ) -> Res<Value> {
+        let n = fields.len();
+        let mut args = Some(args);
+        for (i, f) in fields.iter().enumerate() {
+            let call_args = if i + 1 == n {
+                args.take().unwrap_or_default()
+            } else {
+                vec![]
+            };
+            receiver = self.eval_field(receiver, f, call_args, pos, context)?;
+        }
+        if n == 0
+            && let Some(a) = args
+            && !a.is_empty()
+        {
+            let context = arg_string(context);
+            return Err(self
+                .located(
+                    pos,
+                    &context,
+                    format!("can't give argument to non-function {context}"),
+                )
+                .into());
+        }
+        Ok(receiver)
+    }
+
+    fn eval_field(
+        &mut self,
+        receiver: Value,
+        name: &str,
+        args: Vec<Value>,
+        pos: usize,
+        context: &Arg,
+    ) -> Res<Value> {
+        // The error context is only spelled out for an error: fields are
+        // evaluated all the time.
+        let context = || arg_string(context);
+        match &receiver {
+            Value::Map(m) => {
+                if !args.is_empty() {
+                    return Err(self
+                        .located(
+                            pos,
+                            &context(),
+                            format!("{name} is not a method but has arguments"),
+                        )
+                        .into());
+                }
+                Ok(m.borrow().get(name).cloned().unwrap_or(Value::Nil))
+            }
+            Value::Object(o) => match o.member(name, &args) {
+                Some(Ok(v)) => Ok(v),
+                Some(Err(e)) => Err(self
+                    .located(
+                        pos,
+                        &context(),
+                        format!("error calling {name}: {}", e.message),
+                    )
+                    .into()),
+                None => Err(self
+                    .located(
+                        pos,
+                        &context(),
+                        format!(
+                            "can't evaluate field {name} in type {}",
+                            receiver.type_name()
+                        ),
+                    )
+                    .into()),
+            },
+            Value::Nil => Err(self
+                .located(
+                    pos,
+                    &context(),
+                    format!("nil pointer evaluating interface {{}}.{name}"),
+                )
+                .into()),
+            // Values come out of interface{} maps, so Go names the static type.
+            _ => Err(self
+                .located(
+                    pos,
+                    &context(),
+                    format!("can't evaluate field {name} in type interface {{}}"),
+                )
+                .into()),
+        }
+    }
+
+    fn eval_function(
+        &mut self,
+        dot: &Value,
+        cmd: &Command,
+        func: &Func,
+        last: Option<Value>,
+    ) -> Res<Value> {
+        let arg_nodes = &cmd.args[1..];
+        if let Some(message) = func.arity_error(arg_nodes.len(), last.is_some()) {
+            return Err(self.located(cmd.pos, &cmd_string(cmd), message).into());
+        }
+        let result = match func.body {
+            Body::ShortCircuit { stop_at } => {
+                let mut v = Value::Nil;
+                for a in arg_nodes {
+                    v = self.eval_arg(dot, a, cmd.pos)?;
+                    if v.is_true() == stop_at {
+                        return Ok(v);
+                    }
+                }
+                return Ok(last.unwrap_or(v));
+            }
+            Body::Plain(call) => call(&self.eval_args(dot, arg_nodes, last)?),
+            Body::Executing(call) => {
+                let args = self.eval_args(dot, arg_nodes, last)?;
+                call(self, &args)
+            }
+        };
+        result.map_err(|e| {
+            let name = func.name;
+            let mut err = self.located(
+                cmd.pos,
+                &cmd_string(cmd),
+                format!("error calling {name}: {}", e.message),
+            );
+            if let Some(n) = e.nested {
+                err.message = self
+                    .located(
+                        cmd.pos,
+                        &cmd_string(cmd),
+                        format!("error calling {name}: {}", n.message),
+                    )
+                    .to_string();
+                err.user_failure = n.user_failure;
+            } else {
+                err.user_failure = e.user_failure;
+            }
+            Ctl::Err(Box::new(err))
+        })
+    }
+
+    /// The template called `name` in the set being executed.
+    pub fn template(&self, name: &str) -> Option<Rc<TemplateDef>> {
+        self.templates.get(name).cloned()
+    }
+
+    /// Runs `def` with `dot` inside this execution (Go's `{{template}}`;
+    /// Helm's `include`), returning its output.
+    pub fn execute(&mut self, def: &Rc<TemplateDef>, dot: Value) -> Result<String, ExecError> {
+        self.exec_template(def, dot)
+    }
+
+    /// Parses `text` as a template called `name` and runs it with `dot`;
+    /// the templates it defines are visible while it runs (Helm's `tpl`).
+    pub fn execute_text(
+        &mut self,
+        name: &str,
+        text: &str,
+        dot: Value,
+    ) -> Result<String, TextError> {
+        let key = (name.to_string(), text.to_string());
+        let cached = self.templates.parsed_texts.borrow().get(&key).cloned();
+        let (def, defines) = match cached {
+            Some(hit) => hit,
+            None => {
+                let parsed = self.templates.parse(name, text)?;
+                let parsed = template_defs(name, Source::from(text), parsed);
+                let mut texts = self.templates.parsed_texts.borrow_mut();
+                if texts.len() >= MAX_PARSED_TEXTS {
+                    texts.clear();
+                }
+                texts.insert(key, parsed.clone());
+                parsed
+            }
+        };
+        if defines.is_empty() {
+            return Ok(self.exec_template(&def, dot)?);
+        }
+        let mut extended = (*self.templates).clone();
+        extended.insert_all(defines);
+        let saved = std::mem::replace(&mut self.templates, Rc::new(extended));
+        let result = self.exec_template(&def, dot);
+        self.templates = saved;
+        Ok(result?)
+    }
+}

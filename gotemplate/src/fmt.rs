@@ -1,0 +1,454 @@
+//! Go's `fmt.Sprintf`/`Sprint`/`Sprintln` for template values.
+
+use std::fmt::Write as _;
+
+use crate::value::Value;
+
+/// `fmt.Sprint`: spaces between operands when neither side is a string.
+pub fn sprint(args: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        let is_str = matches!(a, Value::String(_));
+        if i > 0 && !is_str && !matches!(args[i - 1], Value::String(_)) {
+            out.push(' ');
+        }
+        out.push_str(&a.to_go_string());
+    }
+    out
+}
+
+/// `fmt.Sprintln`: always spaces, plus a newline.
+pub fn sprintln(args: &[Value]) -> String {
+    let mut out = args
+        .iter()
+        .map(Value::to_go_string)
+        .collect::<Vec<_>>()
+        .join(" ");
+    out.push('\n');
+    out
+}
+
+#[derive(Default)]
+struct Spec {
+    minus: bool,
+    plus: bool,
+    sharp: bool,
+    zero: bool,
+    space: bool,
+    width: Option<usize>,
+    prec: Option<usize>,
+}
+
+fn pad(s: String, spec: &Spec, numeric: bool) -> String {
+    let Some(w) = spec.width else { return s };
+    let len = s.chars().count();
+    if len >= w {
+        return s;
+    }
+    let fill = w - len;
+    if spec.minus {
+        s + &" ".repeat(fill)
+    } else if spec.zero && numeric {
+        // Zero padding goes after the sign.
+        let (sign, rest) = if s.starts_with(['-', '+']) {
+            s.split_at(1)
+        } else {
+            ("", s.as_str())
+        };
+        format!("{sign}{}{rest}", "0".repeat(fill))
+    } else {
+        " ".repeat(fill) + &s
+    }
+}
+
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's strconv.Quote (used by sprig `quote`).
+pub fn quote(s: &str) -> String {
+    go_quote(s)
+}
+
+fn bad_verb(verb: char, v: &Value) -> String {
+    match v {
+        Value::Nil => format!("%!{verb}(<nil>)"),
+        other => format!("%!{verb}({}={})", other.type_name(), other.to_go_string()),
+    }
+}
+
+fn format_exp(f: f64, prec: usize, upper: bool) -> String {
+    let s = format!("{:.*e}", prec, f);
+    // Rust prints 1.5e6; Go prints 1.5e+06.
+    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = e.parse().unwrap_or(0);
+    let r = format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+    if upper { r.to_uppercase() } else { r }
+}
+
+fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
+    let sign = |s: String, neg: bool| -> String {
+        if neg {
+            s
+        } else if spec.plus {
+            format!("+{s}")
+        } else if spec.space {
+            format!(" {s}")
+        } else {
+            s
+        }
+    };
+    match verb {
+        'v' => {
+            let s = match v {
+                Value::Nil => "<nil>".to_string(),
+                Value::Float(f) => sign(format_float_g(*f), *f < 0.0),
+                Value::Int(i) | Value::Int64(i) => sign(i.to_string(), *i < 0),
+                Value::String(s) if spec.sharp => go_quote(s),
+                other => other.to_go_string(),
+            };
+            pad(
+                s,
+                spec,
+                matches!(v, Value::Int(_) | Value::Int64(_) | Value::Float(_)),
+            )
+        }
+        's' => match v {
+            Value::String(s) => {
+                let s = match spec.prec {
+                    Some(p) => s.chars().take(p).collect(),
+                    None => s.clone(),
+                };
+                pad(s, spec, false)
+            }
+            Value::Bytes(b) => pad(String::from_utf8_lossy(b).into_owned(), spec, false),
+            Value::List(_) | Value::Map(_) => pad(v.to_go_string(), spec, false),
+            Value::Nil => "%!s(<nil>)".into(),
+            other => bad_verb('s', other),
+        },
+        'q' => match v {
+            Value::String(s) => pad(go_quote(s), spec, false),
+            Value::Int(i) | Value::Int64(i) => pad(
+                format!("'{}'", char::from_u32(*i as u32).unwrap_or('\u{fffd}')),
+                spec,
+                false,
+            ),
+            other => bad_verb('q', other),
+        },
+        'd' => match v {
+            Value::Int(i) | Value::Int64(i) => pad(sign(i.to_string(), *i < 0), spec, true),
+            Value::List(l) => format!(
+                "[{}]",
+                l.iter()
+                    .map(|x| format_one('d', spec, x))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            other => bad_verb('d', other),
+        },
+        'x' | 'X' | 'o' | 'b' => match v {
+            Value::Int(i) | Value::Int64(i) => {
+                let s = match verb {
+                    'x' => format!("{:x}", i.unsigned_abs()),
+                    'X' => format!("{:X}", i.unsigned_abs()),
+                    'o' => format!("{:o}", i.unsigned_abs()),
+                    _ => format!("{:b}", i.unsigned_abs()),
+                };
+                let s = if *i < 0 { format!("-{s}") } else { s };
+                pad(sign(s, *i < 0), spec, true)
+            }
+            Value::String(s) if verb != 'o' && verb != 'b' => {
+                let s: String = s
+                    .bytes()
+                    .map(|b| {
+                        if verb == 'x' {
+                            format!("{b:02x}")
+                        } else {
+                            format!("{b:02X}")
+                        }
+                    })
+                    .collect();
+                pad(s, spec, false)
+            }
+            other => bad_verb(verb, other),
+        },
+        'f' | 'F' | 'e' | 'E' | 'g' | 'G' => {
+            let f = match v {
+                Value::Float(f) => *f,
+                other => return bad_verb(verb, other),
+            };
+            let s = match verb {
+                'f' | 'F' => format!("{:.*}", spec.prec.unwrap_or(6), f),
+                'e' | 'E' => format_exp(f, spec.prec.unwrap_or(6), verb == 'E'),
+                _ => match spec.prec {
+                    None => format_float_g(f),
+                    Some(p) => {
+                        // %.Ng: N significant digits.
+                        let p = p.max(1);
+                        let e = format_exp(f, p - 1, false);
+                        let exp: i32 = e
+                            .split_once('e')
+                            .and_then(|(_, x)| x.parse().ok())
+                            .unwrap_or(0);
+                        if exp < -4 || exp >= p as i32 {
+                            let (m, x) = e.split_once('e').unwrap_or((&e, ""));
+                            let m = if m.contains('.') {
+                                m.trim_end_matches('0').trim_end_matches('.')
+                            } else {
+                                m
+                            };
+                            format!("{m}e{x}")
+                        } else {
+                            let decimals = (p as i32 - 1 - exp).max(0) as usize;
+                            let s = format!("{:.*}", decimals, f);
+                            if s.contains('.') {
+                                s.trim_end_matches('0').trim_end_matches('.').to_string()
+                            } else {
+                                s
+                            }
+                        }
+                    }
+                },
+            };
+            pad(sign(s, f < 0.0), spec, true)
+        }
+        't' => match v {
+            Value::Bool(b) => pad(b.to_string(), spec, false),
+            other => bad_verb('t', other),
+        },
+        'c' => match v {
+            Value::Int(i) | Value::Int64(i) => pad(
+                char::from_u32(*i as u32).unwrap_or('\u{fffd}').to_string(),
+                spec,
+                false,
+            ),
+            other => bad_verb('c', other),
+        },
+        'T' => pad(v.type_name(), spec, false),
+        other => bad_verb(other, v),
+    }
+}
+
+/// `fmt.Sprintf` with Go's verbs, flags, width and precision.
+pub fn sprintf(format: &str, args: &[Value]) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = format.chars().collect();
+    let mut i = 0;
+    let mut argi = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c != '%' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut spec = Spec::default();
+        while i < chars.len() {
+            match chars[i] {
+                '-' => spec.minus = true,
+                '+' => spec.plus = true,
+                '#' => spec.sharp = true,
+                '0' => spec.zero = true,
+                ' ' => spec.space = true,
+                _ => break,
+            }
+            i += 1;
+        }
+        let read_num = |i: &mut usize, argi: &mut usize| -> Option<usize> {
+            if *i < chars.len() && chars[*i] == '*' {
+                *i += 1;
+                let n = match args.get(*argi) {
+                    Some(Value::Int(n) | Value::Int64(n)) => Some((*n).max(0) as usize),
+                    _ => None,
+                };
+                *argi += 1;
+                return n;
+            }
+            let start = *i;
+            while *i < chars.len() && chars[*i].is_ascii_digit() {
+                *i += 1;
+            }
+            if *i > start {
+                chars[start..*i].iter().collect::<String>().parse().ok()
+            } else {
+                None
+            }
+        };
+        spec.width = read_num(&mut i, &mut argi);
+        if i < chars.len() && chars[i] == '.' {
+            i += 1;
+            spec.prec = Some(read_num(&mut i, &mut argi).unwrap_or(0));
+        }
+        let Some(&verb) = chars.get(i) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        i += 1;
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        match args.get(argi) {
+            Some(v) => out.push_str(&format_one(verb, &spec, v)),
+            None => {
+                let _ = write!(out, "%!{verb}(MISSING)");
+            }
+        }
+        argi += 1;
+    }
+    if argi < args.len() {
+        out.push_str("%!(EXTRA ");
+        let extras: Vec<String> = args[argi..]
+            .iter()
+            .map(|a| match a {
+                Value::Nil => "<nil>".to_string(),
+                a => format!("{}={}", a.type_name(), a.to_go_string()),
+            })
+            .collect();
+        out.push_str(&extras.join(", "));
+        out.push(')');
+    }
+    out
+}
+
+/// Shortest decimal digits and exponent of a finite non-zero float:
+/// value = 0.d1d2d3... × 10^point.
+fn shortest_digits(f: f64) -> (String, i32) {
+    // Rust's `{:e}` gives the shortest round-tripping digits, as Go's 'g' -1 does.
+    let s = format!("{:e}", f.abs());
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    (digits, exp + 1)
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, which `%v` uses for float64.
+pub fn format_float_g(f: f64) -> String {
+    // Go uses exponent form when exp < -4 or exp >= 6 for shortest 'g'.
+    format_float_shortest(f, -4, 6)
+}
+
+fn format_float_shortest(f: f64, min_exp: i32, max_exp: i32) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let (digits, point) = shortest_digits(f);
+    let exp = point - 1;
+    let sign = if f < 0.0 { "-" } else { "" };
+    if exp < min_exp || exp >= max_exp {
+        let mut s = String::from(sign);
+        s.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            s.push('.');
+            s.push_str(&digits[1..]);
+        }
+        let _ = write!(s, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
+        s
+    } else {
+        let mut s = String::from(sign);
+        if point <= 0 {
+            s.push_str("0.");
+            for _ in 0..(-point) {
+                s.push('0');
+            }
+            s.push_str(&digits);
+        } else if point as usize >= digits.len() {
+            s.push_str(&digits);
+            for _ in 0..(point as usize - digits.len()) {
+                s.push('0');
+            }
+        } else {
+            s.push_str(&digits[..point as usize]);
+            s.push('.');
+            s.push_str(&digits[point as usize..]);
+        }
+        s
+    }
+}
+
+/// encoding/json float formatting: plain unless exponent < -6 or >= 21.
+pub fn format_float_json(f: f64) -> String {
+    let s = format_float_shortest(f, -6, 21);
+    // json writes e-07 as e-7
+    if let Some(idx) = s.find('e') {
+        let (m, e) = s.split_at(idx);
+        let sign = &e[1..2];
+        let digits = e[2..].trim_start_matches('0');
+        return format!("{m}e{sign}{}", if digits.is_empty() { "0" } else { digits });
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sprintf_matches_go() {
+        // Outputs checked with Go's fmt.Sprintf.
+        let s = |v: &str| Value::str(v);
+        assert_eq!(sprintf("%s-%d", &[s("a"), Value::Int(3)]), "a-3");
+        assert_eq!(sprintf("%v", &[Value::Float(1000000.0)]), "1e+06");
+        assert_eq!(
+            sprintf("%05d|%-4s|%q", &[Value::Int(42), s("ab"), s("x\"y")]),
+            "00042|ab  |\"x\\\"y\""
+        );
+        assert_eq!(sprintf("%d", &[s("a")]), "%!d(string=a)");
+        assert_eq!(sprintf("%s %s", &[s("a")]), "a %!s(MISSING)");
+        assert_eq!(sprintf("%s", &[s("a"), Value::Int(1)]), "a%!(EXTRA int=1)");
+        assert_eq!(sprintf("%.2f", &[Value::Float(1.23456)]), "1.23");
+        assert_eq!(
+            sprint(&[Value::Int(1), Value::Int(2), s("a"), Value::Int(3)]),
+            "1 2a3"
+        );
+    }
+
+    #[test]
+    fn floats_print_like_go() {
+        // Verified with `fmt.Println` in Go 1.26.
+        assert_eq!(format_float_g(1000000.0), "1e+06");
+        assert_eq!(format_float_g(123456.0), "123456");
+        assert_eq!(format_float_g(1.5), "1.5");
+        assert_eq!(format_float_g(0.0001), "0.0001");
+        assert_eq!(format_float_g(0.00001), "1e-05");
+        assert_eq!(format_float_g(1234567.0), "1.234567e+06");
+        assert_eq!(format_float_g(3.0), "3");
+        assert_eq!(format_float_json(1e21), "1e+21");
+        assert_eq!(format_float_json(1000000.0), "1000000");
+        assert_eq!(format_float_json(1e-7), "1e-7");
+    }
+}

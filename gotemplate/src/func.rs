@@ -1,0 +1,245 @@
+//! Template functions: one table maps each name to its function and arity.
+//! A template's calls are resolved against the table when it is parsed, so
+//! an unknown function is a parse error, as in Go; the executor checks the
+//! number of arguments before the call, with Go's messages.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use crate::exec::{ExecError, Executor};
+use crate::value::{MapRef, Value};
+
+/// What a function returns.
+pub type FuncResult = Result<Value, FuncError>;
+
+/// How many arguments a function takes, as its Go signature would say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    Exact(usize),
+    /// Variadic: at least this many.
+    AtLeast(usize),
+}
+
+/// What a function runs.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// A function of its arguments alone.
+    Plain(fn(&[Value]) -> FuncResult),
+    /// A function that runs templates (Helm's `include` and `tpl`).
+    Executing(fn(&mut Executor, &[Value]) -> FuncResult),
+    /// Go's `and` (stops at the first false argument) and `or` (stops at the
+    /// first true one): arguments after that are not evaluated.
+    ShortCircuit { stop_at: bool },
+}
+
+/// One entry of a function table.
+#[derive(Clone, Copy)]
+pub struct Func {
+    pub name: &'static str,
+    pub arity: Arity,
+    pub body: Body,
+}
+
+impl Func {
+    /// A function of its arguments.
+    pub const fn new(name: &'static str, arity: Arity, call: fn(&[Value]) -> FuncResult) -> Func {
+        Func {
+            name,
+            arity,
+            body: Body::Plain(call),
+        }
+    }
+
+    /// A function that runs templates through the executor.
+    pub const fn executing(
+        name: &'static str,
+        arity: Arity,
+        call: fn(&mut Executor, &[Value]) -> FuncResult,
+    ) -> Func {
+        Func {
+            name,
+            arity,
+            body: Body::Executing(call),
+        }
+    }
+
+    /// Go's message when the argument count does not fit, or `None`.
+    /// (`given` counts the explicit arguments; `piped` is the value a
+    /// pipeline passes last. Go reports a variadic call's count without it.)
+    pub(crate) fn arity_error(&self, given: usize, piped: bool) -> Option<String> {
+        let total = given + usize::from(piped);
+        match self.arity {
+            Arity::Exact(n) if total != n => Some(format!(
+                "wrong number of args for {}: want {n} got {total}",
+                self.name
+            )),
+            Arity::AtLeast(n) if total < n => Some(format!(
+                "wrong number of args for {}: want at least {n} got {given}",
+                self.name
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Func {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Func")
+            .field("name", &self.name)
+            .field("arity", &self.arity)
+            .finish()
+    }
+}
+
+/// The functions templates may call, by name.
+#[derive(Clone, Debug, Default)]
+pub struct FuncTable {
+    by_name: HashMap<&'static str, Func>,
+}
+
+impl FuncTable {
+    /// Go's builtin functions (`and`, `or`, `not`, `len`, `index`, `slice`,
+    /// `print`, `printf`, `println`, `html`, `js`, `urlquery`, `call`, and
+    /// the comparisons).
+    pub fn builtins() -> FuncTable {
+        let mut table = FuncTable::default();
+        table.extend(crate::builtins::FUNCS);
+        table
+    }
+
+    /// Adds `funcs`; a name already in the table is replaced, as Go's
+    /// `Template.Funcs` replaces builtins.
+    pub fn extend(&mut self, funcs: &[Func]) {
+        for func in funcs {
+            self.by_name.insert(func.name, *func);
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Func> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Every function name, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.by_name.keys().copied()
+    }
+}
+
+/// A function's error before the executor locates it (Go wraps it as
+/// "error calling NAME: ...").
+#[derive(Debug, Clone)]
+pub struct FuncError {
+    pub message: String,
+    /// The complete, located error of a template the function ran (`include`).
+    pub nested: Option<Box<ExecError>>,
+    /// Raised on purpose by the template's author (Helm's `fail` and
+    /// `required`), which hosts may report differently from a bug.
+    pub user_failure: bool,
+}
+
+impl FuncError {
+    pub fn new(message: impl Into<String>) -> FuncError {
+        FuncError {
+            message: message.into(),
+            nested: None,
+            user_failure: false,
+        }
+    }
+
+    /// An error the template's author raised on purpose.
+    pub fn user_failure(message: impl Into<String>) -> FuncError {
+        FuncError {
+            user_failure: true,
+            ..FuncError::new(message)
+        }
+    }
+
+    /// The failure of a template the function ran.
+    pub fn nested(error: ExecError) -> FuncError {
+        FuncError {
+            message: error.message.clone(),
+            user_failure: error.user_failure,
+            nested: Some(Box::new(error)),
+        }
+    }
+}
+
+impl From<String> for FuncError {
+    fn from(message: String) -> FuncError {
+        FuncError::new(message)
+    }
+}
+
+impl From<&str> for FuncError {
+    fn from(message: &str) -> FuncError {
+        FuncError::new(message)
+    }
+}
+
+/// Go's conversions of an argument to a function's parameter type, with
+/// Go's error messages.
+pub mod arg {
+    use super::*;
+
+    pub fn err<T>(message: impl Into<String>) -> Result<T, FuncError> {
+        Err(FuncError::new(message))
+    }
+
+    fn mismatch<T>(expected: &str, got: &Value) -> Result<T, FuncError> {
+        match got {
+            Value::Nil => err(format!("invalid value; expected {expected}")),
+            other => err(format!(
+                "wrong type for value; expected {expected}; got {}",
+                other.type_name()
+            )),
+        }
+    }
+
+    /// A `string` parameter: only strings are assignable.
+    pub fn string(v: &Value) -> Result<String, FuncError> {
+        match v {
+            Value::String(s) => Ok(s.clone()),
+            other => mismatch("string", other),
+        }
+    }
+
+    /// An `int` parameter.
+    pub fn int(v: &Value) -> Result<i64, FuncError> {
+        match v {
+            Value::Int(i) | Value::Int64(i) => Ok(*i),
+            other => mismatch("int", other),
+        }
+    }
+
+    /// A `bool` parameter.
+    pub fn bool(v: &Value) -> Result<bool, FuncError> {
+        match v {
+            Value::Bool(b) => Ok(*b),
+            other => mismatch("bool", other),
+        }
+    }
+
+    /// A `map[string]interface{}` parameter. Go passes nil to a map
+    /// parameter as a nil map, which reads as empty.
+    pub fn map(v: &Value) -> Result<MapRef, FuncError> {
+        match v {
+            Value::Map(m) => Ok(m.clone()),
+            Value::Nil => Ok(MapRef::default()),
+            other => mismatch("map[string]interface {}", other),
+        }
+    }
+
+    /// A slice of any element type (sprig's list functions take
+    /// `interface{}` and reflect on it): `what` names the function in the
+    /// error, as sprig's "Cannot NAME on type T".
+    pub fn list(what: &str, v: &Value) -> Result<Rc<Vec<Value>>, FuncError> {
+        match v {
+            Value::List(l) => Ok(l.clone()),
+            Value::Object(o) => match o.entries() {
+                Some(Value::List(l)) => Ok(l),
+                _ => err(format!("Cannot {what} on type {}", v.type_name())),
+            },
+            other => err(format!("Cannot {what} on type {}", other.type_name())),
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The dynamic value templates operate on, modelled on the Go values a
+//! template sees through `interface{}`: nil, bool, int, int64, float64,
+//! string, []byte, []interface{}, map[string]interface{}, and host objects
+//! with fields and methods.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use crate::fmt::format_float_g;
+use crate::func::{FuncError, FuncResult};
+
+/// A Go map[string]interface{}. Go maps are reference types: `set`/`merge`
+/// mutate a dict in place and every holder sees the change, so maps are shared.
+pub type MapRef = Rc<RefCell<BTreeMap<String, Value>>>;
+
+/// A template value.
+#[derive(Clone, Debug, Default)]
+pub enum Value {
+    /// Go's untyped nil (a missing map key, an absent value).
+    #[default]
+    Nil,
+    Bool(bool),
+    /// Go `int` (template integer constants, `len`, `int`, arithmetic results).
+    Int(i64),
+    /// Go `int64` (integers from `--set`, as helm's strvals types them).
+    Int64(i64),
+    /// Go `float64` (every number that comes from YAML values, as in Helm).
+    Float(f64),
+    String(String),
+    /// Go `[]byte` (`.Files.GetBytes`).
+    Bytes(Rc<Vec<u8>>),
+    /// Go `[]interface{}`.
+    List(Rc<Vec<Value>>),
+    /// Go `map[string]interface{}`.
+    Map(MapRef),
+    /// A host value with fields or methods ([`Object`]).
+    Object(Rc<dyn Object>),
+}
+
+/// A value of a host type with Go fields or methods (Helm's `.Files`,
+/// `.Capabilities`, ...). Templates reach its members as `.Name` or
+/// `.Method arg...`.
+pub trait Object: std::fmt::Debug {
+    /// Go's type name, as `printf "%T"` shows it.
+    fn type_name(&self) -> String;
+    /// Go's reflect kind name (sprig's `kindOf`).
+    fn kind_name(&self) -> &'static str;
+    /// The field or method `name` called with `args`; `None` when it has no
+    /// such member.
+    fn member(&self, name: &str, args: &[Value]) -> Option<FuncResult>;
+    /// For a value of a Go map or slice type: its entries as a map or list
+    /// value, which `len`, `range`, `index` and emptiness see. `None` for a
+    /// struct.
+    fn entries(&self) -> Option<Value> {
+        None
+    }
+    /// The plain data `encoding/json` makes of it (for encoders).
+    fn marshal(&self) -> Value;
+    /// What `%v` prints.
+    fn write_go(&self, out: &mut String);
+}
+
+/// A Go struct value: fields reached by their exact names, an unknown field
+/// is an error.
+#[derive(Debug)]
+pub struct Struct {
+    type_name: String,
+    fields: Vec<(String, Value)>,
+    /// What `%v` prints (Go prints structs positionally; some types have a
+    /// String method).
+    display: String,
+}
+
+impl Struct {
+    pub fn new(
+        type_name: impl Into<String>,
+        fields: Vec<(&str, Value)>,
+        display: String,
+    ) -> Struct {
+        Struct {
+            type_name: type_name.into(),
+            fields: fields
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect(),
+            display,
+        }
+    }
+
+    /// The struct as a template value.
+    pub fn into_value(self) -> Value {
+        Value::Object(Rc::new(self))
+    }
+
+    /// The field called `name`.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+}
+
+impl Object for Struct {
+    fn type_name(&self) -> String {
+        self.type_name.clone()
+    }
+
+    fn kind_name(&self) -> &'static str {
+        "ptr"
+    }
+
+    fn member(&self, name: &str, args: &[Value]) -> Option<FuncResult> {
+        let value = self.field(name)?.clone();
+        if !args.is_empty() {
+            return Some(Err(FuncError::new(format!(
+                "{name} has arguments but cannot be invoked as function"
+            ))));
+        }
+        Some(Ok(value))
+    }
+
+    fn marshal(&self) -> Value {
+        // The structs templates see carry JSON tags that lower-case the first
+        // letter of each field (Helm's chart metadata).
+        Value::new_map(
+            self.fields
+                .iter()
+                .map(|(name, value)| (lower_first(name), value.clone()))
+                .collect(),
+        )
+    }
+
+    fn write_go(&self, out: &mut String) {
+        out.push_str(&self.display);
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().collect::<String>() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+impl Value {
+    pub fn str(s: impl Into<String>) -> Value {
+        Value::String(s.into())
+    }
+
+    pub fn new_map(map: BTreeMap<String, Value>) -> Value {
+        Value::Map(Rc::new(RefCell::new(map)))
+    }
+
+    pub fn list(items: Vec<Value>) -> Value {
+        Value::List(Rc::new(items))
+    }
+
+    pub fn is_nil(&self) -> bool {
+        matches!(self, Value::Nil)
+    }
+
+    /// Go template truthiness (`if`, `with`, `and`, `or`, `not`).
+    pub fn is_true(&self) -> bool {
+        match self {
+            Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) | Value::Int64(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::String(s) => !s.is_empty(),
+            Value::Bytes(b) => !b.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Map(m) => !m.borrow().is_empty(),
+            Value::Object(_) => true,
+        }
+    }
+
+    /// Go's type name as `printf "%T"` / sprig `typeOf` shows it.
+    pub fn type_name(&self) -> String {
+        match self {
+            Value::Nil => "<nil>".into(),
+            Value::Bool(_) => "bool".into(),
+            Value::Int(_) => "int".into(),
+            Value::Int64(_) => "int64".into(),
+            Value::Float(_) => "float64".into(),
+            Value::String(_) => "string".into(),
+            Value::Bytes(_) => "[]uint8".into(),
+            Value::List(_) => "[]interface {}".into(),
+            Value::Map(_) => "map[string]interface {}".into(),
+            Value::Object(o) => o.type_name(),
+        }
+    }
+
+    /// Go's reflect kind name (sprig `kindOf`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Nil => "invalid",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Int64(_) => "int64",
+            Value::Float(_) => "float64",
+            Value::String(_) => "string",
+            Value::Bytes(_) | Value::List(_) => "slice",
+            Value::Map(_) => "map",
+            Value::Object(o) => o.kind_name(),
+        }
+    }
+
+    /// Formats like Go's `fmt` `%v` at the top level of a template action.
+    pub fn to_go_string(&self) -> String {
+        let mut out = String::new();
+        self.write_go(&mut out, 0);
+        out
+    }
+
+    fn write_go(&self, out: &mut String, depth: usize) {
+        // Self-referencing maps (via `set`) would otherwise recurse forever.
+        if depth > 200 {
+            out.push_str("...");
+            return;
+        }
+        match self {
+            Value::Nil => out.push_str("<nil>"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) | Value::Int64(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => out.push_str(&format_float_g(*f)),
+            Value::String(s) => out.push_str(s),
+            Value::Bytes(b) => {
+                out.push('[');
+                for (i, byte) in b.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    let _ = write!(out, "{byte}");
+                }
+                out.push(']');
+            }
+            Value::List(l) => {
+                out.push('[');
+                for (i, item) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    item.write_go(out, depth + 1);
+                }
+                out.push(']');
+            }
+            Value::Map(m) => {
+                out.push_str("map[");
+                for (i, (k, v)) in m.borrow().iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
+                    }
+                    out.push_str(k);
+                    out.push(':');
+                    v.write_go(out, depth + 1);
+                }
+                out.push(']');
+            }
+            Value::Object(o) => o.write_go(out),
+        }
+    }
+
+    /// Deep copy (maps are shared references otherwise).
+    pub fn deep_copy(&self) -> Value {
+        match self {
+            Value::Map(m) => Value::new_map(
+                m.borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.deep_copy()))
+                    .collect(),
+            ),
+            Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
+            other => other.clone(),
+        }
+    }
+
+    /// JSON as Go's encoding/json decodes it into `interface{}` (numbers are
+    /// float64).
+    pub fn from_json(j: &serde_json::Value) -> Value {
+        match j {
+            serde_json::Value::Null => Value::Nil,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(0.0)),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Array(a) => Value::list(a.iter().map(Value::from_json).collect()),
+            serde_json::Value::Object(o) => Value::new_map(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Looks up a key of a map value.
+    pub fn map_get(&self, key: &str) -> Option<Value> {
+        match self {
+            Value::Map(m) => m.borrow().get(key).cloned(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_print_like_go() {
+        let m = Value::new_map(
+            [
+                ("b".to_string(), Value::Float(2.0)),
+                (
+                    "a".to_string(),
+                    Value::list(vec![Value::str("x"), Value::Nil]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(m.to_go_string(), "map[a:[x <nil>] b:2]");
+    }
+}

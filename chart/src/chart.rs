@@ -8,7 +8,7 @@ use gotemplate::{Source, Value};
 
 use crate::RenderError;
 use crate::load::text_of;
-use crate::values::parse_values;
+use crate::values::{Merge, merge_values, parse_values};
 
 /// One chart of the tree.
 #[derive(Debug, Clone)]
@@ -212,4 +212,49 @@ fn load_view(
         subcharts,
         is_library,
     })
+}
+
+/// Coalesces user values over chart defaults (recursively for the chart and
+/// its subcharts), as `helm template` does: maps merge, user values win, an
+/// explicit null in user values deletes the key, globals flow down.
+pub fn coalesce(chart: &Chart, user: &Value) -> Value {
+    let dst = match user {
+        Value::Map(_) => user.deep_copy(),
+        _ => Value::new_map(BTreeMap::new()),
+    };
+    coalesce_chart(chart, &dst);
+    dst
+}
+
+fn coalesce_chart(chart: &Chart, dst: &Value) {
+    // A copy: coalescing fills maps in place and must not change the chart's defaults.
+    merge_values(dst, &chart.values.deep_copy(), Merge::Defaults);
+    let Value::Map(dm) = dst else { return };
+    for sub in &chart.subcharts {
+        let entry = dm.borrow().get(&sub.name).cloned();
+        let sub_values = match entry {
+            Some(v @ Value::Map(_)) => v,
+            _ => {
+                let v = Value::new_map(BTreeMap::new());
+                dm.borrow_mut().insert(sub.name.clone(), v.clone());
+                v
+            }
+        };
+        // Parent globals override the subchart's own globals.
+        let parent_global = dm.borrow().get("global").cloned();
+        if let (Some(Value::Map(parent_global)), Value::Map(sm)) = (parent_global, &sub_values) {
+            let existing = sm.borrow().get("global").cloned();
+            let merged = match existing {
+                Some(g @ Value::Map(_)) => g,
+                _ => Value::new_map(BTreeMap::new()),
+            };
+            merge_values(
+                &merged,
+                &Value::Map(parent_global).deep_copy(),
+                Merge::Overlay,
+            );
+            sm.borrow_mut().insert("global".into(), merged);
+        }
+        coalesce_chart(sub, &sub_values);
+    }
 }

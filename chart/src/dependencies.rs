@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use gotemplate::Value;
 
 use crate::RenderError;
-use crate::chart::Chart;
-use crate::values::{coalesce, fill_defaults, yaml_key_string};
+use crate::chart::{Chart, coalesce};
+use crate::values::{fill_defaults, yaml_key_string};
 
 /// One entry of Chart.yaml `dependencies` (or requirements.yaml for v1 charts).
 #[derive(Debug, Clone)]

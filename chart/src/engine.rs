@@ -12,7 +12,7 @@ use crate::funcs::helm::NO_VALUE;
 use crate::load::text_of;
 use crate::{
     ChartFiles, Manifest, RenderError, RenderOptions, RenderOutput, dependencies, funcs, manifests,
-    objects, schema, values,
+    objects, schema,
 };
 
 pub(crate) fn render(
@@ -29,7 +29,7 @@ pub(crate) fn render(
     }
     dependencies::check_tree(&root)?;
     dependencies::process(&mut root, user);
-    let coalesced = values::coalesce(&root, user);
+    let coalesced = chart::coalesce(&root, user);
     let caps = objects::capabilities(options)?;
     if !options.skip_schema_validation {
         schema::check(&root, &coalesced)?;

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use base64::Engine as _;
 use gotemplate::func::arg::err;
-use gotemplate::{FuncError, FuncResult, Object, Struct, Value};
+use gotemplate::{FuncError, Object, Struct, Value};
 
 use crate::chart::Chart;
 use crate::yaml_emit::to_yaml_string;
@@ -91,7 +91,7 @@ impl Object for Files {
         "map"
     }
 
-    fn member(&self, name: &str, args: &[Value]) -> Option<FuncResult> {
+    fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
         let files = &self.0;
         let path = match args.first() {
             Some(Value::String(p)) => p.clone(),
@@ -179,7 +179,7 @@ impl Object for VersionSet {
         "slice"
     }
 
-    fn member(&self, name: &str, args: &[Value]) -> Option<FuncResult> {
+    fn member(&self, name: &str, args: &[Value]) -> Option<Result<Value, FuncError>> {
         match name {
             "Has" => Some(match args {
                 [Value::String(v)] => Ok(Value::Bool(self.0.contains(v))),

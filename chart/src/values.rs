@@ -1,5 +1,6 @@
-//! Values: reading values files, the one merge every layering uses, and
-//! Helm's coalescing of user values over a chart tree's defaults.
+//! Values: reading values files, the one merge every layering uses
+//! (coalescing over a chart tree's defaults is `Chart::coalesce`), and the
+//! conversions between template values and YAML.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -7,8 +8,6 @@ use std::rc::Rc;
 use gotemplate::{MapRef, Value};
 
 use crate::RenderError;
-use crate::chart::Chart;
-use crate::funcs::is_empty;
 use crate::load::text_of;
 
 /// How [`merge`] settles a key both maps hold (nested maps always merge
@@ -62,9 +61,9 @@ fn merge_at(dst: &MapRef, src: &MapRef, how: Merge, depth: usize) {
                         }
                         false
                     }
-                    Merge::Mergo { overwrite: true } => !is_empty(&incoming),
+                    Merge::Mergo { overwrite: true } => !incoming.is_empty(),
                     Merge::Mergo { overwrite: false } => {
-                        is_empty(&current) && !matches!(current, Value::Map(_))
+                        current.is_empty() && !matches!(current, Value::Map(_))
                     }
                 };
                 if replace {
@@ -76,7 +75,7 @@ fn merge_at(dst: &MapRef, src: &MapRef, how: Merge, depth: usize) {
 }
 
 /// [`merge`] for values that are maps; anything else is left alone.
-fn merge_values(dst: &Value, src: &Value, how: Merge) {
+pub(crate) fn merge_values(dst: &Value, src: &Value, how: Merge) {
     if let (Value::Map(dst), Value::Map(src)) = (dst, src) {
         merge(dst, src, how);
     }
@@ -102,51 +101,6 @@ pub fn parse_values(path: &str, bytes: &[u8]) -> Result<Value, RenderError> {
                 other.kind_name()
             ),
         )),
-    }
-}
-
-/// Coalesces user values over chart defaults (recursively for the chart and
-/// its subcharts), as `helm template` does: maps merge, user values win, an
-/// explicit null in user values deletes the key, globals flow down.
-pub fn coalesce(chart: &Chart, user: &Value) -> Value {
-    let dst = match user {
-        Value::Map(_) => user.deep_copy(),
-        _ => Value::new_map(BTreeMap::new()),
-    };
-    coalesce_chart(chart, &dst);
-    dst
-}
-
-fn coalesce_chart(chart: &Chart, dst: &Value) {
-    // A copy: coalescing fills maps in place and must not change the chart's defaults.
-    merge_values(dst, &chart.values.deep_copy(), Merge::Defaults);
-    let Value::Map(dm) = dst else { return };
-    for sub in &chart.subcharts {
-        let entry = dm.borrow().get(&sub.name).cloned();
-        let sub_values = match entry {
-            Some(v @ Value::Map(_)) => v,
-            _ => {
-                let v = Value::new_map(BTreeMap::new());
-                dm.borrow_mut().insert(sub.name.clone(), v.clone());
-                v
-            }
-        };
-        // Parent globals override the subchart's own globals.
-        let parent_global = dm.borrow().get("global").cloned();
-        if let (Some(Value::Map(parent_global)), Value::Map(sm)) = (parent_global, &sub_values) {
-            let existing = sm.borrow().get("global").cloned();
-            let merged = match existing {
-                Some(g @ Value::Map(_)) => g,
-                _ => Value::new_map(BTreeMap::new()),
-            };
-            merge_values(
-                &merged,
-                &Value::Map(parent_global).deep_copy(),
-                Merge::Overlay,
-            );
-            sm.borrow_mut().insert("global".into(), merged);
-        }
-        coalesce_chart(sub, &sub_values);
     }
 }
 

@@ -9,7 +9,7 @@ use yaml_rust2::parser::{Event, Parser, Tag};
 use yaml_rust2::scanner::TScalarStyle;
 
 use gotemplate::Value;
-use gotemplate::fmt::format_float_g;
+use gotemplate::value::format_float_g;
 
 /// Limits that keep hostile input (alias bombs, deep nesting) cheap.
 const MAX_ALIAS_NODES: usize = 1_000_000;

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 
 use gotemplate::Value;
-use gotemplate::fmt::{format_float_g, format_float_json};
+use gotemplate::value::{format_float_g, format_float_json};
 
 /// A value after Helm's JSON round trip.
 #[derive(Debug, Clone)]

@@ -1,12 +1,24 @@
 //! Go's builtin template functions, with Go's semantics and messages.
 
+use crate::error::FuncError;
 use crate::fmt::{sprint, sprintf, sprintln};
 use crate::func::arg::{err, string};
-use crate::func::{Arity::*, Body, Func, FuncError, FuncResult};
+use crate::func::{Arity::*, Body, Func, FuncResult, FuncTable};
 use crate::value::Value;
 
-/// Go's builtins, as `FuncTable::builtins` holds them.
-pub(crate) const FUNCS: &[Func] = &[
+impl FuncTable {
+    /// Go's builtin functions (`and`, `or`, `not`, `len`, `index`, `slice`,
+    /// `print`, `printf`, `println`, `html`, `js`, `urlquery`, `call`, and
+    /// the comparisons).
+    pub fn builtins() -> FuncTable {
+        let mut table = FuncTable::default();
+        table.extend(FUNCS);
+        table
+    }
+}
+
+/// Go's builtins.
+const FUNCS: &[Func] = &[
     Func {
         name: "and",
         arity: AtLeast(1),

@@ -6,11 +6,10 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use thiserror::Error;
-
-use crate::func::{Body, Func, FuncTable};
+use crate::error::{ExecError, ParseError, TextError};
+use crate::func::{Body, Func, FuncTable, Runner};
 use crate::lex::line_col;
-use crate::parse::{ParseError, Source, parse};
+use crate::parse::{Source, parse};
 use crate::tree::ParsedFile;
 use crate::tree::{
     Arg, Branch, Command, Node, Pipe, TemplateCall, arg_pos, arg_string, cmd_string, pipe_string,
@@ -128,29 +127,6 @@ fn template_defs(
         body: Rc::new(parsed.body),
     });
     (body, defines)
-}
-
-/// Why [`Executor::execute_text`] failed.
-#[derive(Debug, Clone, Error)]
-pub enum TextError {
-    #[error(transparent)]
-    Parse(#[from] ParseError),
-    #[error(transparent)]
-    Exec(#[from] ExecError),
-}
-
-/// An execution failure with Go's message and its location.
-#[derive(Debug, Clone, Error)]
-#[error("{message}")]
-pub struct ExecError {
-    /// The file of the innermost node being executed.
-    pub file: String,
-    pub line: usize,
-    pub column: Option<usize>,
-    /// The complete Go-style message.
-    pub message: String,
-    /// True when raised by `fail`/`required` (Helm reports these specially).
-    pub user_failure: bool,
 }
 
 /// Non-local control flow inside a template.
@@ -720,26 +696,15 @@ impl Executor {
             Ctl::Err(Box::new(err))
         })
     }
+}
 
-    /// The template called `name` in the set being executed.
-    pub fn template(&self, name: &str) -> Option<Rc<TemplateDef>> {
-        self.templates.get(name).cloned()
+impl Runner for Executor {
+    fn execute_template(&mut self, name: &str, dot: Value) -> Option<Result<String, ExecError>> {
+        let def = self.templates.get(name).cloned()?;
+        Some(self.exec_template(&def, dot))
     }
 
-    /// Runs `def` with `dot` inside this execution (Go's `{{template}}`;
-    /// Helm's `include`), returning its output.
-    pub fn execute(&mut self, def: &Rc<TemplateDef>, dot: Value) -> Result<String, ExecError> {
-        self.exec_template(def, dot)
-    }
-
-    /// Parses `text` as a template called `name` and runs it with `dot`;
-    /// the templates it defines are visible while it runs (Helm's `tpl`).
-    pub fn execute_text(
-        &mut self,
-        name: &str,
-        text: &str,
-        dot: Value,
-    ) -> Result<String, TextError> {
+    fn execute_text(&mut self, name: &str, text: &str, dot: Value) -> Result<String, TextError> {
         let key = (name.to_string(), text.to_string());
         let cached = self.templates.parsed_texts.borrow().get(&key).cloned();
         let (def, defines) = match cached {

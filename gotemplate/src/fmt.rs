@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::value::Value;
+use crate::value::{Value, format_float_g};
 
 /// `fmt.Sprint`: spaces between operands when neither side is a string.
 pub fn sprint(args: &[Value]) -> String {
@@ -331,88 +331,6 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
-/// Shortest decimal digits and exponent of a finite non-zero float:
-/// value = 0.d1d2d3... × 10^point.
-fn shortest_digits(f: f64) -> (String, i32) {
-    // Rust's `{:e}` gives the shortest round-tripping digits, as Go's 'g' -1 does.
-    let s = format!("{:e}", f.abs());
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
-    (digits, exp + 1)
-}
-
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)`, which `%v` uses for float64.
-pub fn format_float_g(f: f64) -> String {
-    // Go uses exponent form when exp < -4 or exp >= 6 for shortest 'g'.
-    format_float_shortest(f, -4, 6)
-}
-
-fn format_float_shortest(f: f64, min_exp: i32, max_exp: i32) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let (digits, point) = shortest_digits(f);
-    let exp = point - 1;
-    let sign = if f < 0.0 { "-" } else { "" };
-    if exp < min_exp || exp >= max_exp {
-        let mut s = String::from(sign);
-        s.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            s.push('.');
-            s.push_str(&digits[1..]);
-        }
-        let _ = write!(s, "e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs());
-        s
-    } else {
-        let mut s = String::from(sign);
-        if point <= 0 {
-            s.push_str("0.");
-            for _ in 0..(-point) {
-                s.push('0');
-            }
-            s.push_str(&digits);
-        } else if point as usize >= digits.len() {
-            s.push_str(&digits);
-            for _ in 0..(point as usize - digits.len()) {
-                s.push('0');
-            }
-        } else {
-            s.push_str(&digits[..point as usize]);
-            s.push('.');
-            s.push_str(&digits[point as usize..]);
-        }
-        s
-    }
-}
-
-/// encoding/json float formatting: plain unless exponent < -6 or >= 21.
-pub fn format_float_json(f: f64) -> String {
-    let s = format_float_shortest(f, -6, 21);
-    // json writes e-07 as e-7
-    if let Some(idx) = s.find('e') {
-        let (m, e) = s.split_at(idx);
-        let sign = &e[1..2];
-        let digits = e[2..].trim_start_matches('0');
-        return format!("{m}e{sign}{}", if digits.is_empty() { "0" } else { digits });
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,20 +353,5 @@ mod tests {
             sprint(&[Value::Int(1), Value::Int(2), s("a"), Value::Int(3)]),
             "1 2a3"
         );
-    }
-
-    #[test]
-    fn floats_print_like_go() {
-        // Verified with `fmt.Println` in Go 1.26.
-        assert_eq!(format_float_g(1000000.0), "1e+06");
-        assert_eq!(format_float_g(123456.0), "123456");
-        assert_eq!(format_float_g(1.5), "1.5");
-        assert_eq!(format_float_g(0.0001), "0.0001");
-        assert_eq!(format_float_g(0.00001), "1e-05");
-        assert_eq!(format_float_g(1234567.0), "1.234567e+06");
-        assert_eq!(format_float_g(3.0), "3");
-        assert_eq!(format_float_json(1e21), "1e+21");
-        assert_eq!(format_float_json(1000000.0), "1000000");
-        assert_eq!(format_float_json(1e-7), "1e-7");
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use crate::exec::{ExecError, Executor};
+use crate::error::{ExecError, FuncError, TextError};
 use crate::value::{MapRef, Value};
 
 /// What a function returns.
@@ -26,10 +26,21 @@ pub enum Body {
     /// A function of its arguments alone.
     Plain(fn(&[Value]) -> FuncResult),
     /// A function that runs templates (Helm's `include` and `tpl`).
-    Executing(fn(&mut Executor, &[Value]) -> FuncResult),
+    Executing(fn(&mut dyn Runner, &[Value]) -> FuncResult),
     /// Go's `and` (stops at the first false argument) and `or` (stops at the
     /// first true one): arguments after that are not evaluated.
     ShortCircuit { stop_at: bool },
+}
+
+/// What a function that runs templates may ask of the executor running it.
+pub trait Runner {
+    /// Runs the template `name` of the set being executed with `dot` (Go's
+    /// `{{template}}`); `None` when the set has no such template.
+    fn execute_template(&mut self, name: &str, dot: Value) -> Option<Result<String, ExecError>>;
+
+    /// Parses `text` as a template called `name` and runs it with `dot`;
+    /// the templates it defines are visible while it runs.
+    fn execute_text(&mut self, name: &str, text: &str, dot: Value) -> Result<String, TextError>;
 }
 
 /// One entry of a function table.
@@ -54,7 +65,7 @@ impl Func {
     pub const fn executing(
         name: &'static str,
         arity: Arity,
-        call: fn(&mut Executor, &[Value]) -> FuncResult,
+        call: fn(&mut dyn Runner, &[Value]) -> FuncResult,
     ) -> Func {
         Func {
             name,
@@ -98,15 +109,6 @@ pub struct FuncTable {
 }
 
 impl FuncTable {
-    /// Go's builtin functions (`and`, `or`, `not`, `len`, `index`, `slice`,
-    /// `print`, `printf`, `println`, `html`, `js`, `urlquery`, `call`, and
-    /// the comparisons).
-    pub fn builtins() -> FuncTable {
-        let mut table = FuncTable::default();
-        table.extend(crate::builtins::FUNCS);
-        table
-    }
-
     /// Adds `funcs`; a name already in the table is replaced, as Go's
     /// `Template.Funcs` replaces builtins.
     pub fn extend(&mut self, funcs: &[Func]) {
@@ -122,57 +124,6 @@ impl FuncTable {
     /// Every function name, in no particular order.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_name.keys().copied()
-    }
-}
-
-/// A function's error before the executor locates it (Go wraps it as
-/// "error calling NAME: ...").
-#[derive(Debug, Clone)]
-pub struct FuncError {
-    pub message: String,
-    /// The complete, located error of a template the function ran (`include`).
-    pub nested: Option<Box<ExecError>>,
-    /// Raised on purpose by the template's author (Helm's `fail` and
-    /// `required`), which hosts may report differently from a bug.
-    pub user_failure: bool,
-}
-
-impl FuncError {
-    pub fn new(message: impl Into<String>) -> FuncError {
-        FuncError {
-            message: message.into(),
-            nested: None,
-            user_failure: false,
-        }
-    }
-
-    /// An error the template's author raised on purpose.
-    pub fn user_failure(message: impl Into<String>) -> FuncError {
-        FuncError {
-            user_failure: true,
-            ..FuncError::new(message)
-        }
-    }
-
-    /// The failure of a template the function ran.
-    pub fn nested(error: ExecError) -> FuncError {
-        FuncError {
-            message: error.message.clone(),
-            user_failure: error.user_failure,
-            nested: Some(Box::new(error)),
-        }
-    }
-}
-
-impl From<String> for FuncError {
-    fn from(message: String) -> FuncError {
-        FuncError::new(message)
-    }
-}
-
-impl From<&str> for FuncError {
-    fn from(message: &str) -> FuncError {
-        FuncError::new(message)
     }
 }
 

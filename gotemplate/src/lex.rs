@@ -1,7 +1,7 @@
 //! The lexer: template text into tokens, with Go's trim markers, comments,
 //! string, character and number literals.
 
-use crate::parse::ParseError;
+use crate::error::ParseError;
 use crate::tree::NumberLit;
 
 /// A token; names, text and string literals borrow from the source, so

@@ -9,6 +9,7 @@
 //! | [`exec`] | running a [`TemplateSet`] over a [`Value`], with Go's error messages |
 //! | [`value`] | the dynamic [`Value`] and host [`Object`]s |
 //! | [`func`] | the [`FuncTable`]: name → function and arity, resolved at parse time |
+//! | [`error`] | parse, execution and function errors, in Go's words |
 //! | [`builtins`] | Go's builtins (`and`, `len`, `index`, `printf`, `eq`, ...) |
 //! | [`fmt`] | Go's `fmt` verbs and number formatting for template values |
 //!
@@ -31,6 +32,7 @@
 //! `missingkey=zero` for `map[string]interface{}`, as Helm runs templates).
 
 pub mod builtins;
+pub mod error;
 pub mod exec;
 pub mod fmt;
 pub mod func;
@@ -39,9 +41,10 @@ pub mod parse;
 pub mod tree;
 pub mod value;
 
-pub use exec::{ExecError, Executor, TemplateDef, TemplateSet, TextError};
-pub use func::{Arity, Body, Func, FuncError, FuncResult, FuncTable};
-pub use parse::{ParseError, Source};
+pub use error::{ExecError, FuncError, ParseError, TextError};
+pub use exec::{Executor, TemplateDef, TemplateSet};
+pub use func::{Arity, Body, Func, FuncResult, FuncTable, Runner};
+pub use parse::Source;
 pub use tree::ParsedFile;
 pub use value::{MapRef, Object, Struct, Value};
 

@@ -3,21 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use thiserror::Error;
-
+use crate::error::ParseError;
 use crate::func::FuncTable;
 use crate::lex::{Tok, line_of, parse_number, string_value, tokenize};
 use crate::tree::*;
-
-/// A parse failure, located by byte offset in the template source.
-#[derive(Debug, Clone, Error)]
-#[error("template: {name}:{line}: {message}")]
-pub struct ParseError {
-    /// The template (file) name being parsed.
-    pub name: String,
-    pub line: usize,
-    pub message: String,
-}
 
 struct Parser<'a> {
     toks: Vec<(Tok<'a>, usize)>,

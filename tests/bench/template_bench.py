@@ -8,13 +8,14 @@ reports it. Prints a Markdown table: median wall time, median peak RSS, and
 helm/berth ratios.
 
 Usage (from the repository root):
-    cargo xtask dist          # the static berth an install ships, in target/dist
+    cargo build --release -p berth
     python3 tests/bench/template_bench.py [--runs 15] [--charts ../shared/charts]
-        [--berth target/dist/berth] [--helm ~/.cache/berth/tools/bin/helm]
+        [--berth target/release/berth] [--helm ~/.cache/berth/tools/bin/helm]
+        [--before OTHER_BERTH]
 
-With --baseline OTHER_BERTH, another berth build takes helm's place: an A/B
-comparison of two builds, run alternately in the same way (the machine's speed
-drifts between runs, so compare builds within one run).
+With --before OTHER_BERTH, another berth build (an earlier commit, say) runs
+in the same alternation and gets its own columns: the machine's speed drifts
+between runs, so compare builds within one run.
 """
 
 import argparse
@@ -69,43 +70,48 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--charts", default=str(root.parent / "shared" / "charts"))
-    ap.add_argument("--berth", default=str(root / "target" / "dist" / "berth"))
+    ap.add_argument("--berth", default=str(root / "target" / "release" / "berth"))
     tools = Path(os.environ.get("BERTH_TOOLS_DIR", Path.home() / ".cache" / "berth" / "tools"))
     ap.add_argument("--helm", default=str(tools / "bin" / "helm"))
-    ap.add_argument("--baseline", help="another berth build, timed in helm's place")
+    ap.add_argument("--before", help="another berth build, timed in the same run")
     args = ap.parse_args()
-    other, other_path = ("baseline", args.baseline) if args.baseline else ("helm", args.helm)
+    programs = {"berth": args.berth}
+    if args.before:
+        programs["before"] = args.before
+    programs["helm"] = args.helm
+    compared = [name for name in programs if name != "helm"]
 
     charts = sorted(p for p in Path(args.charts).iterdir() if (p / "Chart.yaml").is_file())
     print(f"runs per command: {args.runs} (after 1 warm-up); cpus: {os.cpu_count()}")
     print()
-    print(
-        f"| chart | berth median | {other} median | speed-up | berth peak RSS | {other} peak RSS | memory ratio |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    ratios = []
+    head = ["chart"]
+    head += [f"{name} median" for name in programs]
+    head += [f"{name} speed-up" for name in compared]
+    head += [f"{name} peak RSS" for name in programs]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    ratios = {name: [] for name in compared}
     for chart in charts:
-        cmds = {
-            "berth": [args.berth, "template", str(chart)],
-            other: [other_path, "template", str(chart)],
-        }
+        cmds = {name: [path, "template", str(chart)] for name, path in programs.items()}
         samples = {name: [] for name in cmds}
-        for name, argv in cmds.items():
+        for argv in cmds.values():
             run_once(argv)
         for _ in range(args.runs):
             for name, argv in cmds.items():
                 samples[name].append(run_once(argv))
         med = {n: statistics.median(samples[n]) for n in cmds}
         rss = {n: statistics.median(peak_rss_kib(argv) for _ in range(3)) for n, argv in cmds.items()}
-        ratio = med[other] / med["berth"]
-        ratios.append(ratio)
-        print(
-            f"| {chart.name} | {med['berth'] * 1000:.2f} ms | {med[other] * 1000:.2f} ms | "
-            f"{ratio:.2f}× | {rss['berth'] / 1024:.1f} MiB | {rss[other] / 1024:.1f} MiB | "
-            f"{rss[other] / rss['berth']:.1f}× |"
-        )
+        row = [chart.name]
+        row += [f"{med[n] * 1000:.2f} ms" for n in programs]
+        for name in compared:
+            ratio = med["helm"] / med[name]
+            ratios[name].append(ratio)
+            row.append(f"{ratio:.2f}×")
+        row += [f"{rss[n] / 1024:.1f} MiB" for n in programs]
+        print("| " + " | ".join(row) + " |", flush=True)
     print()
-    print(f"geometric mean speed-up: {statistics.geometric_mean(ratios):.1f}×")
+    for name in compared:
+        print(f"{name}: geometric mean speed-up over helm {statistics.geometric_mean(ratios[name]):.1f}×")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::{err, string};
-use gotemplate::{Arity::*, Executor, Func, FuncError, FuncResult, TextError, Value};
+use gotemplate::{Arity::*, Func, FuncError, FuncResult, Runner, TextError, Value};
 
 pub(super) const FUNCS: &[Func] = &[
     Func::executing("include", Exact(2), include),
@@ -20,20 +20,18 @@ pub(super) const FUNCS: &[Func] = &[
 /// Helm's "<no value>" for missing values: templates print nothing there.
 pub(crate) const NO_VALUE: &str = "<no value>";
 
-fn include(executor: &mut Executor, a: &[Value]) -> FuncResult {
+fn include(runner: &mut dyn Runner, a: &[Value]) -> FuncResult {
     let name = string(&a[0])?;
-    let Some(def) = executor.template(&name) else {
-        return err(format!(
+    match runner.execute_template(&name, a[1].clone()) {
+        Some(Ok(out)) => Ok(Value::String(out)),
+        Some(Err(e)) => Err(FuncError::nested(e)),
+        None => err(format!(
             "template: no template {name:?} associated with template \"gotpl\""
-        ));
-    };
-    executor
-        .execute(&def, a[1].clone())
-        .map(Value::String)
-        .map_err(FuncError::nested)
+        )),
+    }
 }
 
-fn tpl(executor: &mut Executor, a: &[Value]) -> FuncResult {
+fn tpl(runner: &mut dyn Runner, a: &[Value]) -> FuncResult {
     let text = string(&a[0])?;
     let data = a[1].clone();
     // Helm names the tpl template after the calling template's file.
@@ -41,7 +39,7 @@ fn tpl(executor: &mut Executor, a: &[Value]) -> FuncResult {
         Some(Value::String(name)) => name,
         _ => "gotpl".to_string(),
     };
-    match executor.execute_text(&name, &text, data) {
+    match runner.execute_text(&name, &text, data) {
         Ok(out) => Ok(Value::String(out.replace(NO_VALUE, ""))),
         Err(TextError::Parse(e)) => err(format!("cannot parse template {text:?}: {e}")),
         Err(TextError::Exec(e)) => Err(FuncError::nested(e)),

@@ -8,7 +8,6 @@ use gotemplate::func::arg::{int, list};
 use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
 
 use super::conversions::{deep_equal, strval, to_i64};
-use super::defaults::is_empty;
 
 pub(super) const FUNCS: &[Func] = &[
     Func::new("list", AtLeast(0), |a| Ok(Value::list(a.to_vec()))),
@@ -150,7 +149,7 @@ fn compact(a: &[Value]) -> FuncResult {
     Ok(Value::list(
         list("compact", &a[0])?
             .iter()
-            .filter(|v| !is_empty(v))
+            .filter(|v| !v.is_empty())
             .cloned()
             .collect(),
     ))

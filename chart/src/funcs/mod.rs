@@ -24,7 +24,6 @@ use std::sync::{Arc, LazyLock};
 use gotemplate::{Func, FuncTable};
 
 pub use conversions::strval;
-pub use defaults::is_empty;
 
 /// The families, in the order their tables are added.
 const FAMILIES: &[&[Func]] = &[

@@ -210,9 +210,11 @@ impl GitSource {
                 fetched: false,
             });
         }
+        // The commit the cache had for the branch, as the log says it.
+        let from = local.map_or_else(|| "nothing".to_string(), |oid| oid.to_string());
         if repo.find_commit(remote_head).is_ok() {
             // E.g. the branch was reset to an earlier commit: every object is already here.
-            info!(from = ?local.map(|o| o.to_string()), to = %remote_head,
+            info!(%from, to = %remote_head,
                 "branch head moved to a commit already cached; not fetching");
             repo.reference(
                 &tracking,
@@ -226,7 +228,7 @@ impl GitSource {
                 fetched: false,
             });
         }
-        info!(from = ?local.map(|o| o.to_string()), to = %remote_head, "branch head moved; fetching");
+        info!(%from, to = %remote_head, "branch head moved; fetching");
         self.fetch(&repo)?;
         let commit = repo.refname_to_id(&tracking).map_err(|cause| {
             self.cache_error(format!("reading {tracking} after fetching"), cause)

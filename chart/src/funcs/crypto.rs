@@ -145,7 +145,8 @@ fn key_err(e: impl std::fmt::Display) -> FuncError {
 /// A fresh RSA key of `bits` bits in PKCS#1 PEM, as Go's `rsa.GenerateKey`
 /// and `x509.MarshalPKCS1PrivateKey` make it.
 fn new_rsa_pem(bits: usize) -> Result<String, FuncError> {
-    let key = rsa::RsaPrivateKey::new(&mut OsRng, bits).map_err(key_err)?;
+    let mut rng = rand_core::UnwrapErr(getrandom::SysRng);
+    let key = rsa::PrivateKey::new(&mut rng, bits).map_err(key_err)?;
     Ok(key
         .to_pkcs1_pem(LineEnding::LF)
         .map_err(key_err)?
@@ -202,6 +203,7 @@ fn new_dsa_pem() -> Result<String, FuncError> {
 fn new_ed25519_pem() -> Result<String, FuncError> {
     let mut secret_key = [0u8; 32];
     OsRng.fill_bytes(&mut secret_key);
+    use ed25519::pkcs8::EncodePrivateKey as _;
     let keypair = ed25519::pkcs8::KeypairBytes {
         secret_key,
         public_key: None,
@@ -232,23 +234,23 @@ fn signing_key(key_pem: &str) -> Result<KeyPair, FuncError> {
     let bad = |e: String| FuncError::new(format!("error parsing private key: {e}"));
     let block = key_pem.trim();
     // rcgen reads PKCS#8: the older RSA and EC forms are converted first.
-    let pkcs8 = |der: Result<rsa::pkcs8::SecretDocument, rsa::pkcs8::Error>,
-                 algorithm: &'static rcgen::SignatureAlgorithm| {
-        let der = der.map_err(|e| bad(e.to_string()))?;
-        KeyPair::from_pkcs8_der_and_sign_algo(&der.as_bytes().into(), algorithm)
+    let pkcs8 = |der: &[u8], algorithm: &'static rcgen::SignatureAlgorithm| {
+        KeyPair::from_pkcs8_der_and_sign_algo(&der.into(), algorithm)
             .map_err(|e| bad(e.to_string()))
     };
     if block.contains("RSA PRIVATE KEY") {
-        let key = rsa::RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| bad(e.to_string()))?;
-        return pkcs8(key.to_pkcs8_der(), &rcgen::PKCS_RSA_SHA256);
+        let key = rsa::PrivateKey::from_pkcs1_pem(block).map_err(|e| bad(e.to_string()))?;
+        let der = key.to_pkcs8_der().map_err(|e| bad(e.to_string()))?;
+        return pkcs8(der.as_bytes(), &rcgen::PKCS_RSA_SHA256);
     }
     if block.contains("EC PRIVATE KEY") {
         use p256::pkcs8::EncodePrivateKey as _;
         let key = p256::SecretKey::from_sec1_pem(block).map_err(|e| bad(e.to_string()))?;
-        return pkcs8(key.to_pkcs8_der(), &rcgen::PKCS_ECDSA_P256_SHA256);
+        let der = key.to_pkcs8_der().map_err(|e| bad(e.to_string()))?;
+        return pkcs8(der.as_bytes(), &rcgen::PKCS_ECDSA_P256_SHA256);
     }
     if block.contains("BEGIN PRIVATE KEY") {
-        if rsa::RsaPrivateKey::from_pkcs8_pem(block).is_ok() {
+        if rsa::PrivateKey::from_pkcs8_pem(block).is_ok() {
             return KeyPair::from_pem_and_sign_algo(block, &rcgen::PKCS_RSA_SHA256)
                 .map_err(|e| bad(e.to_string()));
         }
@@ -537,7 +539,7 @@ mod tests {
     #[test]
     fn generated_keys_parse_back_as_the_kind_asked_for() {
         let rsa_pem = new_rsa_pem(2048).unwrap();
-        let key = rsa::RsaPrivateKey::from_pkcs1_pem(&rsa_pem).unwrap();
+        let key = rsa::PrivateKey::from_pkcs1_pem(&rsa_pem).unwrap();
         assert_eq!(key.size() * 8, 2048);
         key.validate().unwrap();
 

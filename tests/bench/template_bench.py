@@ -46,7 +46,8 @@ def run_once(argv):
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
-            sys.exit(f"{' '.join(argv)} failed ({code}): {err.read().decode(errors='replace').strip()}")
+            message = err.read().decode(errors="replace").strip()
+            raise RuntimeError(f"{' '.join(argv)} failed ({code}): {message}")
     return elapsed
 
 
@@ -93,25 +94,34 @@ def main():
     ratios = {name: [] for name in compared}
     for chart in charts:
         cmds = {name: [path, "template", str(chart)] for name, path in programs.items()}
+        # A program that cannot render the chart is left out of its row.
+        for name, argv in list(cmds.items()):
+            try:
+                run_once(argv)
+            except RuntimeError as failure:
+                print(f"<!-- {failure} -->", file=sys.stderr)
+                del cmds[name]
         samples = {name: [] for name in cmds}
-        for argv in cmds.values():
-            run_once(argv)
         for _ in range(args.runs):
             for name, argv in cmds.items():
                 samples[name].append(run_once(argv))
         med = {n: statistics.median(samples[n]) for n in cmds}
         rss = {n: statistics.median(peak_rss_kib(argv) for _ in range(3)) for n, argv in cmds.items()}
         row = [chart.name]
-        row += [f"{med[n] * 1000:.2f} ms" for n in programs]
+        row += [f"{med[n] * 1000:.2f} ms" if n in med else "fails" for n in programs]
         for name in compared:
-            ratio = med["helm"] / med[name]
-            ratios[name].append(ratio)
-            row.append(f"{ratio:.2f}×")
-        row += [f"{rss[n] / 1024:.1f} MiB" for n in programs]
+            if name in med and "helm" in med:
+                ratio = med["helm"] / med[name]
+                ratios[name].append(ratio)
+                row.append(f"{ratio:.2f}×")
+            else:
+                row.append("–")
+        row += [f"{rss[n] / 1024:.1f} MiB" if n in rss else "–" for n in programs]
         print("| " + " | ".join(row) + " |", flush=True)
     print()
     for name in compared:
-        print(f"{name}: geometric mean speed-up over helm {statistics.geometric_mean(ratios[name]):.1f}×")
+        mean = statistics.geometric_mean(ratios[name])
+        print(f"{name}: geometric mean speed-up over helm {mean:.1f}× ({len(ratios[name])} charts)")
 
 
 if __name__ == "__main__":

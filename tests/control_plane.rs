@@ -235,7 +235,8 @@ async fn a_second_cluster_is_independent_and_stops_cleanly() {
 
     let pids = second.pids();
     let dir = second.dir().to_path_buf();
-    assert_eq!(pids.len(), 2);
+    // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok.
+    assert_eq!(pids.len(), 5);
     second.stop();
     for pid in pids {
         assert!(!is_alive(pid), "server {pid} still running after stop");
@@ -301,4 +302,119 @@ async fn install_manifests_are_accepted_by_the_api_server() {
             "Deployment"
         ]
     );
+}
+
+/// Polls `check` until it gives a value or `timeout` passes.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn workloads_roll_out_on_fake_nodes_and_failing_images_fail_as_a_kubelet_says() {
+    use berth_harness::cluster::{CRASHING_IMAGE, FAILING_IMAGE, MISSING_IMAGE};
+    use k8s_openapi::api::batch::v1::Job;
+    use k8s_openapi::api::core::v1::Pod;
+    let cluster = shared().await;
+    let client = cluster.admin_client().await.unwrap();
+    create_namespace(&client, "workloads").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "workloads");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "workloads");
+    let apply = PatchParams::apply("test").force();
+    for (name, image) in [
+        ("good", "ghcr.io/example/demo:1.0"),
+        ("missing", MISSING_IMAGE),
+        ("crashing", CRASHING_IMAGE),
+    ] {
+        deployments
+            .patch(name, &apply, &Patch::Apply(deployment(name, image)))
+            .await
+            .unwrap();
+    }
+    // The controller manager makes a ReplicaSet and pods, the scheduler
+    // places them on kwok's nodes, kwok makes them Ready.
+    eventually(
+        "2 ready replicas of good",
+        Duration::from_secs(60),
+        || async {
+            let d = deployments.get("good").await.ok()?;
+            (d.status?.ready_replicas? == 2).then_some(())
+        },
+    )
+    .await;
+    let waiting_reason = |app: &'static str| {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&kube::api::ListParams::default().labels(&format!("app={app}")))
+                .await
+                .ok()?;
+            let pod = list.items.into_iter().next()?;
+            assert!(pod.spec.as_ref()?.node_name.is_some(), "scheduled");
+            let status = pod.status?.container_statuses?.into_iter().next()?;
+            status.state?.waiting?.reason
+        }
+    };
+    let missing = eventually(
+        "the missing image's reason",
+        Duration::from_secs(60),
+        || waiting_reason("missing"),
+    )
+    .await;
+    assert_eq!(missing, "ImagePullBackOff");
+    let crashing = eventually(
+        "the crashing image's reason",
+        Duration::from_secs(60),
+        || waiting_reason("crashing"),
+    )
+    .await;
+    assert_eq!(crashing, "CrashLoopBackOff");
+
+    let jobs: Api<Job> = Api::namespaced(client, "workloads");
+    let job = |name: &str, image: &str| {
+        serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": { "name": name },
+            "spec": { "backoffLimit": 0, "template": { "spec": {
+                "restartPolicy": "Never",
+                "containers": [{ "name": "run", "image": image }] } } }
+        })
+    };
+    for (name, image) in [
+        ("completes", "ghcr.io/example/migrate:1.0"),
+        ("fails", FAILING_IMAGE),
+    ] {
+        jobs.patch(name, &apply, &Patch::Apply(job(name, image)))
+            .await
+            .unwrap();
+    }
+    let condition = |name: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            let conditions = jobs.get(name).await.ok()?.status?.conditions?;
+            conditions
+                .into_iter()
+                .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+                .map(|c| c.type_)
+        }
+    };
+    let completed = eventually("completes finishing", Duration::from_secs(60), || {
+        condition("completes")
+    })
+    .await;
+    assert_eq!(completed, "Complete");
+    let failed = eventually("fails finishing", Duration::from_secs(60), || {
+        condition("fails")
+    })
+    .await;
+    assert_eq!(failed, "Failed");
 }

@@ -1,4 +1,8 @@
-//! A real Kubernetes control plane (etcd + kube-apiserver) on loopback ports.
+//! A real Kubernetes control plane on loopback ports: etcd and
+//! kube-apiserver, with kube-controller-manager, kube-scheduler and kwok
+//! (fake nodes whose pods follow `kwok-stages.yaml`) so that workloads roll
+//! out: Deployments make ReplicaSets and Pods, Pods are scheduled and become
+//! Ready, Jobs complete.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::OnceCell;
@@ -24,17 +28,32 @@ pub const RESTRICTED_USER: &str = "berth-restricted";
 /// The group of the restricted identity.
 pub const RESTRICTED_GROUP: &str = "berth:restricted";
 
+/// An image no registry has: its pods stay in `ImagePullBackOff`.
+pub const MISSING_IMAGE: &str = "registry.invalid/berth/missing:1.0";
+/// An image whose container exits at once: its pods go to `CrashLoopBackOff`.
+pub const CRASHING_IMAGE: &str = "registry.invalid/berth/crashes:1.0";
+/// An image whose container exits with 1: a Job's pod fails.
+pub const FAILING_IMAGE: &str = "registry.invalid/berth/fails:1.0";
+
+/// What kwok does to pods (see the file).
+const KWOK_STAGES: &str = include_str!("kwok-stages.yaml");
+
+/// The fake nodes kwok manages.
+pub const NODES: [&str; 2] = ["kwok-node-0", "kwok-node-1"];
+
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
 const START_ATTEMPTS: usize = 3;
 
-/// A running control plane: one etcd and one kube-apiserver, with RBAC on and
+/// A running control plane: etcd, kube-apiserver, kube-controller-manager,
+/// kube-scheduler and kwok with two fake nodes; RBAC on and
 /// client-certificate authentication for an admin and a restricted identity.
 pub struct TestCluster {
     name: String,
     dir: PathBuf,
     server_url: String,
     lifetime: Lifetime,
-    // The API server is stopped before the etcd it uses.
+    // Stopped in this order: what uses the API server, the API server, etcd.
+    workloads: Vec<ServerProcess>,
     apiserver: Option<ServerProcess>,
     etcd: Option<ServerProcess>,
 }
@@ -171,14 +190,137 @@ impl TestCluster {
             dir: dir.to_path_buf(),
             server_url,
             lifetime,
+            workloads: Vec::new(),
             apiserver: Some(apiserver),
             etcd: Some(etcd),
         };
         cluster.write_kubeconfig(&pki, ADMIN_USER, &pki.admin)?;
         cluster.write_kubeconfig(&pki, RESTRICTED_USER, &pki.restricted)?;
         cluster.wait_ready().await?;
+        cluster.start_workload_servers(&pki, servers)?;
+        cluster.wait_workloads_ready().await?;
         cluster.write_pids()?;
         Ok(cluster)
+    }
+
+    /// kube-controller-manager, kube-scheduler and kwok, all as the admin.
+    fn start_workload_servers(&mut self, pki: &Pki, servers: &tools::TestServers) -> Result<()> {
+        let kubeconfig = self.admin_kubeconfig().display().to_string();
+        // Each serves its health endpoints on a port of its own.
+        let admin = || -> Result<[String; 7]> {
+            Ok([
+                format!("--kubeconfig={kubeconfig}"),
+                format!("--authentication-kubeconfig={kubeconfig}"),
+                format!("--authorization-kubeconfig={kubeconfig}"),
+                "--leader-elect=false".to_string(),
+                "--bind-address=127.0.0.1".to_string(),
+                format!("--secure-port={}", free_port()?),
+                "--v=1".to_string(),
+            ])
+        };
+        let mut controller_manager = Command::new(&servers.kube_controller_manager);
+        controller_manager.args(admin()?).args([
+            format!(
+                "--service-account-private-key-file={}",
+                pki.service_account_key.display()
+            ),
+            format!("--root-ca-file={}", pki.ca_cert.display()),
+            "--use-service-account-credentials=false".to_string(),
+            // Terminated pods are deleted at once rather than kept for debugging.
+            "--terminated-pod-gc-threshold=100".to_string(),
+        ]);
+        let mut scheduler = Command::new(&servers.kube_scheduler);
+        scheduler.args(admin()?);
+        let stages = self.dir.join("kwok-stages.yaml");
+        std::fs::write(&stages, KWOK_STAGES)
+            .with_context(|| format!("writing {}", stages.display()))?;
+        let mut kwok = Command::new(&servers.kwok);
+        kwok.args([
+            format!("--kubeconfig={kubeconfig}"),
+            format!("--config={}", stages.display()),
+            "--manage-all-nodes=false".to_string(),
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake".to_string(),
+            "--disregard-status-with-annotation-selector=kwok.x-k8s.io/status=custom".to_string(),
+            "--cidr=10.0.0.1/24".to_string(),
+            "--node-ip=10.0.0.1".to_string(),
+            "--node-lease-duration-seconds=40".to_string(),
+        ]);
+        for (name, command) in [
+            ("kube-controller-manager", controller_manager),
+            ("kube-scheduler", scheduler),
+            ("kwok", kwok),
+        ] {
+            let log = self.dir.join(format!("{name}.log"));
+            self.workloads
+                .push(ServerProcess::start(name, command, &log, self.lifetime)?);
+        }
+        Ok(())
+    }
+
+    /// Creates the fake nodes and waits until kwok has made them Ready and
+    /// the controller manager has made the `default` ServiceAccount (pods
+    /// need it).
+    async fn wait_workloads_ready(&mut self) -> Result<()> {
+        let client = self.admin_client().await?;
+        let nodes = kube::Api::<Node>::all(client.clone());
+        for name in NODES {
+            let node: Node = serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "annotations": { "kwok.x-k8s.io/node": "fake" },
+                    "labels": {
+                        "kubernetes.io/hostname": name,
+                        "kubernetes.io/os": "linux",
+                        "kubernetes.io/arch": "amd64",
+                        "type": "kwok",
+                    },
+                },
+            }))?;
+            nodes
+                .create(&kube::api::PostParams::default(), &node)
+                .await
+                .with_context(|| format!("creating node {name}"))?;
+        }
+        let accounts = kube::Api::<ServiceAccount>::namespaced(client, "default");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            for server in &mut self.workloads {
+                server.check_running()?;
+            }
+            let ready = nodes
+                .list(&Default::default())
+                .await?
+                .items
+                .iter()
+                .filter(|node| {
+                    node.status
+                        .as_ref()
+                        .and_then(|status| status.conditions.as_ref())
+                        .is_some_and(|conditions| {
+                            conditions
+                                .iter()
+                                .any(|c| c.type_ == "Ready" && c.status == "True")
+                        })
+                })
+                .count();
+            let account = accounts.get_opt("default").await?.is_some();
+            if ready == NODES.len() && account {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "cluster {}: {ready} of {} nodes Ready, default ServiceAccount {}, after {STARTUP_TIMEOUT:?}; last lines of kwok's log:\n{}\nand of kube-controller-manager's:\n{}",
+                    self.name,
+                    NODES.len(),
+                    if account { "made" } else { "missing" },
+                    log_tail(&self.dir.join("kwok.log"), 20),
+                    log_tail(&self.dir.join("kube-controller-manager.log"), 20)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     fn write_kubeconfig(&self, pki: &Pki, user: &str, identity: &CertifiedKey) -> Result<()> {
@@ -211,12 +353,7 @@ impl TestCluster {
     }
 
     fn write_pids(&self) -> Result<()> {
-        let pids: Vec<String> = [&self.apiserver, &self.etcd]
-            .into_iter()
-            .flatten()
-            .filter_map(ServerProcess::pid)
-            .map(|pid| pid.to_string())
-            .collect();
+        let pids: Vec<String> = self.pids().iter().map(u32::to_string).collect();
         std::fs::write(self.dir.join("pids"), pids.join("\n") + "\n")?;
         Ok(())
     }
@@ -273,11 +410,11 @@ impl TestCluster {
         &self.dir
     }
 
-    /// Pids of the running servers (API server, etcd).
+    /// Pids of the running servers, in stopping order.
     pub fn pids(&self) -> Vec<u32> {
-        [&self.apiserver, &self.etcd]
-            .into_iter()
-            .flatten()
+        self.workloads
+            .iter()
+            .chain([&self.apiserver, &self.etcd].into_iter().flatten())
             .filter_map(ServerProcess::pid)
             .collect()
     }
@@ -310,19 +447,24 @@ impl TestCluster {
 
     /// Leaves the servers running after this handle is dropped (detached clusters).
     pub fn release(mut self) -> Vec<u32> {
-        [self.apiserver.take(), self.etcd.take()]
+        std::mem::take(&mut self.workloads)
             .into_iter()
-            .flatten()
+            .chain(
+                [self.apiserver.take(), self.etcd.take()]
+                    .into_iter()
+                    .flatten(),
+            )
             .map(ServerProcess::release)
             .collect()
     }
 
     /// Stops the servers and removes the cluster's files.
     pub fn stop(&mut self) {
-        for process in [self.apiserver.take(), self.etcd.take()]
-            .into_iter()
-            .flatten()
-        {
+        for process in std::mem::take(&mut self.workloads).into_iter().chain(
+            [self.apiserver.take(), self.etcd.take()]
+                .into_iter()
+                .flatten(),
+        ) {
             drop(process);
         }
         if self.lifetime == Lifetime::TiedToProcess {

@@ -1,4 +1,6 @@
-//! Finding the pinned test servers (kube-apiserver, etcd, helm, vault), building them first when they are missing.
+//! Finding the pinned test servers (kube-apiserver, kube-controller-manager,
+//! kube-scheduler, etcd, kwok, helm, vault), building them first when they
+//! are missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +14,9 @@ const VERSIONS_ENV: &str = include_str!("../tools/versions.env");
 #[derive(Clone, Debug)]
 pub struct TestServers {
     pub kube_apiserver: PathBuf,
+    pub kube_controller_manager: PathBuf,
+    pub kube_scheduler: PathBuf,
+    pub kwok: PathBuf,
     pub etcd: PathBuf,
     pub helm: PathBuf,
     pub vault: PathBuf,
@@ -47,6 +52,9 @@ pub fn pinned_versions() -> Vec<(&'static str, String)> {
     };
     vec![
         ("kube-apiserver", lookup("KUBERNETES_VERSION")),
+        ("kube-controller-manager", lookup("KUBERNETES_VERSION")),
+        ("kube-scheduler", lookup("KUBERNETES_VERSION")),
+        ("kwok", lookup("KWOK_VERSION")),
         ("etcd", lookup("ETCD_VERSION")),
         ("helm", lookup("HELM_VERSION")),
         ("vault", lookup("VAULT_VERSION")),
@@ -100,6 +108,9 @@ pub fn ensure() -> Result<TestServers> {
     let bin = dir.join("bin");
     Ok(TestServers {
         kube_apiserver: bin.join("kube-apiserver"),
+        kube_controller_manager: bin.join("kube-controller-manager"),
+        kube_scheduler: bin.join("kube-scheduler"),
+        kwok: bin.join("kwok"),
         etcd: bin.join("etcd"),
         helm: bin.join("helm"),
         vault: bin.join("vault"),

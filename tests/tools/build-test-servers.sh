@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real servers berth's integration tests run against (kube-apiserver,
-# etcd, helm, vault) from the Go module proxy at the versions pinned in versions.env.
+# kube-controller-manager, kube-scheduler, etcd, kwok, helm, vault) from the Go
+# module proxy at the versions pinned in versions.env.
 #
 # Idempotent: each binary has a stamp holding its version; a binary whose stamp
 # matches the pin is not rebuilt. The cache lives outside the clone so a fresh
@@ -46,9 +47,10 @@ up_to_date() { # name version
 }
 
 # Writes a throwaway module that requires $module at $version and pins the
-# tool's package through a build-tagged import, so `go mod tidy` records it.
-prepare_module() { # dir module version package
-  local dir=$1 module=$2 version=$3 package=$4
+# tools' packages through build-tagged imports, so `go mod tidy` records them.
+prepare_module() { # dir module version package...
+  local dir=$1 module=$2 version=$3
+  shift 3
   rm -rf "$dir"
   mkdir -p "$dir"
   cat >"$dir/go.mod" <<MOD
@@ -58,21 +60,31 @@ go 1.24
 
 require $module $version
 MOD
-  cat >"$dir/tools.go" <<GO
-//go:build tools
-
-package tools
-
-import _ "$package"
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for package in "$@"; do printf '\t_ "%s"\n' "$package"; done
+    printf ')\n'
+  } >"$dir/tools.go"
 }
 
-build_kube_apiserver() {
-  local name=kube-apiserver version=$KUBERNETES_VERSION
-  up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
-  echo "$name $version: building from k8s.io/kubernetes (several minutes)"
-  local dir="$src_dir/$name"
-  prepare_module "$dir" k8s.io/kubernetes "$version" k8s.io/kubernetes/cmd/kube-apiserver
+# kube-apiserver, kube-controller-manager and kube-scheduler: one module, one
+# version, built together.
+KUBERNETES_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler)
+
+build_kubernetes() {
+  local version=$KUBERNETES_VERSION name missing=()
+  for name in "${KUBERNETES_COMPONENTS[@]}"; do
+    if up_to_date "$name" "$version"; then
+      echo "$name $version: cached in $bin_dir"
+    else
+      missing+=("$name")
+    fi
+  done
+  [[ ${#missing[@]} -eq 0 ]] && return
+  echo "${missing[*]} $version: building from k8s.io/kubernetes (several minutes each)"
+  local dir="$src_dir/kubernetes" packages=()
+  for name in "${KUBERNETES_COMPONENTS[@]}"; do packages+=("k8s.io/kubernetes/cmd/$name"); done
+  prepare_module "$dir" k8s.io/kubernetes "$version" "${packages[@]}"
   # k8s.io/kubernetes points its staging modules (k8s.io/api, ...) at local
   # directories; a consumer must pin each one to its published v0.x release.
   local gomod staging_version="v0.${version#v1.}"
@@ -82,9 +94,23 @@ build_kube_apiserver() {
   (cd "$dir" && go mod tidy)
   local major=${version#v}; major=${major%%.*}
   local minor=${version#v*.}; minor=${minor%%.*}
-  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" \
-    -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
-    k8s.io/kubernetes/cmd/kube-apiserver)
+  for name in "${missing[@]}"; do
+    (cd "$dir" && go build -trimpath -o "$bin_dir/$name" \
+      -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=$major -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
+      "k8s.io/kubernetes/cmd/$name")
+    echo "$version" >"$stamp_dir/$name"
+  done
+}
+
+# kwok: fake nodes, and pods that follow the stages the tests configure.
+build_kwok() {
+  local name=kwok version=$KWOK_VERSION
+  up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
+  echo "$name $version: building from sigs.k8s.io/kwok"
+  local dir="$src_dir/$name"
+  prepare_module "$dir" sigs.k8s.io/kwok "$version" sigs.k8s.io/kwok/cmd/kwok
+  (cd "$dir" && go mod tidy && go build -trimpath -o "$bin_dir/$name" \
+    -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$version" sigs.k8s.io/kwok/cmd/kwok)
   echo "$version" >"$stamp_dir/$name"
 }
 
@@ -176,7 +202,8 @@ vault_replacements() { # go.mod
 
 started=$(date +%s)
 build_etcd
-build_kube_apiserver
+build_kubernetes
+build_kwok
 build_helm
 build_vault
 echo "test servers ready in $bin_dir ($(( $(date +%s) - started ))s)"

@@ -416,9 +416,21 @@ async fn the_sync_log_has_one_json_line_per_sync() {
     let second = agent.agent.sync_once(None, false).await;
     assert_eq!((first.len(), second.len()), (1, 1));
 
-    let lines = log.sync_log("sync-log");
+    let all = log.sync_log("sync-log");
+    // One line per sync, and one when the first sync's health is known.
+    let (lines, health): (Vec<_>, Vec<_>) = all.iter().partition(|l| l.get("outcome").is_some());
     assert_eq!(lines.len(), 2, "one line per sync:\n{}", log.text());
-    let ok = &lines[0];
+    assert_eq!(health.len(), 1, "one health verdict:\n{}", log.text());
+    assert_eq!(health[0]["health"], "healthy");
+    assert!(
+        health[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("sync-log is healthy at "),
+        "{}",
+        health[0]["message"]
+    );
+    let ok = lines[0];
     assert_eq!(ok["level"], "INFO");
     assert_eq!(ok["release"], "sync-log");
     assert_eq!(ok["outcome"], "succeeded");
@@ -436,7 +448,7 @@ async fn the_sync_log_has_one_json_line_per_sync() {
         "{message}"
     );
     assert!(ok["duration_ms"].is_u64());
-    let failed = &lines[1];
+    let failed = lines[1];
     assert_eq!(failed["level"], "ERROR");
     assert_eq!(failed["outcome"], "failed");
     let error = failed["error"].as_str().unwrap();

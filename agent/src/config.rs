@@ -30,6 +30,7 @@ struct RawConfig {
     state_namespace: Option<String>,
     force_conflicts: Option<bool>,
     full_compare_interval: Option<String>,
+    health_timeout: Option<String>,
     history_limit: Option<usize>,
     max_prune_fraction: Option<f64>,
     log: Option<String>,
@@ -97,6 +98,9 @@ pub struct AgentConfig {
     pub force_conflicts: bool,
     /// How often every object is compared with the live one, not only changed ones.
     pub full_compare_interval: Duration,
+    /// How long a release may take to become healthy after a sync, unless
+    /// its release file says (`healthTimeout`).
+    pub health_timeout: Duration,
     pub history_limit: usize,
     /// Largest share of a release's objects one sync may delete.
     pub max_prune_fraction: f64,
@@ -225,6 +229,12 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
         Duration::from_secs(600),
         &mut problems,
     );
+    let health_timeout = duration(
+        "health_timeout",
+        raw.health_timeout.as_deref(),
+        Duration::from_secs(300),
+        &mut problems,
+    );
     let max_prune_fraction = raw.max_prune_fraction.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&max_prune_fraction) {
         problems.push(format!(
@@ -344,6 +354,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             state_namespace,
             force_conflicts: raw.force_conflicts.unwrap_or(true),
             full_compare_interval,
+            health_timeout,
             history_limit: raw.history_limit.unwrap_or(10).max(1),
             max_prune_fraction,
             log: raw.log.unwrap_or_else(|| "info".into()),

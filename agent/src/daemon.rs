@@ -2,10 +2,12 @@
 //! moves, comparing everything with the cluster on a timer, and backing off
 //! when a repository cannot be reached.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use tokio::sync::{Mutex, watch};
 use tracing::{Instrument as _, info, warn};
 
 use crate::config::{AgentConfig, Application, CredentialsConfig};
@@ -122,7 +124,20 @@ pub async fn fetch(
     })?
 }
 
-struct Followed {
+/// How long a stopping agent lets syncs in progress finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// What every follower shares.
+struct Shared {
+    config: AgentConfig,
+    client: Client,
+    /// Logged in on first use and kept, so the token is renewed rather than re-issued.
+    vault: Option<Mutex<VaultSession>>,
+}
+
+/// One application, followed on its own: its syncs and its health waits
+/// never hold up another application.
+struct Follower {
     application: Application,
     source: Option<GitSource>,
     /// The commit of the last sync attempt (successful or not).
@@ -132,7 +147,7 @@ struct Followed {
     next_due: Instant,
 }
 
-impl Followed {
+impl Follower {
     /// Counts a failure and schedules the next attempt: poll interval × 2ⁿ, at most [`MAX_BACKOFF`].
     fn back_off(&mut self) -> Duration {
         self.failures += 1;
@@ -144,102 +159,42 @@ impl Followed {
         self.next_due = Instant::now() + backoff;
         backoff
     }
-}
 
-/// The running agent.
-pub struct Agent {
-    config: AgentConfig,
-    client: Client,
-    followed: Vec<Followed>,
-    /// Logged in on first use and kept, so the token is renewed rather than re-issued.
-    vault: Option<VaultSession>,
-}
-
-impl Agent {
-    pub fn new(config: AgentConfig, client: Client) -> Self {
-        let now = Instant::now();
-        let followed = config
-            .applications
-            .iter()
-            .map(|application| Followed {
-                application: application.clone(),
-                source: None,
-                last_commit: None,
-                last_full_compare: None,
-                failures: 0,
-                next_due: now,
-            })
-            .collect();
-        Self {
-            config,
-            client,
-            followed,
-            vault: None,
-        }
-    }
-
-    /// Syncs every application (or only `only`) once. `full_compare` compares
-    /// every object with the cluster, correcting manual drift.
-    pub async fn sync_once(&mut self, only: Option<&str>, full_compare: bool) -> Vec<SyncReport> {
-        let mut reports = Vec::new();
-        for index in 0..self.followed.len() {
-            if only.is_some_and(|name| name != self.followed[index].application.name) {
-                continue;
-            }
-            if let Some(report) = self.poll(index, true, full_compare).await {
-                reports.push(report);
-            }
-        }
-        reports
-    }
-
-    /// Runs until `shutdown` resolves.
-    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        info!(context = %self.config.context, applications = self.followed.len(), "agent started");
+    /// Polls when due until `stopping` turns true (checked between polls).
+    async fn follow(&mut self, shared: &Shared, mut stopping: watch::Receiver<bool>) {
         loop {
-            let now = Instant::now();
-            for index in 0..self.followed.len() {
-                if self.followed[index].next_due <= now {
-                    let full_compare = self.followed[index]
-                        .last_full_compare
-                        .is_none_or(|t| t.elapsed() >= self.config.full_compare_interval);
-                    self.poll(index, false, full_compare).await;
-                }
-            }
-            let next = self
-                .followed
-                .iter()
-                .map(|f| f.next_due)
-                .min()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
             tokio::select! {
-                _ = &mut shutdown => {
-                    info!("agent stopping");
-                    return;
-                }
-                _ = tokio::time::sleep_until(next.into()) => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+                _ = tokio::time::sleep_until(self.next_due.into()) => {}
             }
+            let full_compare = self
+                .last_full_compare
+                .is_none_or(|t| t.elapsed() >= shared.config.full_compare_interval);
+            self.poll(shared, false, full_compare).await;
         }
     }
 
-    /// Fetches one application and syncs it if its commit moved, a full
+    /// Fetches the application and syncs it if its commit moved, a full
     /// comparison is due, or `always`.
-    async fn poll(&mut self, index: usize, always: bool, full_compare: bool) -> Option<SyncReport> {
+    async fn poll(
+        &mut self,
+        shared: &Shared,
+        always: bool,
+        full_compare: bool,
+    ) -> Option<SyncReport> {
         let started = Instant::now();
-        let followed = &mut self.followed[index];
-        let application = followed.application.clone();
-        let fetched = fetch(&self.config, &application, followed.source.take())
+        let application = self.application.clone();
+        let fetched = fetch(&shared.config, &application, self.source.take())
             .instrument(tracing::info_span!("fetch", application = %application.name))
             .await;
         let tree = match fetched {
             Ok((source, tree)) => {
-                followed.source = Some(source);
+                self.source = Some(source);
                 tree
             }
             Err(error) => {
                 // The cluster is left as it is; try again later, less often each time.
-                let backoff = followed.back_off();
+                let backoff = self.back_off();
                 let report = SyncReport {
                     application: application.name.clone(),
                     release: None,
@@ -251,44 +206,144 @@ impl Agent {
                         humantime::format_duration(backoff)
                     )),
                     duration_ms: started.elapsed().as_millis() as u64,
+                    health: None,
+                    rolled_back_to: None,
+                    held_back_to: None,
                 };
                 log_summary(&report);
                 return Some(report);
             }
         };
         let commit = tree.commit().unwrap_or_default().to_string();
-        followed.failures = 0;
-        followed.next_due = Instant::now() + application.poll_interval;
-        if !always && !full_compare && followed.last_commit.as_deref() == Some(commit.as_str()) {
+        self.failures = 0;
+        self.next_due = Instant::now() + application.poll_interval;
+        if !always && !full_compare && self.last_commit.as_deref() == Some(commit.as_str()) {
             return None;
         }
-        if self.vault.is_none()
-            && let Some(vault) = &self.config.vault
-        {
-            match VaultSession::new(vault.clone()) {
-                Ok(session) => self.vault = Some(session),
-                Err(error) => warn!(%error, "Vault client not created"),
-            }
-        }
-        let report = sync(SyncTarget {
-            config: &self.config,
+        let mut report = sync(SyncTarget {
+            config: &shared.config,
             application: &application,
-            client: &self.client,
-            tree: std::sync::Arc::new(tree),
+            client: &shared.client,
+            tree: Arc::new(tree),
             full_compare,
-            vault: self.vault.as_mut(),
+            vault: shared.vault.as_ref(),
+            source: self.source.as_ref(),
         })
         .await;
-        let followed = &mut self.followed[index];
+        if let Some(kept) = report.held_back_to.clone()
+            && full_compare
+            && let Some(source) = self.source.clone()
+        {
+            // The head was rolled back here: what the cluster keeps is the
+            // commit compared with it, so that drift is still corrected.
+            let opened = tokio::task::spawn_blocking(move || source.tree(&kept)).await;
+            if let Ok(Ok(tree)) = opened {
+                report = sync(SyncTarget {
+                    config: &shared.config,
+                    application: &application,
+                    client: &shared.client,
+                    tree: Arc::new(tree),
+                    full_compare,
+                    vault: shared.vault.as_ref(),
+                    source: self.source.as_ref(),
+                })
+                .await;
+            }
+        }
         if report.outcome == Outcome::Deferred {
             // Vault is down or sealed: retry this commit with backoff.
-            followed.back_off();
+            self.back_off();
             return Some(report);
         }
-        followed.last_commit = Some(commit);
+        self.last_commit = Some(commit);
         if full_compare {
-            followed.last_full_compare = Some(Instant::now());
+            self.last_full_compare = Some(Instant::now());
         }
         Some(report)
+    }
+}
+
+/// The running agent.
+pub struct Agent {
+    shared: Shared,
+    followers: Vec<Follower>,
+}
+
+impl Agent {
+    pub fn new(config: AgentConfig, client: Client) -> Self {
+        let now = Instant::now();
+        let followers = config
+            .applications
+            .iter()
+            .map(|application| Follower {
+                application: application.clone(),
+                source: None,
+                last_commit: None,
+                last_full_compare: None,
+                failures: 0,
+                next_due: now,
+            })
+            .collect();
+        let vault =
+            config
+                .vault
+                .as_ref()
+                .and_then(|vault| match VaultSession::new(vault.clone()) {
+                    Ok(session) => Some(Mutex::new(session)),
+                    Err(error) => {
+                        warn!(%error, "Vault client not created");
+                        None
+                    }
+                });
+        Self {
+            shared: Shared {
+                config,
+                client,
+                vault,
+            },
+            followers,
+        }
+    }
+
+    /// Syncs every application (or only `only`) once, side by side, each
+    /// waiting for its health verdict. `full_compare` compares every object
+    /// with the cluster, correcting manual drift.
+    pub async fn sync_once(&mut self, only: Option<&str>, full_compare: bool) -> Vec<SyncReport> {
+        let shared = &self.shared;
+        let polls = self
+            .followers
+            .iter_mut()
+            .filter(|f| only.is_none_or(|name| name == f.application.name))
+            .map(|f| f.poll(shared, true, full_compare));
+        futures::future::join_all(polls)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Follows every application until `shutdown` resolves; syncs in
+    /// progress then have [`SHUTDOWN_GRACE`] to finish.
+    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) {
+        info!(context = %self.shared.config.context, applications = self.followers.len(), "agent started");
+        let (stop, stopping) = watch::channel(false);
+        let shared = &self.shared;
+        let follow_all = futures::future::join_all(
+            self.followers
+                .iter_mut()
+                .map(|f| f.follow(shared, stopping.clone())),
+        );
+        tokio::pin!(follow_all);
+        tokio::pin!(shutdown);
+        tokio::select! {
+            _ = &mut follow_all => {}
+            _ = &mut shutdown => {
+                info!("agent stopping");
+                let _ = stop.send(true);
+                if tokio::time::timeout(SHUTDOWN_GRACE, &mut follow_all).await.is_err() {
+                    warn!("syncs still running after the grace period were stopped");
+                }
+            }
+        }
     }
 }

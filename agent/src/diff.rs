@@ -36,15 +36,13 @@ pub async fn diff_applications(
 ) -> Result<String, DiffError> {
     let mut out = String::new();
     let mut matched = false;
-    let mut vault = match &config.vault {
-        Some(vault) => {
-            Some(
-                VaultSession::new(vault.clone()).map_err(|error| DiffError::Stopped {
-                    application: "(all)".into(),
-                    error: error.into(),
-                })?,
-            )
-        }
+    let vault = match &config.vault {
+        Some(vault) => Some(tokio::sync::Mutex::new(
+            VaultSession::new(vault.clone()).map_err(|error| DiffError::Stopped {
+                application: "(all)".into(),
+                error: error.into(),
+            })?,
+        )),
         None => None,
     };
     for application in &config.applications {
@@ -74,7 +72,7 @@ pub async fn diff_applications(
                 client,
                 tree,
                 release_file: &application.release_file,
-                vault: vault.as_mut(),
+                vault: vault.as_ref(),
                 full_compare: true,
                 // Show every deletion; the guard applies when syncing.
                 max_prune_fraction: 1.0,

@@ -9,6 +9,7 @@ use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 
+use crate::health::Health;
 use crate::objects::{FIELD_MANAGER, ObjectRef};
 
 const INVENTORY_KEY: &str = "inventory.json";
@@ -84,6 +85,9 @@ pub enum Outcome {
     Skipped,
     /// Waiting for something outside berth (Vault down or sealed); nothing was changed.
     Deferred,
+    /// A failing commit was replaced by the last one that was healthy here.
+    #[serde(rename = "rolled-back")]
+    RolledBack,
 }
 
 impl std::fmt::Display for Outcome {
@@ -93,6 +97,7 @@ impl std::fmt::Display for Outcome {
             Outcome::Failed => "failed",
             Outcome::Skipped => "skipped",
             Outcome::Deferred => "deferred",
+            Outcome::RolledBack => "rolled-back",
         })
     }
 }
@@ -125,6 +130,15 @@ pub struct HistoryEntry {
     /// RFC 3339 time the sync started.
     pub started_at: String,
     pub duration_ms: u64,
+    /// The release's health after this sync, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+    /// Why it is not healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
+    /// For a rollback: the commit that failed (`commit` is the one re-applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_from: Option<String>,
 }
 
 /// The in-cluster record of one release.
@@ -211,15 +225,43 @@ impl InventoryStore {
         }
         history.insert(0, entry);
         history.truncate(self.history_limit);
-        let inventory_json = match inventory {
-            Some(inventory) => serde_json::to_string(inventory),
-            None => serde_json::to_string(&self.decode::<Inventory>(&existing, INVENTORY_KEY)?),
-        }
-        .map_err(|e| InventoryError::Corrupt {
-            release: self.release.clone(),
-            key: INVENTORY_KEY,
-            cause: e.to_string(),
-        })?;
+        let inventory = match inventory {
+            Some(inventory) => inventory.clone(),
+            None => self.decode::<Inventory>(&existing, INVENTORY_KEY)?,
+        };
+        self.write(&inventory, &history).await
+    }
+
+    /// Records the health verdict of `commit`'s newest entry (a sync that
+    /// changed the release).
+    pub async fn record_health(
+        &self,
+        commit: &str,
+        health: Health,
+        reason: Option<String>,
+    ) -> Result<(), InventoryError> {
+        let existing = self.read().await?;
+        let mut history: Vec<HistoryEntry> = self.decode(&existing, HISTORY_KEY)?;
+        let Some(entry) = history.iter_mut().find(|e| e.commit == commit) else {
+            return Ok(());
+        };
+        entry.health = Some(health);
+        entry.health_reason = reason;
+        let inventory = self.decode::<Inventory>(&existing, INVENTORY_KEY)?;
+        self.write(&inventory, &history).await
+    }
+
+    async fn write(
+        &self,
+        inventory: &Inventory,
+        history: &[HistoryEntry],
+    ) -> Result<(), InventoryError> {
+        let inventory_json =
+            serde_json::to_string(inventory).map_err(|e| InventoryError::Corrupt {
+                release: self.release.clone(),
+                key: INVENTORY_KEY,
+                cause: e.to_string(),
+            })?;
         let history_json =
             serde_json::to_string(&history).map_err(|e| InventoryError::Corrupt {
                 release: self.release.clone(),
@@ -267,6 +309,39 @@ impl InventoryStore {
                 source,
             })
     }
+}
+
+/// Every release recorded in `state_namespace`, by name, with its history
+/// (newest entry first).
+pub async fn releases(
+    client: Client,
+    state_namespace: &str,
+) -> Result<Vec<(String, Vec<HistoryEntry>)>, InventoryError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), state_namespace);
+    let list = api
+        .list(&kube::api::ListParams::default().labels(INVENTORY_LABEL))
+        .await
+        .map_err(|source| InventoryError::Read {
+            release: "(all)".into(),
+            source,
+        })?;
+    let mut out = Vec::new();
+    for config_map in list.items {
+        let Some(release) = config_map
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(INVENTORY_LABEL))
+            .cloned()
+        else {
+            continue;
+        };
+        let store = InventoryStore::new(client.clone(), state_namespace, &release, usize::MAX);
+        let history = store.decode(&Some(config_map), HISTORY_KEY)?;
+        out.push((release, history));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Creates `namespace` if it does not exist (never deletes one).

@@ -25,6 +25,8 @@ pub mod config;
 pub mod context;
 pub mod daemon;
 pub mod diff;
+pub mod health;
+pub mod hooks;
 pub mod inventory;
 pub mod logging;
 pub mod objects;

@@ -14,11 +14,14 @@ use std::time::Instant;
 use berth_chart::{ChartFiles, RenderError, RenderOptions};
 use kube::Client;
 use sha2::{Digest, Sha256};
-use tracing::{Instrument, info, info_span, warn};
+use tokio::sync::Mutex;
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::apply::{self, ApplyError};
 use crate::config::AgentConfig;
 use crate::context::ClusterContext;
+use crate::health::{self, Health, Tracked, Verdict};
+use crate::hooks::{self, Hook, HookError, HookEvent};
 use crate::inventory::{Counts, HistoryEntry, Inventory, InventoryError, InventoryStore, Outcome};
 use crate::objects::{DesiredObject, ManifestError, parse_manifest};
 use crate::plan::{self, Plan, PlanError, PlanSettings};
@@ -27,10 +30,7 @@ use crate::secrets::{
     SALT_ANNOTATION, SecretsError, VaultSession, checksum, new_salt, secret_name, secret_object,
     stamp_checksum,
 };
-use crate::source::{CommitInfo, RepoPath, RepoTree, SourceError};
-
-/// Annotation helm uses for hooks; berth does not run hooks, so those objects are left out.
-const HELM_HOOK_ANNOTATION: &str = "helm.sh/hook";
+use crate::source::{CommitInfo, GitSource, RepoPath, RepoTree, SourceError};
 
 /// Why a reconcile stopped. Each names the stage and, where it applies, the
 /// file, line and cause; [`SyncError::outcome`] says what it means for the
@@ -53,6 +53,8 @@ pub enum SyncError {
     Plan(Box<PlanError>),
     #[error("apply: {0}")]
     Apply(Box<ApplyError>),
+    #[error("hook: {0}")]
+    Hook(Box<HookError>),
     #[error("record: {0}")]
     Inventory(#[from] InventoryError),
     #[error("{context}: {source}")]
@@ -69,6 +71,12 @@ pub enum SyncError {
 impl From<PlanError> for SyncError {
     fn from(error: PlanError) -> Self {
         SyncError::Plan(Box::new(error))
+    }
+}
+
+impl From<HookError> for SyncError {
+    fn from(error: HookError) -> Self {
+        SyncError::Hook(Box::new(error))
     }
 }
 
@@ -107,8 +115,10 @@ async fn blocking<T: Send + 'static>(
 #[derive(Debug)]
 pub struct RenderedRelease {
     pub release: ReleaseFile,
-    /// Objects to apply, in render order (hooks left out).
+    /// Objects to apply, in render order (hooks apart).
     pub objects: Vec<DesiredObject>,
+    /// Objects annotated as Helm hooks (test hooks left out).
+    pub hooks: Vec<Hook>,
     /// The rendered documents as multi-document YAML with `# Source:` comments.
     pub manifests: String,
     /// sha256 of `manifests`.
@@ -159,6 +169,7 @@ pub fn render_release(
         .chain(output.hooks.iter().map(|hook| &hook.manifest));
     let mut manifests = String::new();
     let mut objects = Vec::new();
+    let mut hooks = Vec::new();
     let mut documents_per_source = std::collections::HashMap::<&str, usize>::new();
     for manifest in rendered {
         manifests.push_str("---\n# Source: ");
@@ -171,15 +182,12 @@ pub fn render_release(
             .or_default();
         *index += 1;
         if let Some(object) = parse_manifest(&manifest.source, *index, &manifest.content)? {
-            let is_hook = object
-                .manifest
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(HELM_HOOK_ANNOTATION))
-                .is_some();
-            if is_hook {
-                warn!(object = %object.object_ref(), "helm hook left out: berth does not run hooks");
-            } else {
-                objects.push(object);
+            match Hook::of(&object) {
+                None => objects.push(object),
+                Some(hook) if hook.events.iter().any(|e| e.starts_with("test")) => {
+                    debug!(object = %object.object_ref(), "test hook left out: berth does not run tests");
+                }
+                Some(hook) => hooks.push(hook),
             }
         }
     }
@@ -187,6 +195,7 @@ pub fn render_release(
     Ok(RenderedRelease {
         release,
         objects,
+        hooks,
         manifests,
         manifests_digest,
     })
@@ -197,7 +206,7 @@ pub fn render_release(
 /// All or nothing: on any error `objects` is left as it was.
 pub async fn add_secrets(
     client: &Client,
-    vault: Option<&mut VaultSession>,
+    vault: Option<&Mutex<VaultSession>>,
     release: &ReleaseFile,
     cluster: &str,
     objects: &mut Vec<DesiredObject>,
@@ -208,7 +217,11 @@ pub async fn add_secrets(
     let session = vault.ok_or_else(|| SecretsError::NotConfigured {
         release: release.name.clone(),
     })?;
-    let values = session.read_release_secrets(release, cluster).await?;
+    let values = session
+        .lock()
+        .await
+        .read_release_secrets(release, cluster)
+        .await?;
     // Keep the salt of the live Secret so that unchanged values give an unchanged checksum.
     let live = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
         client.clone(),
@@ -250,7 +263,7 @@ pub struct Reconcile<'a> {
     /// The application's release file in `tree`.
     pub release_file: &'a str,
     /// The agent's Vault session, for releases that declare secrets.
-    pub vault: Option<&'a mut VaultSession>,
+    pub vault: Option<&'a Mutex<VaultSession>>,
     /// Compare every object with the cluster, not only changed ones.
     pub full_compare: bool,
     /// Largest share of the release's objects the plan may delete.
@@ -286,6 +299,8 @@ pub struct Stopped {
     /// Whether the release's records could be read, so the stop can be
     /// recorded in its history.
     pub recordable: bool,
+    /// Whether the release asks to be rolled back when it fails.
+    pub rollback: bool,
 }
 
 impl Stopped {
@@ -295,6 +310,7 @@ impl Stopped {
             release: None,
             manifests_digest: None,
             recordable: false,
+            rollback: false,
         }
     }
 }
@@ -344,11 +360,13 @@ pub async fn prepare_release(
         });
     }
     let name = release.name.clone();
+    let rollback = release.rollback;
     let stopped = |error: SyncError, recordable: bool, digest: Option<&str>| Stopped {
         error,
         release: Some(name.clone()),
         manifests_digest: digest.map(str::to_string),
         recordable,
+        rollback,
     };
     let previous = store(config, client, &release.name)
         .load()
@@ -418,6 +436,13 @@ pub struct SyncReport {
     pub outcome: Outcome,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// The health verdict, when the sync changed the release.
+    pub health: Option<Verdict>,
+    /// After a rollback: the commit re-applied (`commit` is the one that failed).
+    pub rolled_back_to: Option<String>,
+    /// The commit is held back: it was rolled back here and the branch head
+    /// has not moved since; this commit is what the cluster runs instead.
+    pub held_back_to: Option<String>,
 }
 
 /// Everything one sync needs.
@@ -429,14 +454,45 @@ pub struct SyncTarget<'a> {
     /// Compare every object with the cluster, not only changed ones.
     pub full_compare: bool,
     /// The agent's Vault session, for releases that declare secrets.
-    pub vault: Option<&'a mut VaultSession>,
+    pub vault: Option<&'a Mutex<VaultSession>>,
+    /// The repository, to read an earlier commit for a rollback.
+    pub source: Option<&'a GitSource>,
 }
 
-/// Runs every stage for the tree's commit and writes the summary line to
-/// the sync log.
+/// Why a sync runs.
+#[derive(Clone, Debug)]
+enum Mode {
+    /// The tree's commit is deployed (new, or compared again).
+    Deploy,
+    /// The tree's commit was healthy here and replaces `failed`.
+    Rollback { failed: CommitInfo, reason: String },
+}
+
+/// What the stages did when they did not stop.
+struct Applied {
+    release: String,
+    counts: Counts,
+    outcome: Outcome,
+    /// The release file, when it was applied (not skipped).
+    file: Option<ReleaseFile>,
+    /// Whether the release changed (a history entry was written): its
+    /// health is then waited for.
+    changed: bool,
+    /// Whether this was the release's first sync here (Helm's install).
+    install: bool,
+    /// Whether the commit is new here (hooks run only then).
+    new_commit: bool,
+    tracked: Vec<Tracked>,
+    hooks: Vec<Hook>,
+    /// Set when the commit is held back: the commit the cluster keeps.
+    held_back_to: Option<String>,
+}
+
+/// Runs every stage for the tree's commit, waits for the release's health
+/// when the sync changed it, rolls back when the release asks for it and
+/// the commit failed, and writes the summary lines to the sync log.
 pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
     let started = Instant::now();
-    let started_at = jiff::Timestamp::now().to_string();
     let commit = target
         .tree
         .commit_info()
@@ -450,33 +506,194 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
         application = %target.application.name,
         commit = %commit.short_sha(),
     );
-    let application = target.application.name.clone();
-    let result = run_stages(target, &commit, &started_at, started)
-        .instrument(span)
-        .await;
-    let duration_ms = started.elapsed().as_millis() as u64;
-    let report = match result {
-        Ok((release, counts, outcome)) => SyncReport {
-            application,
-            release: Some(release),
-            commit: Some(commit),
-            counts,
-            outcome,
-            error: None,
-            duration_ms,
-        },
-        Err(stopped) => SyncReport {
-            application,
-            release: stopped.release,
-            commit: Some(commit),
+    async move {
+        let tree = Arc::clone(&target.tree);
+        let result = run_stages(&target, tree, &commit, &Mode::Deploy, started).await;
+        let mut report = SyncReport {
+            application: target.application.name.clone(),
+            release: None,
+            commit: Some(commit.clone()),
             counts: Counts::default(),
-            outcome: stopped.error.outcome(),
-            error: Some(stopped.error.to_string()),
-            duration_ms,
-        },
+            outcome: Outcome::Failed,
+            error: None,
+            duration_ms: 0,
+            health: None,
+            rolled_back_to: None,
+            held_back_to: None,
+        };
+        // The release and the reason when the commit failed in a way a
+        // rollback answers.
+        let mut failed: Option<(String, String)> = None;
+        let mut settled: Option<Applied> = None;
+        match result {
+            Err(stopped) => {
+                report.release = stopped.release.clone();
+                report.outcome = stopped.error.outcome();
+                report.error = Some(stopped.error.to_string());
+                if stopped.rollback && matches!(stopped.error, SyncError::Hook(_)) {
+                    failed = stopped.release.clone().zip(report.error.clone());
+                }
+            }
+            Ok(applied) => {
+                report.release = Some(applied.release.clone());
+                report.counts = applied.counts;
+                report.outcome = applied.outcome;
+                report.held_back_to = applied.held_back_to.clone();
+                settled = Some(applied);
+            }
+        }
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        // The sync's line first; the health verdict's line when it is reached.
+        log_summary(&report);
+        if let Some(applied) = settled.filter(|a| a.changed)
+            && let Some(file) = &applied.file
+        {
+            let verdict = settle(&target, file, &applied, &commit).await;
+            if verdict.health == Health::Degraded && file.rollback {
+                failed = Some((file.name.clone(), verdict.reason.clone()));
+            }
+            report.health = Some(verdict);
+        }
+        if let Some((release, reason)) = failed {
+            roll_back(&target, &release, &commit, &reason, &mut report).await;
+        }
+        report
+    }
+    .instrument(span)
+    .await
+}
+
+/// After a sync that changed the release: waits for its health, runs the
+/// post hooks once it is healthy, records and logs the verdict.
+async fn settle(
+    target: &SyncTarget<'_>,
+    file: &ReleaseFile,
+    applied: &Applied,
+    commit: &CommitInfo,
+) -> Verdict {
+    let timeout = file
+        .health_timeout()
+        .unwrap_or(target.config.health_timeout);
+    let mut verdict = health::wait(target.client, &file.name, &applied.tracked, timeout)
+        .instrument(info_span!("health"))
+        .await;
+    if verdict.health == Health::Healthy && applied.new_commit {
+        let event = HookEvent::around(applied.install, false);
+        if let Err(error) = hooks::run(
+            target.client,
+            file,
+            &target.config.context.cluster,
+            &applied.hooks,
+            event,
+            timeout,
+        )
+        .instrument(info_span!("hooks", %event))
+        .await
+        {
+            verdict = Verdict {
+                health: Health::Degraded,
+                reason: error.to_string(),
+            };
+        }
+    }
+    let reason = (verdict.health != Health::Healthy).then(|| verdict.reason.clone());
+    if let Err(record_error) = store(target.config, target.client, &file.name)
+        .record_health(&commit.sha, verdict.health, reason)
+        .await
+    {
+        warn!(%record_error, "could not record the release's health");
+    }
+    log_health(&target.application.name, &file.name, commit, &verdict);
+    verdict
+}
+
+/// Re-applies the last commit that was healthy here in place of `failed`,
+/// records `rolled-back` and waits for the rollback's own health.
+async fn roll_back(
+    target: &SyncTarget<'_>,
+    release: &str,
+    failed: &CommitInfo,
+    reason: &str,
+    report: &mut SyncReport,
+) {
+    let history = match store(target.config, target.client, release).history().await {
+        Ok(history) => history,
+        Err(error) => {
+            warn!(%error, "no rollback: the release's history cannot be read");
+            return;
+        }
     };
-    log_summary(&report);
-    report
+    let Some(healthy) = history
+        .iter()
+        .find(|e| e.health == Some(Health::Healthy) && e.commit != failed.sha)
+    else {
+        warn!(%release, "no rollback: no commit of this release was ever healthy here");
+        return;
+    };
+    let Some(source) = target.source else {
+        warn!(%release, "no rollback: the repository is not at hand");
+        return;
+    };
+    let (source, sha) = (source.clone(), healthy.commit.clone());
+    let tree = match blocking("opening the healthy commit", move || Ok(source.tree(&sha)?)).await {
+        Ok(tree) => Arc::new(tree),
+        Err(error) => {
+            warn!(%error, "no rollback: the healthy commit cannot be read");
+            return;
+        }
+    };
+    let good = tree.commit_info().cloned().unwrap_or_default();
+    info!(%release, from = %failed, to = %good, "rolling back");
+    let mode = Mode::Rollback {
+        failed: failed.clone(),
+        reason: reason.to_string(),
+    };
+    match run_stages(target, Arc::clone(&tree), &good, &mode, Instant::now()).await {
+        Ok(applied) => {
+            report.outcome = Outcome::RolledBack;
+            report.rolled_back_to = Some(good.sha.clone());
+            report.error = Some(reason.to_string());
+            if let Some(file) = &applied.file {
+                let verdict = settle(target, file, &applied, &good).await;
+                info!(target: "berth::sync_log", application = %target.application.name,
+                    release, commit = good.sha.as_str(), rolled_back_from = failed.sha.as_str(),
+                    health = %verdict.health, outcome = %Outcome::RolledBack,
+                    "rolled back {release} from {failed} to {good}");
+            }
+        }
+        Err(stopped) => {
+            warn!(error = %stopped.error, "the rollback failed");
+        }
+    }
+}
+
+/// The one sync-log line when a release's health verdict is reached.
+fn log_health(application: &str, release: &str, commit: &CommitInfo, verdict: &Verdict) {
+    macro_rules! health_log {
+        ($level:ident, $message:expr) => {
+            tracing::$level!(
+                target: "berth::sync_log",
+                application,
+                release,
+                commit = commit.sha.as_str(),
+                subject = commit.subject.as_str(),
+                author = commit.author.as_str(),
+                health = %verdict.health,
+                reason = verdict.reason.as_str(),
+                "{}", $message
+            )
+        };
+    }
+    match verdict.health {
+        Health::Healthy => health_log!(info, format!("{release} is healthy at {commit}")),
+        _ => health_log!(
+            error,
+            format!(
+                "{release} is {} at {commit}: {}",
+                verdict.health, verdict.reason
+            )
+        ),
+    }
 }
 
 /// Writes the one structured line per sync to the sync log (target
@@ -519,111 +736,215 @@ pub fn log_summary(report: &SyncReport) {
     }
 }
 
-/// Stages of a sync: the shared first half, then apply and record.
+/// The commit the cluster keeps instead of `commit`, when `commit` was
+/// rolled back here and is still the branch head: the newest history entry
+/// about `commit` says so.
+fn held_back(history: &[HistoryEntry], commit: &str) -> Option<String> {
+    let newest = history
+        .iter()
+        .find(|e| e.commit == commit || e.rolled_back_from.as_deref() == Some(commit))?;
+    (newest.outcome == Outcome::RolledBack && newest.rolled_back_from.as_deref() == Some(commit))
+        .then(|| newest.commit.clone())
+}
+
+/// Stages of a sync: the shared first half, the pre hooks, apply, record.
 async fn run_stages(
-    target: SyncTarget<'_>,
+    target: &SyncTarget<'_>,
+    tree: Arc<RepoTree>,
     commit: &CommitInfo,
-    started_at: &str,
+    mode: &Mode,
     started: Instant,
-) -> Result<(String, Counts, Outcome), Stopped> {
+) -> Result<Applied, Stopped> {
     let SyncTarget {
         config,
         application,
         client,
-        tree,
         full_compare,
         vault,
-    } = target;
-    let record = |outcome_of: &Stopped| HistoryEntry {
-        commit: commit.sha.clone(),
-        subject: commit.subject.clone(),
-        author: commit.author.clone(),
-        manifests_digest: outcome_of.manifests_digest.clone().unwrap_or_default(),
-        counts: Counts::default(),
-        outcome: outcome_of.error.outcome(),
-        error: Some(outcome_of.error.to_string()),
-        started_at: started_at.to_string(),
-        duration_ms: started.elapsed().as_millis() as u64,
+        ..
+    } = *target;
+    let started_at = jiff::Timestamp::now().to_string();
+    let entry = |outcome: Outcome, digest: String, counts: Counts, error: Option<String>| {
+        let (outcome, error, rolled_back_from) = match mode {
+            Mode::Deploy => (outcome, error, None),
+            Mode::Rollback { failed, reason } if outcome == Outcome::Succeeded => (
+                Outcome::RolledBack,
+                Some(format!("{failed}: {reason}")),
+                Some(failed.sha.clone()),
+            ),
+            Mode::Rollback { failed, .. } => (outcome, error, Some(failed.sha.clone())),
+        };
+        HistoryEntry {
+            commit: commit.sha.clone(),
+            subject: commit.subject.clone(),
+            author: commit.author.clone(),
+            manifests_digest: digest,
+            counts,
+            outcome,
+            error,
+            started_at: started_at.clone(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            health: None,
+            health_reason: None,
+            rolled_back_from,
+        }
     };
-    let prepared = prepare(Reconcile {
-        config,
-        client,
-        tree,
-        release_file: &application.release_file,
-        vault,
-        full_compare,
-        max_prune_fraction: config.max_prune_fraction,
-    })
+    let release_file = load_release(&tree, &application.release_file)
+        .await
+        .map_err(Stopped::before_release)?;
+    let name = release_file.name.clone();
+    let store = store(config, client, &name);
+    if matches!(mode, Mode::Deploy)
+        && release_file.targets(&config.context)
+        && let Ok(history) = store.history().await
+        && let Some(kept) = held_back(&history, &commit.sha)
+    {
+        info!(release = %name, %commit, kept = %kept, "commit held back after its rollback; waiting for the branch to move");
+        return Ok(Applied {
+            release: name,
+            counts: Counts::default(),
+            outcome: Outcome::Skipped,
+            file: None,
+            changed: false,
+            install: false,
+            new_commit: false,
+            tracked: Vec::new(),
+            hooks: Vec::new(),
+            held_back_to: Some(kept),
+        });
+    }
+    let prepared = prepare_release(
+        Reconcile {
+            config,
+            client,
+            tree,
+            release_file: &application.release_file,
+            vault,
+            // A rollback compares everything: the objects are those of an older render.
+            full_compare: full_compare || matches!(mode, Mode::Rollback { .. }),
+            max_prune_fraction: config.max_prune_fraction,
+        },
+        release_file,
+    )
     .await;
+    let record_stop = |stopped: Stopped| async {
+        if stopped.recordable {
+            let failed = entry(
+                stopped.error.outcome(),
+                stopped.manifests_digest.clone().unwrap_or_default(),
+                Counts::default(),
+                Some(stopped.error.to_string()),
+            );
+            if let Err(record_error) = store.record(None, failed).await {
+                warn!(%record_error, "could not record the failed sync in the history");
+            }
+        }
+        stopped
+    };
     let planned = match prepared {
         Ok(Prepared::Planned(planned)) => planned,
         Ok(Prepared::NotTargeted { release }) => {
             info!(%release, context = %config.context, "release does not target this context; skipped");
-            return Ok((release, Counts::default(), Outcome::Skipped));
+            return Ok(Applied {
+                release,
+                counts: Counts::default(),
+                outcome: Outcome::Skipped,
+                file: None,
+                changed: false,
+                install: false,
+                new_commit: false,
+                tracked: Vec::new(),
+                hooks: Vec::new(),
+                held_back_to: None,
+            });
         }
-        Err(stopped) => {
-            if let (true, Some(release)) = (stopped.recordable, &stopped.release)
-                && let Err(record_error) = store(config, client, release)
-                    .record(None, record(&stopped))
-                    .await
-            {
-                warn!(%record_error, "could not record the failed sync in the history");
-            }
-            return Err(stopped);
-        }
+        Err(stopped) => return Err(record_stop(stopped).await),
     };
     let Planned {
         rendered,
         previous,
         plan,
     } = *planned;
-    let name = rendered.release.name.clone();
-    let store = store(config, client, &name);
+    let stopped_at = |error: SyncError| Stopped {
+        error,
+        release: Some(name.clone()),
+        manifests_digest: Some(rendered.manifests_digest.clone()),
+        recordable: true,
+        rollback: rendered.release.rollback,
+    };
+    let install = previous.commit.is_empty() && previous.objects.is_empty();
+    let new_commit = previous.commit != commit.sha && matches!(mode, Mode::Deploy);
+    let timeout = rendered
+        .release
+        .health_timeout()
+        .unwrap_or(config.health_timeout);
+    if new_commit {
+        let event = HookEvent::around(install, true);
+        if let Err(error) = hooks::run(
+            client,
+            &rendered.release,
+            &config.context.cluster,
+            &rendered.hooks,
+            event,
+            timeout,
+        )
+        .instrument(info_span!("hooks", %event))
+        .await
+        {
+            return Err(record_stop(stopped_at(error.into())).await);
+        }
+    }
     let counts = match apply::execute(client, &rendered.release, &plan, config.force_conflicts)
         .instrument(info_span!("apply"))
         .await
     {
         Ok(counts) => counts,
-        Err(error) => {
-            let stopped = Stopped {
-                error: error.into(),
-                release: Some(name),
-                manifests_digest: Some(rendered.manifests_digest.clone()),
-                recordable: true,
-            };
-            if let Err(record_error) = store.record(None, record(&stopped)).await {
-                warn!(%record_error, "could not record the failed sync in the history");
-            }
-            return Err(stopped);
-        }
+        Err(error) => return Err(record_stop(stopped_at(error.into())).await),
     };
 
     let inventory = plan.inventory(&rendered.release, &commit.sha, &rendered.manifests_digest);
-    let changed = counts.created + counts.updated + counts.deleted > 0;
-    if changed || previous.commit != commit.sha || previous.objects != inventory.objects {
-        let entry = HistoryEntry {
-            commit: commit.sha.clone(),
-            subject: commit.subject.clone(),
-            author: commit.author.clone(),
-            manifests_digest: rendered.manifests_digest.clone(),
-            counts,
-            outcome: Outcome::Succeeded,
-            error: None,
-            started_at: started_at.to_string(),
-            duration_ms: started.elapsed().as_millis() as u64,
-        };
+    let changed = counts.created + counts.updated + counts.deleted > 0
+        || previous.commit != commit.sha
+        || previous.objects != inventory.objects
+        || matches!(mode, Mode::Rollback { .. });
+    if changed {
         store
-            .record(Some(&inventory), entry)
+            .record(
+                Some(&inventory),
+                entry(
+                    Outcome::Succeeded,
+                    rendered.manifests_digest.clone(),
+                    counts,
+                    None,
+                ),
+            )
             .instrument(info_span!("record"))
             .await
             .map_err(|e| Stopped {
-                error: e.into(),
-                release: Some(name.clone()),
-                manifests_digest: Some(rendered.manifests_digest.clone()),
                 recordable: false,
+                ..stopped_at(e.into())
             })?;
     }
-    Ok((name, counts, Outcome::Succeeded))
+    let tracked = plan
+        .objects
+        .iter()
+        .map(|p| Tracked {
+            object: p.object_ref.clone(),
+            resource: p.resource.clone(),
+        })
+        .collect();
+    Ok(Applied {
+        release: name,
+        counts,
+        outcome: Outcome::Succeeded,
+        file: Some(rendered.release),
+        changed,
+        install,
+        new_commit,
+        tracked,
+        hooks: rendered.hooks,
+        held_back_to: None,
+    })
 }
 
 #[cfg(test)]

@@ -51,6 +51,14 @@ pub struct ReleaseFile {
     /// Whether existing objects that berth did not create may be taken over (default false).
     #[serde(default)]
     pub adopt_existing: bool,
+    /// How long the release may take to become healthy after a sync changed
+    /// it, e.g. `90s` or `10m` (default: the agent's `health_timeout`).
+    #[serde(default)]
+    pub health_timeout: Option<String>,
+    /// When a new commit ends degraded or its pre-hook fails, re-apply the
+    /// last commit that was healthy on this cluster (default false).
+    #[serde(default)]
+    pub rollback: bool,
 }
 
 fn default_chart_path() -> String {
@@ -218,6 +226,25 @@ impl ReleaseFile {
                 ));
             }
         }
+        if let Some(timeout) = &self.health_timeout {
+            match humantime::parse_duration(timeout) {
+                Ok(duration) if duration >= std::time::Duration::from_secs(1) => {}
+                Ok(_) => {
+                    return Err(error(
+                        &["healthTimeout"],
+                        format!("healthTimeout {timeout:?} is shorter than 1s"),
+                    ));
+                }
+                Err(e) => {
+                    return Err(error(
+                        &["healthTimeout"],
+                        format!(
+                            "healthTimeout {timeout:?} is not a duration ({e}); use e.g. 90s, 5m"
+                        ),
+                    ));
+                }
+            }
+        }
         for namespace in &self.scope.namespaces {
             if !is_dns_label(namespace) {
                 return Err(error(
@@ -227,6 +254,13 @@ impl ReleaseFile {
             }
         }
         Ok(())
+    }
+
+    /// The release's health timeout, when its file sets one (checked valid).
+    pub fn health_timeout(&self) -> Option<std::time::Duration> {
+        self.health_timeout
+            .as_deref()
+            .and_then(|t| humantime::parse_duration(t).ok())
     }
 
     /// Whether this release deploys to `context`.

@@ -12,7 +12,8 @@ use berth_agent::config::AgentConfig;
 use berth_agent::context::ClusterContext;
 use berth_agent::daemon::{Agent, kube_client};
 use berth_agent::diff::diff_applications;
-use berth_agent::inventory::{InventoryStore, Outcome};
+use berth_agent::health::Health;
+use berth_agent::inventory::{HistoryEntry, InventoryStore, Outcome, releases};
 use berth_agent::logging::{self, LogFormat};
 use berth_agent::reconcile::{read_chart, read_release, render_release};
 use berth_agent::release::{DEFAULT_RELEASE_FILE, explain, format_explanation};
@@ -78,6 +79,12 @@ pub enum BerthCommand {
         config: PathBuf,
         /// Only this release (or application).
         release: Option<String>,
+    },
+    /// One line per release this cluster runs: commit, outcome, health,
+    /// since when, last error.
+    Status {
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Show the last syncs of a release, newest first.
     History {
@@ -202,7 +209,8 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
         BerthCommand::Sync { config, .. }
         | BerthCommand::Run { config }
         | BerthCommand::Diff { config, .. }
-        | BerthCommand::History { config, .. } => config.clone(),
+        | BerthCommand::History { config, .. }
+        | BerthCommand::Status { config } => config.clone(),
         _ => bail!("not an online command"),
     };
     let config = AgentConfig::load(&config_path)?;
@@ -225,9 +233,16 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
             }
             let mut agent = Agent::new(config, client);
             let reports = agent.sync_once(app.as_deref(), !changed_only).await;
+            // A sync that failed, ended degraded or was rolled back is a
+            // failure for the script that ran it.
             let failed = reports
                 .iter()
-                .filter(|r| r.outcome == Outcome::Failed)
+                .filter(|r| {
+                    matches!(r.outcome, Outcome::Failed | Outcome::RolledBack)
+                        || r.health
+                            .as_ref()
+                            .is_some_and(|v| v.health == Health::Degraded)
+                })
                 .count();
             Ok(if failed > 0 { 1 } else { 0 })
         }
@@ -249,19 +264,21 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
                 return Ok(0);
             }
             println!(
-                "STARTED                         COMMIT        OUTCOME    CREATED UPDATED DELETED UNCHANGED  DURATION  SUBJECT (AUTHOR) / ERROR"
+                "STARTED                         COMMIT        OUTCOME      HEALTH       CREATED UPDATED DELETED UNCHANGED  DURATION  SUBJECT (AUTHOR) / ERROR"
             );
             for entry in history {
-                let said = match (&entry.error, entry.subject.is_empty()) {
-                    (Some(error), _) => error.clone(),
-                    (None, false) => format!("{} ({})", entry.subject, entry.author),
-                    (None, true) => String::new(),
+                let said = match (&entry.error, &entry.health_reason, entry.subject.is_empty()) {
+                    (Some(error), _, _) => error.clone(),
+                    (None, Some(reason), _) => reason.clone(),
+                    (None, None, false) => format!("{} ({})", entry.subject, entry.author),
+                    (None, None, true) => String::new(),
                 };
                 println!(
-                    "{:<31} {:<13} {:<10} {:>7} {:>7} {:>7} {:>9} {:>8}ms  {}",
+                    "{:<31} {:<13} {:<12} {:<12} {:>7} {:>7} {:>7} {:>9} {:>8}ms  {}",
                     entry.started_at,
                     entry.commit.chars().take(12).collect::<String>(),
                     entry.outcome.to_string(),
+                    entry.health.map_or("-".to_string(), |h| h.to_string()),
                     entry.counts.created,
                     entry.counts.updated,
                     entry.counts.deleted,
@@ -270,6 +287,18 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
                     said
                 );
             }
+            Ok(0)
+        }
+        BerthCommand::Status { .. } => {
+            let releases = releases(client, &config.state_namespace).await?;
+            if releases.is_empty() {
+                println!(
+                    "no release recorded in namespace {}",
+                    config.state_namespace
+                );
+                return Ok(0);
+            }
+            print!("{}", format_status(&releases));
             Ok(0)
         }
         BerthCommand::Diff { release, .. } => {
@@ -281,6 +310,33 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
         }
         _ => bail!("not an online command"),
     }
+}
+
+/// `berth status`: one aligned line per release, newest state first.
+pub fn format_status(releases: &[(String, Vec<HistoryEntry>)]) -> String {
+    let mut out = format!(
+        "{:<24} {:<13} {:<12} {:<12} {:<31} {}\n",
+        "RELEASE", "COMMIT", "OUTCOME", "HEALTH", "SINCE", "LAST ERROR"
+    );
+    for (release, history) in releases {
+        let Some(newest) = history.first() else {
+            continue;
+        };
+        let last_error = history
+            .iter()
+            .find_map(|e| e.error.clone().or_else(|| e.health_reason.clone()))
+            .unwrap_or_else(|| "-".to_string());
+        out.push_str(&format!(
+            "{:<24} {:<13} {:<12} {:<12} {:<31} {}\n",
+            release,
+            newest.commit.chars().take(12).collect::<String>(),
+            newest.outcome.to_string(),
+            newest.health.map_or("-".to_string(), |h| h.to_string()),
+            newest.started_at,
+            last_error
+        ));
+    }
+    out
 }
 
 async fn shutdown_signal() {
@@ -306,7 +362,9 @@ mod tests {
     #[test]
     fn help_lists_the_subcommands() {
         let help = Cli::command().render_help().to_string();
-        for command in ["render", "sync", "run", "diff", "history", "version"] {
+        for command in [
+            "render", "sync", "run", "diff", "history", "status", "version",
+        ] {
             assert!(help.contains(command), "{command} missing from:\n{help}");
         }
     }

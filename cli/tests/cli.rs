@@ -30,7 +30,7 @@ fn one_binary_has_every_command() {
     let help = run(&["--help"]);
     assert!(help.status.success(), "{}", stderr(&help));
     for command in [
-        "template", "render", "sync", "run", "diff", "history", "version",
+        "template", "render", "sync", "run", "diff", "history", "status", "version",
     ] {
         assert!(
             stdout(&help).contains(&format!("  {command}")),

@@ -50,6 +50,10 @@ impl TestAgent {
 
     /// Like [`TestAgent::new`], with more configuration appended (e.g. a `vault:` section).
     pub async fn with_config(cluster: &TestCluster, url: &str, context: &str, extra: &str) -> Self {
+        // BERTH_LOG=debug (a tracing filter) shows the agents' logs on stderr.
+        if let Ok(filter) = std::env::var("BERTH_LOG") {
+            berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
+        }
         let dir = tempfile::tempdir().unwrap();
         let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
         let config = format!(

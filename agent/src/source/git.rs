@@ -86,6 +86,7 @@ pub struct Update {
 }
 
 /// One branch of one remote repository, mirrored into a bare repository in berth's cache.
+#[derive(Clone)]
 pub struct GitSource {
     name: String,
     url: String,

@@ -1,0 +1,676 @@
+//! Whether applied objects work: one rule per kind (docs/health.md), and
+//! the wait after apply that watches a release's objects until every one is
+//! healthy, one turns degraded, or the release's health timeout passes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tracing::debug;
+
+use crate::objects::{ObjectRef, RELEASE_LABEL};
+
+/// What a release (or one object) amounts to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Applied; not (yet) working as asked.
+    Progressing,
+    Healthy,
+    /// Failed, or not healthy within the health timeout.
+    Degraded,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Progressing => "progressing",
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+        })
+    }
+}
+
+/// One object's health and, unless healthy, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assessment {
+    pub health: Health,
+    pub reason: String,
+}
+
+impl Assessment {
+    fn healthy() -> Assessment {
+        Assessment {
+            health: Health::Healthy,
+            reason: String::new(),
+        }
+    }
+
+    fn progressing(reason: impl Into<String>) -> Assessment {
+        Assessment {
+            health: Health::Progressing,
+            reason: reason.into(),
+        }
+    }
+
+    fn degraded(reason: impl Into<String>) -> Assessment {
+        Assessment {
+            health: Health::Degraded,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Waiting reasons of a container that mean it will not start by itself.
+const FAILING_WAIT_REASONS: &[&str] = &[
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+];
+
+fn int(value: &Value, pointer: &str) -> Option<i64> {
+    value.pointer(pointer).and_then(Value::as_i64)
+}
+
+fn text<'a>(value: &'a Value, pointer: &str) -> &'a str {
+    value.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The condition of `type_` in `status.conditions`.
+fn condition<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn condition_is(object: &Value, type_: &str, status: &str) -> bool {
+    condition(object, type_).is_some_and(|c| c["status"] == status)
+}
+
+/// "reason: message" of a condition, whichever parts it has.
+fn explained(condition: &Value) -> String {
+    let (reason, message) = (text(condition, "/reason"), text(condition, "/message"));
+    match (reason.is_empty(), message.is_empty()) {
+        (false, false) => format!("{reason}: {message}"),
+        (false, true) => reason.to_string(),
+        (true, false) => message.to_string(),
+        (true, true) => format!(
+            "{} is {}",
+            text(condition, "/type"),
+            text(condition, "/status")
+        ),
+    }
+}
+
+/// The health of one live object, from its status alone.
+pub fn assess(kind: &str, object: &Value) -> Assessment {
+    if let (Some(generation), Some(observed)) = (
+        int(object, "/metadata/generation"),
+        int(object, "/status/observedGeneration"),
+    ) && observed < generation
+    {
+        return Assessment::progressing(format!(
+            "its controller has not seen generation {generation} yet"
+        ));
+    }
+    match kind {
+        "Deployment" => deployment(object),
+        "StatefulSet" => stateful_set(object),
+        "DaemonSet" => daemon_set(object),
+        "ReplicaSet" | "ReplicationController" => replica_set(object),
+        "Pod" => pod(object),
+        "Job" => job(object),
+        "PersistentVolumeClaim" => match text(object, "/status/phase") {
+            "Bound" => Assessment::healthy(),
+            "Lost" => Assessment::degraded("its volume is lost"),
+            phase => Assessment::progressing(format!("{} (not bound)", or_unknown(phase))),
+        },
+        "CustomResourceDefinition" => {
+            if condition_is(object, "Established", "True") {
+                Assessment::healthy()
+            } else if let Some(c) =
+                condition(object, "NamesAccepted").filter(|c| c["status"] == "False")
+            {
+                Assessment::degraded(explained(c))
+            } else {
+                Assessment::progressing("not established")
+            }
+        }
+        "APIService" => match condition(object, "Available") {
+            Some(c) if c["status"] == "True" => Assessment::healthy(),
+            Some(c) => Assessment::progressing(explained(c)),
+            None => Assessment::progressing("not available"),
+        },
+        _ => generic(object),
+    }
+}
+
+fn or_unknown(text: &str) -> &str {
+    if text.is_empty() { "unknown" } else { text }
+}
+
+/// kstatus's and Argo CD's rules for any other object: `Stalled`, then
+/// `Ready` (or `Available`); no conditions and no observed generation
+/// behind means nothing to wait for.
+fn generic(object: &Value) -> Assessment {
+    if let Some(c) = condition(object, "Stalled").filter(|c| c["status"] == "True") {
+        return Assessment::degraded(explained(c));
+    }
+    for type_ in ["Ready", "Available"] {
+        match condition(object, type_) {
+            Some(c) if c["status"] == "True" => return Assessment::healthy(),
+            Some(c) => return Assessment::progressing(explained(c)),
+            None => {}
+        }
+    }
+    if let Some(c) = condition(object, "Reconciling").filter(|c| c["status"] == "True") {
+        return Assessment::progressing(explained(c));
+    }
+    Assessment::healthy()
+}
+
+fn deployment(object: &Value) -> Assessment {
+    if let Some(c) =
+        condition(object, "Progressing").filter(|c| c["reason"] == "ProgressDeadlineExceeded")
+    {
+        return Assessment::degraded(explained(c));
+    }
+    if object.pointer("/spec/paused") == Some(&Value::Bool(true)) {
+        return Assessment::healthy();
+    }
+    let wanted = int(object, "/spec/replicas").unwrap_or(1);
+    let updated = int(object, "/status/updatedReplicas").unwrap_or(0);
+    let total = int(object, "/status/replicas").unwrap_or(0);
+    let available = int(object, "/status/availableReplicas").unwrap_or(0);
+    if updated < wanted {
+        Assessment::progressing(format!("{updated} of {wanted} replicas updated"))
+    } else if total > updated {
+        Assessment::progressing(format!("{} old replicas still running", total - updated))
+    } else if available < updated {
+        Assessment::progressing(format!(
+            "{available} of {updated} updated replicas available"
+        ))
+    } else {
+        Assessment::healthy()
+    }
+}
+
+fn stateful_set(object: &Value) -> Assessment {
+    let wanted = int(object, "/spec/replicas").unwrap_or(1);
+    let ready = int(object, "/status/readyReplicas").unwrap_or(0);
+    if ready < wanted {
+        return Assessment::progressing(format!("{ready} of {wanted} replicas ready"));
+    }
+    if text(object, "/spec/updateStrategy/type") == "OnDelete" {
+        return Assessment::healthy();
+    }
+    let partition = int(object, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0);
+    let updated = int(object, "/status/updatedReplicas").unwrap_or(0);
+    if updated < wanted - partition {
+        return Assessment::progressing(format!(
+            "{updated} of {} replicas updated",
+            wanted - partition
+        ));
+    }
+    let (current, update) = (
+        text(object, "/status/currentRevision"),
+        text(object, "/status/updateRevision"),
+    );
+    if partition == 0 && !update.is_empty() && current != update {
+        return Assessment::progressing(format!("rolling out revision {update}"));
+    }
+    Assessment::healthy()
+}
+
+fn daemon_set(object: &Value) -> Assessment {
+    let desired = int(object, "/status/desiredNumberScheduled").unwrap_or(0);
+    let updated = int(object, "/status/updatedNumberScheduled").unwrap_or(0);
+    let available = int(object, "/status/numberAvailable").unwrap_or(0);
+    if text(object, "/spec/updateStrategy/type") != "OnDelete" && updated < desired {
+        Assessment::progressing(format!("{updated} of {desired} pods updated"))
+    } else if available < desired {
+        Assessment::progressing(format!("{available} of {desired} pods available"))
+    } else {
+        Assessment::healthy()
+    }
+}
+
+fn replica_set(object: &Value) -> Assessment {
+    if let Some(c) = condition(object, "ReplicaFailure").filter(|c| c["status"] == "True") {
+        return Assessment::degraded(explained(c));
+    }
+    let wanted = int(object, "/spec/replicas").unwrap_or(1);
+    let available = int(object, "/status/availableReplicas").unwrap_or(0);
+    if available < wanted {
+        Assessment::progressing(format!("{available} of {wanted} replicas available"))
+    } else {
+        Assessment::healthy()
+    }
+}
+
+fn job(object: &Value) -> Assessment {
+    if condition_is(object, "Complete", "True") {
+        return Assessment::healthy();
+    }
+    if let Some(c) = condition(object, "Failed").filter(|c| c["status"] == "True") {
+        return Assessment::degraded(explained(c));
+    }
+    Assessment::progressing(format!(
+        "{} running, {} succeeded, {} failed",
+        int(object, "/status/active").unwrap_or(0),
+        int(object, "/status/succeeded").unwrap_or(0),
+        int(object, "/status/failed").unwrap_or(0)
+    ))
+}
+
+/// A pod: done when it succeeded, failed when it failed, else ready or not;
+/// a container that cannot start says why.
+fn pod(object: &Value) -> Assessment {
+    match text(object, "/status/phase") {
+        "Succeeded" => return Assessment::healthy(),
+        "Failed" => {
+            let why = container_problem(object)
+                .or_else(|| {
+                    let reason = text(object, "/status/reason");
+                    (!reason.is_empty()).then(|| reason.to_string())
+                })
+                .unwrap_or_else(|| "failed".to_string());
+            return Assessment::degraded(why);
+        }
+        _ => {}
+    }
+    if let Some(problem) = container_problem(object) {
+        return Assessment::progressing(problem);
+    }
+    if condition_is(object, "Ready", "True") {
+        Assessment::healthy()
+    } else {
+        Assessment::progressing("not ready")
+    }
+}
+
+/// The first container that is stuck or ended badly: "container web:
+/// ImagePullBackOff: Back-off pulling image ...".
+fn container_problem(pod: &Value) -> Option<String> {
+    let statuses = ["/status/initContainerStatuses", "/status/containerStatuses"]
+        .iter()
+        .filter_map(|p| pod.pointer(p).and_then(Value::as_array))
+        .flatten();
+    for status in statuses {
+        let name = text(status, "/name");
+        let waiting = text(status, "/state/waiting/reason");
+        if FAILING_WAIT_REASONS.contains(&waiting) {
+            let message = text(status, "/state/waiting/message");
+            return Some(if message.is_empty() {
+                format!("container {name}: {waiting}")
+            } else {
+                format!("container {name}: {waiting}: {message}")
+            });
+        }
+        if let Some(code) = int(status, "/state/terminated/exitCode").filter(|c| *c != 0) {
+            let reason = text(status, "/state/terminated/reason");
+            return Some(format!(
+                "container {name} exited with code {code} ({})",
+                or_unknown(reason)
+            ));
+        }
+    }
+    None
+}
+
+/// Kinds whose objects carry nothing to wait for: applied is healthy, and
+/// they are not watched.
+const WITHOUT_HEALTH: &[&str] = &[
+    "ConfigMap",
+    "Secret",
+    "ServiceAccount",
+    "Service",
+    "Role",
+    "RoleBinding",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "Namespace",
+    "LimitRange",
+    "ResourceQuota",
+    "PriorityClass",
+    "StorageClass",
+    "Ingress",
+    "IngressClass",
+    "HorizontalPodAutoscaler",
+    "CronJob",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
+
+/// One applied object to wait for.
+#[derive(Clone, Debug)]
+pub struct Tracked {
+    pub object: ObjectRef,
+    pub resource: ApiResource,
+}
+
+/// How a wait ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub health: Health,
+    /// Why not healthy: "Deployment demo/web: container web: ImagePullBackOff: ...".
+    pub reason: String,
+}
+
+impl Verdict {
+    fn healthy() -> Verdict {
+        Verdict {
+            health: Health::Healthy,
+            reason: String::new(),
+        }
+    }
+}
+
+/// Watches `objects` (applied by `release`) until every one is healthy
+/// (healthy), one is degraded (degraded, at once), or `timeout` passes
+/// (degraded, with why the first unhealthy object is not healthy, its pods'
+/// reasons included).
+pub async fn wait(
+    client: &Client,
+    release: &str,
+    objects: &[Tracked],
+    timeout: Duration,
+) -> Verdict {
+    let watched: Vec<&Tracked> = objects
+        .iter()
+        .filter(|t| !WITHOUT_HEALTH.contains(&t.object.kind.as_str()))
+        .collect();
+    if watched.is_empty() {
+        return Verdict::healthy();
+    }
+    // One watch per kind and namespace, of the release's objects only.
+    let mut groups: BTreeMap<(String, String, Option<String>), &ApiResource> = BTreeMap::new();
+    for t in &watched {
+        groups.insert(
+            (
+                t.resource.api_version.clone(),
+                t.resource.kind.clone(),
+                t.object.namespace.clone(),
+            ),
+            &t.resource,
+        );
+    }
+    let config = watcher::Config::default().labels(&format!("{RELEASE_LABEL}={release}"));
+    // Objects of a list carry no kind: each event is tagged with its watch's.
+    let streams = groups.into_iter().map(|((_, kind, namespace), resource)| {
+        let api: Api<DynamicObject> = match &namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
+            None => Api::all_with(client.clone(), resource),
+        };
+        watcher(api, config.clone())
+            .map(move |event| (kind.clone(), event))
+            .boxed()
+    });
+    let mut events = futures::stream::select_all(streams);
+    let mut live: HashMap<ObjectRef, Value> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (kind, event) = match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) | Ok(None) => break,
+            Ok(Some((_, Err(error)))) => {
+                // The watcher retries by itself; keep waiting.
+                debug!(%error, "health watch interrupted");
+                continue;
+            }
+            Ok(Some((kind, Ok(event)))) => (kind, event),
+        };
+        match event {
+            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
+                if let Some(reference) = reference_of(&kind, &object, &watched) {
+                    live.insert(reference, serde_json::to_value(&object).unwrap_or_default());
+                }
+            }
+            watcher::Event::Delete(object) => {
+                if let Some(reference) = reference_of(&kind, &object, &watched) {
+                    live.remove(&reference);
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+        match current(&watched, &live) {
+            Some(verdict) if verdict.health == Health::Progressing => {}
+            Some(verdict) => return verdict,
+            None => return Verdict::healthy(),
+        }
+    }
+    // Timed out: say why, down to the pods.
+    let (object, assessment) = match first_unhealthy(&watched, &live) {
+        Some(found) => found,
+        None => return Verdict::healthy(),
+    };
+    let pods = match live.get(&object.object) {
+        Some(value) => pod_problem(client, &object.object, value).await,
+        None => None,
+    };
+    let reason = match pods {
+        Some(pods) => format!("{}: {}; {pods}", object.object, assessment.reason),
+        None => format!("{}: {}", object.object, assessment.reason),
+    };
+    Verdict {
+        health: Health::Degraded,
+        reason: format!(
+            "not healthy within {}: {reason}",
+            humantime::format_duration(timeout)
+        ),
+    }
+}
+
+fn reference_of(kind: &str, object: &DynamicObject, watched: &[&Tracked]) -> Option<ObjectRef> {
+    watched
+        .iter()
+        .find(|t| {
+            t.object.kind == kind
+                && t.object.name == object.name_any()
+                && t.object.namespace == object.namespace()
+        })
+        .map(|t| t.object.clone())
+}
+
+fn first_unhealthy<'a>(
+    watched: &[&'a Tracked],
+    live: &HashMap<ObjectRef, Value>,
+) -> Option<(&'a Tracked, Assessment)> {
+    watched.iter().find_map(|t| {
+        let assessment = match live.get(&t.object) {
+            Some(value) => assess(&t.object.kind, value),
+            None => Assessment::progressing("not found"),
+        };
+        (assessment.health != Health::Healthy).then_some((*t, assessment))
+    })
+}
+
+/// The release's verdict so far: degraded when one object is, progressing
+/// while one is, `None` when all are healthy.
+fn current(watched: &[&Tracked], live: &HashMap<ObjectRef, Value>) -> Option<Verdict> {
+    let mut progressing = None;
+    for t in watched {
+        let assessment = match live.get(&t.object) {
+            Some(value) => assess(&t.object.kind, value),
+            None => Assessment::progressing("not found"),
+        };
+        match assessment.health {
+            Health::Degraded => {
+                return Some(Verdict {
+                    health: Health::Degraded,
+                    reason: format!("{}: {}", t.object, assessment.reason),
+                });
+            }
+            Health::Progressing => {
+                progressing.get_or_insert(Verdict {
+                    health: Health::Progressing,
+                    reason: format!("{}: {}", t.object, assessment.reason),
+                });
+            }
+            Health::Healthy => {}
+        }
+    }
+    progressing
+}
+
+/// For a workload, the first of its pods that says why it does not run:
+/// "pod demo/web-5d9c-x7z: container web: ImagePullBackOff: ...".
+async fn pod_problem(client: &Client, object: &ObjectRef, live: &Value) -> Option<String> {
+    let namespace = object.namespace.as_deref()?;
+    let labels = live.pointer("/spec/selector/matchLabels")?.as_object()?;
+    let selector = labels
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .ok()?;
+    list.items.iter().find_map(|p| {
+        let value = serde_json::to_value(p).ok()?;
+        let assessment = pod(&value);
+        (assessment.health != Health::Healthy)
+            .then(|| format!("pod {namespace}/{}: {}", p.name_any(), assessment.reason))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn health(kind: &str, object: Value) -> (Health, String) {
+        let a = assess(kind, &object);
+        (a.health, a.reason)
+    }
+
+    #[test]
+    fn a_deployment_is_healthy_when_every_replica_is_updated_and_available() {
+        let rolled = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
+        assert_eq!(health("Deployment", rolled).0, Health::Healthy);
+        let unseen = json!({"metadata": {"generation": 3}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
+        assert_eq!(health("Deployment", unseen).0, Health::Progressing);
+        let surge = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
+            "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}});
+        assert_eq!(
+            health("Deployment", surge),
+            (Health::Progressing, "1 old replicas still running".into())
+        );
+        let stuck = json!({"spec": {"replicas": 1}, "status": {"conditions": [
+            {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+             "message": "ReplicaSet \"web-1\" has timed out progressing."}]}});
+        assert_eq!(
+            health("Deployment", stuck),
+            (
+                Health::Degraded,
+                "ProgressDeadlineExceeded: ReplicaSet \"web-1\" has timed out progressing.".into()
+            )
+        );
+    }
+
+    #[test]
+    fn pods_say_why_their_containers_do_not_run() {
+        let pulling = json!({"status": {"phase": "Pending", "containerStatuses": [{"name": "web",
+            "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x\""}}}]}});
+        assert_eq!(
+            health("Pod", pulling),
+            (
+                Health::Progressing,
+                "container web: ImagePullBackOff: Back-off pulling image \"x\"".into()
+            )
+        );
+        let failed = json!({"status": {"phase": "Failed", "containerStatuses": [{"name": "run",
+            "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}});
+        assert_eq!(
+            health("Pod", failed),
+            (
+                Health::Degraded,
+                "container run exited with code 1 (Error)".into()
+            )
+        );
+        let done = json!({"status": {"phase": "Succeeded"}});
+        assert_eq!(health("Pod", done).0, Health::Healthy);
+        let ready = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(health("Pod", ready).0, Health::Healthy);
+    }
+
+    #[test]
+    fn jobs_statefulsets_daemonsets_claims_and_definitions() {
+        let complete = json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}});
+        assert_eq!(health("Job", complete).0, Health::Healthy);
+        let failed = json!({"status": {"conditions": [{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}});
+        assert_eq!(
+            health("Job", failed),
+            (
+                Health::Degraded,
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
+        );
+        let sts = json!({"spec": {"replicas": 3}, "status": {"readyReplicas": 3, "updatedReplicas": 3,
+            "currentRevision": "a", "updateRevision": "b"}});
+        assert_eq!(health("StatefulSet", sts).0, Health::Progressing);
+        let ds = json!({"status": {"desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1}});
+        assert_eq!(
+            health("DaemonSet", ds),
+            (Health::Progressing, "1 of 2 pods available".into())
+        );
+        assert_eq!(
+            health(
+                "PersistentVolumeClaim",
+                json!({"status": {"phase": "Bound"}})
+            )
+            .0,
+            Health::Healthy
+        );
+        assert_eq!(
+            health(
+                "PersistentVolumeClaim",
+                json!({"status": {"phase": "Pending"}})
+            )
+            .0,
+            Health::Progressing
+        );
+        let crd = json!({"status": {"conditions": [{"type": "Established", "status": "True"}]}});
+        assert_eq!(health("CustomResourceDefinition", crd).0, Health::Healthy);
+    }
+
+    #[test]
+    fn other_objects_follow_their_ready_and_stalled_conditions() {
+        let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False",
+            "reason": "BackendDown", "message": "no backend answers"}]}});
+        assert_eq!(
+            health("Widget", not_ready),
+            (
+                Health::Progressing,
+                "BackendDown: no backend answers".into()
+            )
+        );
+        let stalled = json!({"status": {"conditions": [{"type": "Stalled", "status": "True", "reason": "InvalidSpec"}]}});
+        assert_eq!(
+            health("Widget", stalled),
+            (Health::Degraded, "InvalidSpec".into())
+        );
+        assert_eq!(health("Widget", json!({"spec": {}})).0, Health::Healthy);
+        let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        assert_eq!(health("Widget", ready).0, Health::Healthy);
+    }
+}

@@ -446,31 +446,46 @@ pub async fn wait(
             }
             watcher::Event::Init | watcher::Event::InitDone => {}
         }
-        match current(&watched, &live) {
-            Some(verdict) if verdict.health == Health::Progressing => {}
-            Some(verdict) => return verdict,
+        match first_unhealthy(&watched, &live) {
             None => return Verdict::healthy(),
+            Some((object, assessment)) if assessment.health == Health::Degraded => {
+                return Verdict {
+                    health: Health::Degraded,
+                    reason: explain(client, object, &assessment, &live).await,
+                };
+            }
+            Some(_) => {}
         }
     }
     // Timed out: say why, down to the pods.
-    let (object, assessment) = match first_unhealthy(&watched, &live) {
-        Some(found) => found,
-        None => return Verdict::healthy(),
+    let Some((object, assessment)) = first_unhealthy(&watched, &live) else {
+        return Verdict::healthy();
     };
-    let pods = match live.get(&object.object) {
-        Some(value) => pod_problem(client, &object.object, value).await,
-        None => None,
-    };
-    let reason = match pods {
-        Some(pods) => format!("{}: {}; {pods}", object.object, assessment.reason),
-        None => format!("{}: {}", object.object, assessment.reason),
-    };
+    let reason = explain(client, object, &assessment, &live).await;
     Verdict {
         health: Health::Degraded,
         reason: format!(
             "not healthy within {}: {reason}",
             humantime::format_duration(timeout)
         ),
+    }
+}
+
+/// "Kind namespace/name: why", with the first of its pods that says why it
+/// does not run, for workloads.
+async fn explain(
+    client: &Client,
+    object: &Tracked,
+    assessment: &Assessment,
+    live: &HashMap<ObjectRef, Value>,
+) -> String {
+    let pods = match live.get(&object.object) {
+        Some(value) => pod_problem(client, &object.object, value).await,
+        None => None,
+    };
+    match pods {
+        Some(pods) => format!("{}: {}; {pods}", object.object, assessment.reason),
+        None => format!("{}: {}", object.object, assessment.reason),
     }
 }
 
@@ -485,22 +500,12 @@ fn reference_of(kind: &str, object: &DynamicObject, watched: &[&Tracked]) -> Opt
         .map(|t| t.object.clone())
 }
 
+/// The release so far: the first degraded object, else the first one still
+/// progressing; `None` when every object is healthy.
 fn first_unhealthy<'a>(
     watched: &[&'a Tracked],
     live: &HashMap<ObjectRef, Value>,
 ) -> Option<(&'a Tracked, Assessment)> {
-    watched.iter().find_map(|t| {
-        let assessment = match live.get(&t.object) {
-            Some(value) => assess(&t.object.kind, value),
-            None => Assessment::progressing("not found"),
-        };
-        (assessment.health != Health::Healthy).then_some((*t, assessment))
-    })
-}
-
-/// The release's verdict so far: degraded when one object is, progressing
-/// while one is, `None` when all are healthy.
-fn current(watched: &[&Tracked], live: &HashMap<ObjectRef, Value>) -> Option<Verdict> {
     let mut progressing = None;
     for t in watched {
         let assessment = match live.get(&t.object) {
@@ -508,17 +513,9 @@ fn current(watched: &[&Tracked], live: &HashMap<ObjectRef, Value>) -> Option<Ver
             None => Assessment::progressing("not found"),
         };
         match assessment.health {
-            Health::Degraded => {
-                return Some(Verdict {
-                    health: Health::Degraded,
-                    reason: format!("{}: {}", t.object, assessment.reason),
-                });
-            }
+            Health::Degraded => return Some((*t, assessment)),
             Health::Progressing => {
-                progressing.get_or_insert(Verdict {
-                    health: Health::Progressing,
-                    reason: format!("{}: {}", t.object, assessment.reason),
-                });
+                progressing.get_or_insert((*t, assessment));
             }
             Health::Healthy => {}
         }

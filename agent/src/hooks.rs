@@ -209,6 +209,12 @@ async fn run_one(
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
         None => Api::all_with(client.clone(), &resource),
     };
+    if let Some(namespace) = &reference.namespace {
+        // On install the release's namespace does not exist yet.
+        crate::inventory::ensure_namespace(client.clone(), namespace)
+            .await
+            .map_err(kube_error("creating its namespace"))?;
+    }
     if hook.deletes("before-hook-creation") {
         delete_and_wait(&api, &reference.name)
             .await

@@ -50,6 +50,16 @@ impl TestAgent {
 
     /// Like [`TestAgent::new`], with more configuration appended (e.g. a `vault:` section).
     pub async fn with_config(cluster: &TestCluster, url: &str, context: &str, extra: &str) -> Self {
+        Self::with_applications(cluster, &[("demo", url)], context, extra).await
+    }
+
+    /// An agent following several applications: (name, url) each.
+    pub async fn with_applications(
+        cluster: &TestCluster,
+        applications: &[(&str, &str)],
+        context: &str,
+        extra: &str,
+    ) -> Self {
         // BERTH_LOG=debug (a tracing filter) shows the agents' logs on stderr.
         if let Ok(filter) = std::env::var("BERTH_LOG") {
             berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
@@ -62,9 +72,15 @@ impl TestAgent {
              kubeconfig: {kubeconfig}\n\
              state_namespace: {STATE_NAMESPACE}\n\
              log: debug\n\
-             applications:\n  - name: demo\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n",
+             applications:\n{applications}",
             cache = dir.path().join("cache").display(),
             kubeconfig = cluster.admin_kubeconfig().display(),
+            applications = applications
+                .iter()
+                .map(|(name, url)| format!(
+                    "  - name: {name}\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n"
+                ))
+                .collect::<String>(),
         );
         let path = dir.path().join("berth.yaml");
         std::fs::write(&path, format!("{config}{extra}")).unwrap();

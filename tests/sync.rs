@@ -497,6 +497,12 @@ async fn diff_shows_what_would_change_and_hides_secret_values() {
         text.contains("# update Deployment diff/diff-demo"),
         "{text}"
     );
+    // What the cluster runs now, and how it is doing.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("# now: ") && l.contains(" healthy since ")),
+        "{text}"
+    );
     assert!(
         text.contains("-        image: ghcr.io/example/demo:1.4.0"),
         "{text}"

@@ -9,6 +9,7 @@ use tracing::{Instrument as _, info_span};
 
 use crate::config::AgentConfig;
 use crate::daemon::{AgentError, fetch};
+use crate::inventory::InventoryStore;
 use crate::plan::{Plan, comparable};
 use crate::reconcile::{Prepared, Reconcile, Stopped, SyncError, load_release, prepare_release};
 use crate::secrets::VaultSession;
@@ -66,6 +67,7 @@ pub async fn diff_applications(
             "# release {} (application {}, commit {commit})\n",
             release.name, application.name
         ));
+        out.push_str(&current_health(config, client, &release.name).await);
         let prepared = prepare_release(
             Reconcile {
                 config,
@@ -93,6 +95,34 @@ pub async fn diff_applications(
         Some(name) if !matched => Err(DiffError::NoMatch(name.to_string())),
         _ => Ok(out),
     }
+}
+
+/// "# now: <commit> healthy since <time>" from the release's history, or
+/// nothing for a release never synced here.
+async fn current_health(config: &AgentConfig, client: &kube::Client, release: &str) -> String {
+    let store = InventoryStore::new(
+        client.clone(),
+        &config.state_namespace,
+        release,
+        config.history_limit,
+    );
+    let Ok(history) = store.history().await else {
+        return String::new();
+    };
+    let Some(newest) = history.iter().find(|e| e.health.is_some()) else {
+        return String::new();
+    };
+    let health = newest.health.map(|h| h.to_string()).unwrap_or_default();
+    let mut line = format!(
+        "# now: {} {health} since {}",
+        newest.commit.chars().take(12).collect::<String>(),
+        newest.started_at
+    );
+    if let Some(reason) = &newest.health_reason {
+        line.push_str(&format!(" ({reason})"));
+    }
+    line.push('\n');
+    line
 }
 
 const REDACTED_CHANGED: &str = "(redacted: changed)";

@@ -220,7 +220,7 @@ impl Follower {
         if !always && !full_compare && self.last_commit.as_deref() == Some(commit.as_str()) {
             return None;
         }
-        let mut report = sync(SyncTarget {
+        let target = |tree: RepoTree| SyncTarget {
             config: &shared.config,
             application: &application,
             client: &shared.client,
@@ -228,8 +228,8 @@ impl Follower {
             full_compare,
             vault: shared.vault.as_ref(),
             source: self.source.as_ref(),
-        })
-        .await;
+        };
+        let mut report = sync(target(tree)).await;
         if let Some(kept) = report.held_back_to.clone()
             && full_compare
             && let Some(source) = self.source.clone()
@@ -238,16 +238,7 @@ impl Follower {
             // commit compared with it, so that drift is still corrected.
             let opened = tokio::task::spawn_blocking(move || source.tree(&kept)).await;
             if let Ok(Ok(tree)) = opened {
-                report = sync(SyncTarget {
-                    config: &shared.config,
-                    application: &application,
-                    client: &shared.client,
-                    tree: Arc::new(tree),
-                    full_compare,
-                    vault: shared.vault.as_ref(),
-                    source: self.source.as_ref(),
-                })
-                .await;
+                report = sync(target(tree)).await;
             }
         }
         if report.outcome == Outcome::Deferred {

@@ -488,6 +488,25 @@ struct Applied {
     held_back_to: Option<String>,
 }
 
+impl Applied {
+    /// Nothing applied: the release does not target this cluster, or the
+    /// commit is held back (`held_back_to`, the commit kept instead).
+    fn skipped(release: String, held_back_to: Option<String>) -> Applied {
+        Applied {
+            release,
+            counts: Counts::default(),
+            outcome: Outcome::Skipped,
+            file: None,
+            changed: false,
+            install: false,
+            new_commit: false,
+            tracked: Vec::new(),
+            hooks: Vec::new(),
+            held_back_to,
+        }
+    }
+}
+
 /// Runs every stage for the tree's commit, waits for the release's health
 /// when the sync changed it, rolls back when the release asks for it and
 /// the commit failed, and writes the summary lines to the sync log.
@@ -800,18 +819,7 @@ async fn run_stages(
         && let Some(kept) = held_back(&history, &commit.sha)
     {
         info!(release = %name, %commit, kept = %kept, "commit held back after its rollback; waiting for the branch to move");
-        return Ok(Applied {
-            release: name,
-            counts: Counts::default(),
-            outcome: Outcome::Skipped,
-            file: None,
-            changed: false,
-            install: false,
-            new_commit: false,
-            tracked: Vec::new(),
-            hooks: Vec::new(),
-            held_back_to: Some(kept),
-        });
+        return Ok(Applied::skipped(name, Some(kept)));
     }
     let prepared = prepare_release(
         Reconcile {
@@ -845,18 +853,7 @@ async fn run_stages(
         Ok(Prepared::Planned(planned)) => planned,
         Ok(Prepared::NotTargeted { release }) => {
             info!(%release, context = %config.context, "release does not target this context; skipped");
-            return Ok(Applied {
-                release,
-                counts: Counts::default(),
-                outcome: Outcome::Skipped,
-                file: None,
-                changed: false,
-                install: false,
-                new_commit: false,
-                tracked: Vec::new(),
-                hooks: Vec::new(),
-                held_back_to: None,
-            });
+            return Ok(Applied::skipped(release, None));
         }
         Err(stopped) => return Err(record_stop(stopped).await),
     };
@@ -965,5 +962,41 @@ mod tests {
             path: "deploy/release.yaml".into(),
         });
         assert_eq!(missing.outcome(), Outcome::Failed);
+    }
+
+    fn entry(commit: &str, outcome: Outcome, from: Option<&str>) -> HistoryEntry {
+        HistoryEntry {
+            commit: commit.into(),
+            subject: String::new(),
+            author: String::new(),
+            manifests_digest: String::new(),
+            counts: Counts::default(),
+            outcome,
+            error: None,
+            started_at: String::new(),
+            duration_ms: 0,
+            health: None,
+            health_reason: None,
+            rolled_back_from: from.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_rolled_back_head_is_held_until_a_newer_entry_about_it() {
+        let history = vec![
+            entry("good", Outcome::RolledBack, Some("bad")),
+            entry("bad", Outcome::Succeeded, None),
+            entry("good", Outcome::Succeeded, None),
+        ];
+        assert_eq!(held_back(&history, "bad").as_deref(), Some("good"));
+        assert_eq!(held_back(&history, "good"), None);
+        // Deployed again later (e.g. after a revert of the revert): not held.
+        let mut again = history.clone();
+        again.insert(0, entry("bad", Outcome::Succeeded, None));
+        assert_eq!(held_back(&again, "bad"), None);
+        // Drift corrections of the kept commit do not release the hold.
+        let mut drift = history.clone();
+        drift.insert(0, entry("good", Outcome::Succeeded, None));
+        assert_eq!(held_back(&drift, "bad").as_deref(), Some("good"));
     }
 }

@@ -35,8 +35,110 @@ struct RawConfig {
     max_prune_fraction: Option<f64>,
     log: Option<String>,
     vault: Option<VaultConfig>,
+    http: Option<RawHttp>,
+    webhooks: Option<RawWebhooks>,
+    #[serde(default)]
+    notifications: Vec<RawSink>,
     #[serde(default)]
     applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    address: Option<String>,
+    status_address: Option<String>,
+    status_token_file: Option<PathBuf>,
+    status_token_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhooks {
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    max_body_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    name: Option<String>,
+    kind: Option<String>,
+    url: Option<String>,
+    url_file: Option<PathBuf>,
+    url_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    on: Option<String>,
+}
+
+/// A secret from the configuration (a token, a webhook URL): never shown by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("(secret)")
+    }
+}
+
+/// The agent's HTTP server (docs/operations.md).
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Health, readiness, metrics and webhooks (and the status page unless
+    /// `status_address` is set); `None` when turned off.
+    pub address: Option<std::net::SocketAddr>,
+    /// Where the status page and `/api/releases` are served instead.
+    pub status_address: Option<std::net::SocketAddr>,
+    /// A bearer token the status page and `/api/releases` require.
+    pub status_token: Option<Secret>,
+}
+
+/// Incoming webhooks.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// The shared secret pushes are signed with; webhooks are refused without it.
+    pub secret: Option<Secret>,
+    pub max_body_bytes: usize,
+}
+
+/// Where a notification goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    /// A Slack incoming webhook.
+    Slack,
+    /// JSON signed with HMAC-SHA256 (`X-Berth-Signature-256`).
+    Webhook,
+}
+
+/// Which verdicts a sink hears about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkFilter {
+    /// Failed, degraded, rolled back, deletion held.
+    Failures,
+    All,
+}
+
+/// One notification sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub name: String,
+    pub kind: SinkKind,
+    pub url: Secret,
+    pub secret: Option<Secret>,
+    pub on: SinkFilter,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,11 +210,14 @@ pub struct AgentConfig {
     pub log: String,
     /// Where secrets come from; needed only by releases that declare secrets.
     pub vault: Option<VaultConfig>,
+    pub http: HttpConfig,
+    pub webhooks: WebhookConfig,
+    pub notifications: Vec<SinkConfig>,
     pub applications: Vec<Application>,
 }
 
 /// One application repository to follow.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Application {
     pub name: String,
     pub url: String,
@@ -182,6 +287,147 @@ fn duration(
             }
         },
     }
+}
+
+/// A secret from a file (trimmed) or an environment variable; `None` when
+/// neither is given.
+fn secret_from(
+    field: &str,
+    file: Option<&Path>,
+    env: Option<&str>,
+    problems: &mut Vec<String>,
+) -> Option<Secret> {
+    match (file, env) {
+        (Some(_), Some(_)) => {
+            problems.push(format!(
+                "{field}: give a secret file or an environment variable, not both"
+            ));
+            None
+        }
+        (Some(file), None) => match std::fs::read_to_string(file) {
+            Ok(text) => Some(Secret::new(text.trim())),
+            Err(e) => {
+                problems.push(format!("{field}: reading {}: {e}", file.display()));
+                None
+            }
+        },
+        (None, Some(var)) => match std::env::var(var) {
+            Ok(value) => Some(Secret::new(value.trim())),
+            Err(_) => {
+                problems.push(format!("{field}: environment variable {var} is not set"));
+                None
+            }
+        },
+        (None, None) => None,
+    }
+}
+
+fn socket_address(
+    field: &str,
+    text: &str,
+    problems: &mut Vec<String>,
+) -> Option<std::net::SocketAddr> {
+    match text.parse() {
+        Ok(address) => Some(address),
+        Err(_) => {
+            problems.push(format!(
+                "{field}: {text:?} is not an address such as 0.0.0.0:8080"
+            ));
+            None
+        }
+    }
+}
+
+fn http_config(raw: Option<RawHttp>, problems: &mut Vec<String>) -> HttpConfig {
+    let raw = raw.unwrap_or(RawHttp {
+        address: None,
+        status_address: None,
+        status_token_file: None,
+        status_token_env: None,
+    });
+    let address = match raw.address.as_deref() {
+        None => Some(std::net::SocketAddr::from(([0, 0, 0, 0], 8080))),
+        Some("off") => None,
+        Some(text) => socket_address("http.address", text, problems),
+    };
+    HttpConfig {
+        address,
+        status_address: raw
+            .status_address
+            .as_deref()
+            .and_then(|text| socket_address("http.status_address", text, problems)),
+        status_token: secret_from(
+            "http.status_token",
+            raw.status_token_file.as_deref(),
+            raw.status_token_env.as_deref(),
+            problems,
+        ),
+    }
+}
+
+fn sink_config(index: usize, raw: RawSink, problems: &mut Vec<String>) -> Option<SinkConfig> {
+    let label = format!("notifications[{index}]");
+    let name = raw.name.unwrap_or_else(|| format!("sink-{index}"));
+    let kind = match raw.kind.as_deref() {
+        Some("slack") => SinkKind::Slack,
+        Some("webhook") => SinkKind::Webhook,
+        other => {
+            problems.push(format!(
+                "{label}: kind {:?} is not slack or webhook",
+                other.unwrap_or("")
+            ));
+            return None;
+        }
+    };
+    let on = match raw.on.as_deref() {
+        None | Some("failures") => SinkFilter::Failures,
+        Some("all") => SinkFilter::All,
+        Some(other) => {
+            problems.push(format!("{label}: on {other:?} is not failures or all"));
+            return None;
+        }
+    };
+    let url = match (
+        raw.url,
+        secret_from(
+            &label,
+            raw.url_file.as_deref(),
+            raw.url_env.as_deref(),
+            problems,
+        ),
+    ) {
+        (Some(url), None) => Secret::new(url),
+        (None, Some(url)) => url,
+        _ => {
+            problems.push(format!(
+                "{label}: give exactly one of url, url_file, url_env"
+            ));
+            return None;
+        }
+    };
+    if !(url.expose().starts_with("http://") || url.expose().starts_with("https://")) {
+        problems.push(format!("{label}: the url is not an http(s) URL"));
+        return None;
+    }
+    let secret = secret_from(
+        &label,
+        raw.secret_file.as_deref(),
+        raw.secret_env.as_deref(),
+        problems,
+    );
+    if kind == SinkKind::Webhook && secret.is_none() {
+        problems.push(format!(
+            "{label}: a webhook sink signs its messages: give secret_file or secret_env"
+        ));
+        return None;
+    }
+    Some(SinkConfig {
+        name,
+        kind,
+        url,
+        secret,
+        on,
+    })
 }
 
 fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
@@ -261,6 +507,28 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             }
         }
     }
+    let http = http_config(raw.http, &mut problems);
+    let webhooks = WebhookConfig {
+        secret: raw.webhooks.as_ref().and_then(|w| {
+            secret_from(
+                "webhooks",
+                w.secret_file.as_deref(),
+                w.secret_env.as_deref(),
+                &mut problems,
+            )
+        }),
+        max_body_bytes: raw
+            .webhooks
+            .as_ref()
+            .and_then(|w| w.max_body_bytes)
+            .unwrap_or(1 << 20),
+    };
+    let notifications = raw
+        .notifications
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, sink)| sink_config(index, sink, &mut problems))
+        .collect();
     if raw.applications.is_empty() {
         problems.push("applications: none configured".into());
     }
@@ -359,6 +627,9 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             max_prune_fraction,
             log: raw.log.unwrap_or_else(|| "info".into()),
             vault: raw.vault,
+            http,
+            webhooks,
+            notifications,
             applications,
         }),
         _ => Err(problems),

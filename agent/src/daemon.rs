@@ -2,19 +2,28 @@
 //! moves, comparing everything with the cluster on a timer, and backing off
 //! when a repository cannot be reached.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use tokio::sync::{Mutex, watch};
-use tracing::{Instrument as _, info, warn};
+use tokio::sync::{Mutex, Notify, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument as _, debug, error, info, warn};
 
-use crate::config::{AgentConfig, Application, CredentialsConfig};
+use crate::config::{AgentConfig, Application, ConfigError, CredentialsConfig};
+use crate::events::EventPublisher;
 use crate::inventory::{Counts, Outcome};
+use crate::metrics::Metrics;
+use crate::notice::{Notice, NoticeKind};
+use crate::notifications::Notifier;
 use crate::reconcile::{SyncReport, SyncTarget, log_summary, sync};
+use crate::reload::ConfigWatcher;
 use crate::secrets::VaultSession;
 use crate::source::{GitCredentials, GitSource, RepoTree, SourceError};
+use crate::webhooks::same_repository;
 
 /// Longest wait between attempts at an unreachable repository.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -30,6 +39,8 @@ pub enum AgentError {
     /// The blocking git task stopped unexpectedly (a bug in berth).
     #[error("fetching {application} stopped unexpectedly: {cause}")]
     Task { application: String, cause: String },
+    #[error("cannot listen on {address}: {cause}")]
+    Listen { address: String, cause: String },
 }
 
 /// A Kubernetes client from the configured kubeconfig, or in-cluster / `KUBECONFIG`.
@@ -126,13 +137,118 @@ pub async fn fetch(
 
 /// How long a stopping agent lets syncs in progress finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+/// How long queued notifications may take to go out when the agent stops.
+const NOTIFY_GRACE: Duration = Duration::from_secs(10);
 
-/// What every follower shares.
-struct Shared {
-    config: AgentConfig,
-    client: Client,
+/// One followed application as the status page and readiness see it.
+#[derive(Clone)]
+pub struct ApplicationStatus {
+    pub application: Application,
+    /// The last sync's report (a poll that found nothing new keeps the previous one).
+    pub last_report: Option<SyncReport>,
+    /// When the application was last polled (fetched, and synced if needed).
+    pub last_poll: Option<jiff::Timestamp>,
+    /// When the last sync that changed or checked the cluster ended.
+    pub last_sync: Option<jiff::Timestamp>,
+    /// Wakes the application's follower (a webhook).
+    wake: Arc<Notify>,
+}
+
+/// What the followers, the HTTP server and the configuration watcher share.
+pub struct AgentState {
+    config: std::sync::RwLock<Arc<AgentConfig>>,
+    pub client: Client,
     /// Logged in on first use and kept, so the token is renewed rather than re-issued.
     vault: Option<Mutex<VaultSession>>,
+    pub metrics: Arc<Metrics>,
+    events: EventPublisher,
+    notifier: std::sync::Mutex<Option<Notifier>>,
+    applications: std::sync::RwLock<BTreeMap<String, ApplicationStatus>>,
+}
+
+impl AgentState {
+    /// The configuration in force (it changes when the file is edited).
+    pub fn config(&self) -> Arc<AgentConfig> {
+        match self.config.read() {
+            Ok(config) => Arc::clone(&config),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn set_config(&self, config: AgentConfig) {
+        let mut current = self.config.write().unwrap_or_else(|p| p.into_inner());
+        *current = Arc::new(config);
+    }
+
+    /// Every followed application, by name.
+    pub fn applications(&self) -> Vec<ApplicationStatus> {
+        let applications = self.applications.read().unwrap_or_else(|p| p.into_inner());
+        applications.values().cloned().collect()
+    }
+
+    fn update(&self, name: &str, change: impl FnOnce(&mut ApplicationStatus)) {
+        let mut applications = self.applications.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(status) = applications.get_mut(name) {
+            change(status);
+        }
+    }
+
+    /// Whether every followed application has been polled at least once.
+    pub fn all_polled(&self) -> bool {
+        let applications = self.applications.read().unwrap_or_else(|p| p.into_inner());
+        applications.values().all(|a| a.last_poll.is_some())
+    }
+
+    /// Starts a poll of every application following `branch` of a
+    /// repository at one of `urls` now; returns how many there are. Wakes
+    /// that arrive while a poll runs make one more poll after it.
+    pub fn wake(&self, urls: &[String], branch: &str) -> usize {
+        let applications = self.applications.read().unwrap_or_else(|p| p.into_inner());
+        let mut woken = 0;
+        for status in applications.values() {
+            let application = &status.application;
+            if application.branch == branch
+                && urls
+                    .iter()
+                    .any(|url| same_repository(url, &application.url))
+            {
+                status.wake.notify_one();
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    fn notify(&self, notice: &Notice, previous: Option<NoticeKind>) {
+        let notifier = self.notifier.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(notifier) = notifier.as_ref() {
+            notifier.send(notice, previous);
+        }
+    }
+
+    /// Starts the sinks of `config` in place of the current ones, unless they are the same.
+    fn replace_notifier(&self, sinks: &[crate::config::SinkConfig]) -> Option<Notifier> {
+        let mut notifier = self.notifier.lock().unwrap_or_else(|p| p.into_inner());
+        if notifier.as_ref().is_some_and(|n| n.configs() == sinks) {
+            return None;
+        }
+        notifier.replace(Notifier::start(sinks, Arc::clone(&self.metrics)))
+    }
+
+    fn take_notifier(&self) -> Option<Notifier> {
+        self.notifier
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// The last notice of one application, to send a repeated failure only once.
+#[derive(Clone, PartialEq, Eq)]
+struct LastNotice {
+    kind: NoticeKind,
+    commit: Option<String>,
+    detail: Option<String>,
 }
 
 /// One application, followed on its own: its syncs and its health waits
@@ -145,9 +261,26 @@ struct Follower {
     last_full_compare: Option<Instant>,
     failures: u32,
     next_due: Instant,
+    /// The release last synced, for events about syncs that stopped before
+    /// reading the release file.
+    release: Option<String>,
+    last_notice: Option<LastNotice>,
 }
 
 impl Follower {
+    fn new(application: Application) -> Follower {
+        Follower {
+            application,
+            source: None,
+            last_commit: None,
+            last_full_compare: None,
+            failures: 0,
+            next_due: Instant::now(),
+            release: None,
+            last_notice: None,
+        }
+    }
+
     /// Counts a failure and schedules the next attempt: poll interval × 2ⁿ, at most [`MAX_BACKOFF`].
     fn back_off(&mut self) -> Duration {
         self.failures += 1;
@@ -160,33 +293,69 @@ impl Follower {
         backoff
     }
 
-    /// Polls when due until `stopping` turns true (checked between polls).
-    async fn follow(&mut self, shared: &Shared, mut stopping: watch::Receiver<bool>) {
+    /// Polls when due or woken until `stopping` turns true (checked between
+    /// polls, so a sync in progress is never cut short); returns itself so
+    /// that the agent can follow the application again.
+    async fn follow(
+        mut self,
+        state: Arc<AgentState>,
+        wake: Arc<Notify>,
+        mut stopping: watch::Receiver<bool>,
+    ) -> Follower {
         loop {
             tokio::select! {
-                _ = stopping.wait_for(|stop| *stop) => return,
+                biased;
+                _ = stopping.wait_for(|stop| *stop) => return self,
+                _ = wake.notified() => {
+                    debug!(application = %self.application.name, "woken by a webhook");
+                }
                 _ = tokio::time::sleep_until(self.next_due.into()) => {}
             }
             let full_compare = self
                 .last_full_compare
-                .is_none_or(|t| t.elapsed() >= shared.config.full_compare_interval);
-            self.poll(shared, false, full_compare).await;
+                .is_none_or(|t| t.elapsed() >= state.config().full_compare_interval);
+            self.poll(&state, false, full_compare).await;
         }
     }
 
     /// Fetches the application and syncs it if its commit moved, a full
-    /// comparison is due, or `always`.
+    /// comparison is due, or `always`; announces the verdict.
     async fn poll(
         &mut self,
-        shared: &Shared,
+        state: &AgentState,
         always: bool,
         full_compare: bool,
     ) -> Option<SyncReport> {
+        let report = self.fetch_and_sync(state, always, full_compare).await;
+        let now = jiff::Timestamp::now();
+        state.update(&self.application.name, |status| {
+            status.last_poll = Some(now);
+            if let Some(report) = &report {
+                status.last_report = Some(report.clone());
+                status.last_sync = Some(now);
+            }
+        });
+        if let Some(report) = &report {
+            self.announce(state, report).await;
+        }
+        report
+    }
+
+    async fn fetch_and_sync(
+        &mut self,
+        state: &AgentState,
+        always: bool,
+        full_compare: bool,
+    ) -> Option<SyncReport> {
+        let config = state.config();
         let started = Instant::now();
         let application = self.application.clone();
-        let fetched = fetch(&shared.config, &application, self.source.take())
+        let fetched = fetch(&config, &application, self.source.take())
             .instrument(tracing::info_span!("fetch", application = %application.name))
             .await;
+        state
+            .metrics
+            .record_fetch(&application.name, started.elapsed(), fetched.is_ok());
         let tree = match fetched {
             Ok((source, tree)) => {
                 self.source = Some(source);
@@ -209,6 +378,8 @@ impl Follower {
                     health: None,
                     rolled_back_to: None,
                     held_back_to: None,
+                    deletion_held: false,
+                    stages: Vec::new(),
                 };
                 log_summary(&report);
                 return Some(report);
@@ -221,12 +392,12 @@ impl Follower {
             return None;
         }
         let target = |tree: RepoTree| SyncTarget {
-            config: &shared.config,
+            config: &config,
             application: &application,
-            client: &shared.client,
+            client: &state.client,
             tree: Arc::new(tree),
             full_compare,
-            vault: shared.vault.as_ref(),
+            vault: state.vault.as_ref(),
             source: self.source.as_ref(),
         };
         let mut report = sync(target(tree)).await;
@@ -252,60 +423,107 @@ impl Follower {
         }
         Some(report)
     }
+
+    /// Metrics for every sync; an Event and notifications for a sync that
+    /// changed something or failed. A failure repeated with the same cause
+    /// at the same commit is notified once (its Event counts the repeats).
+    async fn announce(&mut self, state: &AgentState, report: &SyncReport) {
+        state.metrics.record_sync(report);
+        if report.release.is_some() {
+            self.release = report.release.clone();
+        }
+        let config = state.config();
+        let Some(mut notice) = Notice::of(report, &self.application, &config.context) else {
+            return;
+        };
+        if notice.release.is_none() {
+            notice.release = self.release.clone();
+        }
+        let last = LastNotice {
+            kind: notice.kind,
+            commit: notice.commit.as_ref().map(|c| c.sha.clone()),
+            detail: notice.detail.clone(),
+        };
+        let previous = self.last_notice.replace(last.clone());
+        state.events.publish(&notice).await;
+        if !(notice.kind.is_failure() && previous.as_ref() == Some(&last)) {
+            state.notify(&notice, previous.map(|p| p.kind));
+        }
+    }
+}
+
+/// A follower running on its own task.
+struct Running {
+    application: Application,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<Follower>,
 }
 
 /// The running agent.
 pub struct Agent {
-    shared: Shared,
+    state: Arc<AgentState>,
     followers: Vec<Follower>,
 }
 
 impl Agent {
     pub fn new(config: AgentConfig, client: Client) -> Self {
-        let now = Instant::now();
-        let followers = config
+        let metrics = Arc::new(Metrics::new());
+        let followers: Vec<Follower> = config
             .applications
             .iter()
-            .map(|application| Follower {
-                application: application.clone(),
-                source: None,
-                last_commit: None,
-                last_full_compare: None,
-                failures: 0,
-                next_due: now,
-            })
+            .cloned()
+            .map(Follower::new)
             .collect();
         let vault =
             config
                 .vault
                 .as_ref()
                 .and_then(|vault| match VaultSession::new(vault.clone()) {
-                    Ok(session) => Some(Mutex::new(session)),
+                    Ok(session) => Some(Mutex::new(session.with_metrics(Arc::clone(&metrics)))),
                     Err(error) => {
                         warn!(%error, "Vault client not created");
                         None
                     }
                 });
+        metrics.set_applications(followers.len());
+        let applications = config
+            .applications
+            .iter()
+            .map(|application| (application.name.clone(), new_status(application)))
+            .collect();
+        let state = AgentState {
+            events: EventPublisher::new(client.clone(), &config.state_namespace),
+            notifier: std::sync::Mutex::new(Some(Notifier::start(
+                &config.notifications,
+                Arc::clone(&metrics),
+            ))),
+            config: std::sync::RwLock::new(Arc::new(config)),
+            client,
+            vault,
+            metrics,
+            applications: std::sync::RwLock::new(applications),
+        };
         Self {
-            shared: Shared {
-                config,
-                client,
-                vault,
-            },
+            state: Arc::new(state),
             followers,
         }
+    }
+
+    /// What the HTTP server reads.
+    pub fn state(&self) -> Arc<AgentState> {
+        Arc::clone(&self.state)
     }
 
     /// Syncs every application (or only `only`) once, side by side, each
     /// waiting for its health verdict. `full_compare` compares every object
     /// with the cluster, correcting manual drift.
     pub async fn sync_once(&mut self, only: Option<&str>, full_compare: bool) -> Vec<SyncReport> {
-        let shared = &self.shared;
+        let state = &self.state;
         let polls = self
             .followers
             .iter_mut()
             .filter(|f| only.is_none_or(|name| name == f.application.name))
-            .map(|f| f.poll(shared, true, full_compare));
+            .map(|f| f.poll(state, true, full_compare));
         futures::future::join_all(polls)
             .await
             .into_iter()
@@ -313,28 +531,257 @@ impl Agent {
             .collect()
     }
 
+    /// Lets queued notifications go out (for a few seconds at most); call
+    /// before the process exits.
+    pub async fn finish(&self) {
+        if let Some(notifier) = self.state.take_notifier() {
+            notifier.close(NOTIFY_GRACE).await;
+        }
+    }
+
     /// Follows every application until `shutdown` resolves; syncs in
     /// progress then have [`SHUTDOWN_GRACE`] to finish.
-    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) {
-        info!(context = %self.shared.config.context, applications = self.followers.len(), "agent started");
-        let (stop, stopping) = watch::channel(false);
-        let shared = &self.shared;
-        let follow_all = futures::future::join_all(
-            self.followers
-                .iter_mut()
-                .map(|f| f.follow(shared, stopping.clone())),
-        );
-        tokio::pin!(follow_all);
+    pub async fn run(&mut self, shutdown: impl Future<Output = ()>) {
+        self.run_with_reload(None, shutdown).await
+    }
+
+    /// Like [`Agent::run`], also applying every valid change of the
+    /// configuration file at `config_file` (applications added, removed or
+    /// changed, notification sinks, sync settings) without a restart.
+    pub async fn run_with_reload(
+        &mut self,
+        config_file: Option<&Path>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let config = self.state.config();
+        info!(context = %config.context, applications = self.followers.len(), "agent started");
+        let mut running: BTreeMap<String, Running> = BTreeMap::new();
+        for follower in std::mem::take(&mut self.followers) {
+            self.start(follower, None, &mut running);
+        }
+        let mut watcher = config_file.and_then(|path| match ConfigWatcher::start(path) {
+            Ok(watcher) => Some(watcher),
+            Err(error) => {
+                warn!(file = %path.display(), %error, "configuration changes will not be seen; restart to apply them");
+                None
+            }
+        });
         tokio::pin!(shutdown);
-        tokio::select! {
-            _ = &mut follow_all => {}
-            _ = &mut shutdown => {
-                info!("agent stopping");
-                let _ = stop.send(true);
-                if tokio::time::timeout(SHUTDOWN_GRACE, &mut follow_all).await.is_err() {
-                    warn!("syncs still running after the grace period were stopped");
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                reloaded = next_change(&mut watcher) => match reloaded {
+                    Ok(Some(new)) => self.reconfigure(new, &mut running),
+                    Ok(None) => {}
+                    Err(error) => {
+                        error!(%error, "configuration change refused; the running configuration stays in force");
+                        self.state.metrics.record_config_reload(false);
+                    }
+                },
+            }
+        }
+        info!("agent stopping");
+        for follower in running.values() {
+            let _ = follower.stop.send(true);
+        }
+        let tasks: Vec<JoinHandle<Follower>> = running.into_values().map(|r| r.task).collect();
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        match tokio::time::timeout(SHUTDOWN_GRACE, futures::future::join_all(tasks)).await {
+            Ok(stopped) => self.followers = stopped.into_iter().flatten().collect(),
+            Err(_) => {
+                warn!("syncs still running after the grace period were stopped");
+                for abort in aborts {
+                    abort.abort();
                 }
             }
         }
     }
+
+    /// Runs `follower` on its own task, after `previous` (the task it
+    /// replaces) has finished, so one application never syncs twice at once.
+    fn start(
+        &self,
+        follower: Follower,
+        previous: Option<JoinHandle<Follower>>,
+        running: &mut BTreeMap<String, Running>,
+    ) {
+        let name = follower.application.name.clone();
+        let application = follower.application.clone();
+        let wake = {
+            let mut applications = self
+                .state
+                .applications
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            let status = applications
+                .entry(name.clone())
+                .or_insert_with(|| new_status(&application));
+            status.application = application.clone();
+            Arc::clone(&status.wake)
+        };
+        let (stop, stopping) = watch::channel(false);
+        let state = Arc::clone(&self.state);
+        let task = tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            follower.follow(state, wake, stopping).await
+        });
+        running.insert(
+            name,
+            Running {
+                application,
+                stop,
+                task,
+            },
+        );
+    }
+
+    /// Puts a new, valid configuration in force.
+    fn reconfigure(&mut self, new: AgentConfig, running: &mut BTreeMap<String, Running>) {
+        let old = self.state.config();
+        let new = keep_connection_settings(&old, new);
+        let wanted: BTreeMap<String, Application> = new
+            .applications
+            .iter()
+            .map(|a| (a.name.clone(), a.clone()))
+            .collect();
+        let (mut added, mut removed, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+        let names: Vec<String> = running.keys().cloned().collect();
+        for name in names {
+            let Some(current) = running.get(&name) else {
+                continue;
+            };
+            match wanted.get(&name) {
+                Some(application) if *application == current.application => {}
+                Some(application) => {
+                    let Some(old) = running.remove(&name) else {
+                        continue;
+                    };
+                    let _ = old.stop.send(true);
+                    self.start(Follower::new(application.clone()), Some(old.task), running);
+                    changed.push(name);
+                }
+                None => {
+                    if let Some(old) = running.remove(&name) {
+                        let _ = old.stop.send(true);
+                    }
+                    self.state
+                        .applications
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&name);
+                    self.state.metrics.forget_application(&name);
+                    removed.push(name);
+                }
+            }
+        }
+        for (name, application) in &wanted {
+            if !running.contains_key(name) {
+                self.start(Follower::new(application.clone()), None, running);
+                added.push(name.clone());
+            }
+        }
+        if let Some(replaced) = self.state.replace_notifier(&new.notifications) {
+            info!(
+                sinks = new.notifications.len(),
+                "notification sinks changed"
+            );
+            tokio::spawn(replaced.close(NOTIFY_GRACE));
+        }
+        self.state.metrics.set_applications(wanted.len());
+        self.state.metrics.record_config_reload(true);
+        info!(
+            added = %added.join(","),
+            removed = %removed.join(","),
+            changed = %changed.join(","),
+            "configuration reloaded"
+        );
+        self.state.set_config(new);
+    }
+}
+
+fn new_status(application: &Application) -> ApplicationStatus {
+    ApplicationStatus {
+        application: application.clone(),
+        last_report: None,
+        last_poll: None,
+        last_sync: None,
+        wake: Arc::new(Notify::new()),
+    }
+}
+
+/// The settings the running agent holds connections or listeners for keep
+/// their values until a restart; a change to one is logged.
+fn keep_connection_settings(old: &AgentConfig, mut new: AgentConfig) -> AgentConfig {
+    let mut kept = Vec::new();
+    if new.kubeconfig != old.kubeconfig {
+        kept.push("kubeconfig");
+    }
+    if new.state_namespace != old.state_namespace {
+        kept.push("state_namespace");
+    }
+    if new.cache_dir != old.cache_dir {
+        kept.push("cache_dir");
+    }
+    if new.http.address != old.http.address
+        || new.http.status_address != old.http.status_address
+        || new.http.status_token != old.http.status_token
+    {
+        kept.push("http");
+    }
+    if new.webhooks.secret != old.webhooks.secret
+        || new.webhooks.max_body_bytes != old.webhooks.max_body_bytes
+    {
+        kept.push("webhooks");
+    }
+    if new.vault != old.vault {
+        kept.push("vault");
+    }
+    if new.log != old.log {
+        kept.push("log");
+    }
+    if !kept.is_empty() {
+        warn!(settings = %kept.join(", "), "these settings changed in the configuration file and take effect after a restart");
+    }
+    new.kubeconfig = old.kubeconfig.clone();
+    new.state_namespace = old.state_namespace.clone();
+    new.cache_dir = old.cache_dir.clone();
+    new.http = old.http.clone();
+    new.webhooks = old.webhooks.clone();
+    new.vault = old.vault.clone();
+    new.log = old.log.clone();
+    new
+}
+
+/// The next valid configuration from `watcher` (never resolves without one).
+async fn next_change(
+    watcher: &mut Option<ConfigWatcher>,
+) -> Result<Option<AgentConfig>, ConfigError> {
+    match watcher {
+        Some(watcher) => watcher.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Everything `berth run` does: the agent following its applications, the
+/// HTTP server (health, readiness, metrics, webhooks, status page) and live
+/// configuration from `config_file`, until `shutdown` resolves.
+pub async fn serve(
+    config: AgentConfig,
+    config_file: &Path,
+    client: Client,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let http = config.http.clone();
+    let webhooks = config.webhooks.clone();
+    let mut agent = Agent::new(config, client);
+    let server = crate::server::Server::bind(&http, &webhooks, agent.state()).await?;
+    let (stop_server, server_stopping) = watch::channel(false);
+    let serving = tokio::spawn(server.run(server_stopping));
+    agent.run_with_reload(Some(config_file), shutdown).await;
+    let _ = stop_server.send(true);
+    let _ = serving.await;
+    agent.finish().await;
+    Ok(())
 }

@@ -11,7 +11,9 @@ use crate::config::AgentConfig;
 use crate::daemon::{AgentError, fetch};
 use crate::inventory::InventoryStore;
 use crate::plan::{Plan, comparable};
-use crate::reconcile::{Prepared, Reconcile, Stopped, SyncError, load_release, prepare_release};
+use crate::reconcile::{
+    Prepared, Reconcile, StageClock, Stopped, SyncError, load_release, prepare_release,
+};
 use crate::secrets::VaultSession;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,7 @@ pub async fn diff_applications(
                 full_compare: true,
                 // Show every deletion; the guard applies when syncing.
                 max_prune_fraction: 1.0,
+                clock: &StageClock::default(),
             },
             release,
         )

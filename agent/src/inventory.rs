@@ -149,7 +149,8 @@ pub struct InventoryStore {
     history_limit: usize,
 }
 
-fn config_map_name(release: &str) -> String {
+/// The name of the ConfigMap holding `release`'s inventory and history (its state object).
+pub fn config_map_name(release: &str) -> String {
     format!("berth-release-{release}")
 }
 

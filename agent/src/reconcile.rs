@@ -9,7 +9,7 @@
 //! blocking: they run on tokio's blocking pool, never on the async workers.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use berth_chart::{ChartFiles, RenderError, RenderOptions};
 use kube::Client;
@@ -87,6 +87,15 @@ impl From<ApplyError> for SyncError {
 }
 
 impl SyncError {
+    /// Whether a guard refused to delete what the plan would have deleted.
+    pub fn is_deletion_guard(&self) -> bool {
+        matches!(
+            self,
+            SyncError::Plan(error)
+                if matches!(**error, PlanError::NothingRendered | PlanError::TooManyDeletions { .. })
+        )
+    }
+
     /// What this failure means for the release: `Deferred` when nothing is
     /// wrong with the commit and the same sync is tried again with backoff
     /// (Vault down or sealed), `Failed` otherwise.
@@ -109,6 +118,29 @@ async fn blocking<T: Send + 'static>(
             stage,
             cause: join.to_string(),
         })?
+}
+
+/// How long each stage of one sync took, for the metrics.
+#[derive(Debug, Default)]
+pub struct StageClock(std::sync::Mutex<Vec<(&'static str, Duration)>>);
+
+impl StageClock {
+    /// Awaits `work` (one stage, already in its span) and notes how long it took.
+    pub async fn time<T>(&self, stage: &'static str, work: impl Future<Output = T>) -> T {
+        let started = Instant::now();
+        let output = work.await;
+        if let Ok(mut stages) = self.0.lock() {
+            stages.push((stage, started.elapsed()));
+        }
+        output
+    }
+
+    fn take(&self) -> Vec<(&'static str, Duration)> {
+        self.0
+            .lock()
+            .map(|mut stages| std::mem::take(&mut *stages))
+            .unwrap_or_default()
+    }
 }
 
 /// A release rendered for one context.
@@ -268,6 +300,8 @@ pub struct Reconcile<'a> {
     pub full_compare: bool,
     /// Largest share of the release's objects the plan may delete.
     pub max_prune_fraction: f64,
+    /// Where the stages' durations go.
+    pub clock: &'a StageClock,
 }
 
 /// What [`prepare`] found.
@@ -319,7 +353,12 @@ impl Stopped {
 /// load the release's inventory, render, add secrets, plan (with the
 /// server's dry run).
 pub async fn prepare(reconcile: Reconcile<'_>) -> Result<Prepared, Stopped> {
-    let release = load_release(&reconcile.tree, reconcile.release_file)
+    let release = reconcile
+        .clock
+        .time(
+            "release",
+            load_release(&reconcile.tree, reconcile.release_file),
+        )
         .await
         .map_err(Stopped::before_release)?;
     prepare_release(reconcile, release).await
@@ -352,6 +391,7 @@ pub async fn prepare_release(
         vault,
         full_compare,
         max_prune_fraction,
+        clock,
     } = reconcile;
     let release_path = RepoPath::parse(release_file).map_err(Stopped::before_release)?;
     if !release.targets(&config.context) {
@@ -368,30 +408,36 @@ pub async fn prepare_release(
         recordable,
         rollback,
     };
-    let previous = store(config, client, &release.name)
-        .load()
-        .instrument(info_span!("inventory"))
+    let previous = clock
+        .time(
+            "inventory",
+            store(config, client, &release.name)
+                .load()
+                .instrument(info_span!("inventory")),
+        )
         .await
         .map_err(|e| stopped(e.into(), false, None))?;
 
     let context = config.context.clone();
-    let mut rendered = blocking("rendering", move || {
+    let rendering = blocking("rendering", move || {
         render_release(&tree, &release_path, release, &context)
-    })
-    .instrument(info_span!("render"))
-    .await
-    .map_err(|e| stopped(e, true, None))?;
+    });
+    let mut rendered = clock
+        .time("render", rendering.instrument(info_span!("render")))
+        .await
+        .map_err(|e| stopped(e, true, None))?;
     let digest = rendered.manifests_digest.clone();
-    add_secrets(
+    let secrets = add_secrets(
         client,
         vault,
         &rendered.release,
         &config.context.cluster,
         &mut rendered.objects,
-    )
-    .instrument(info_span!("secrets"))
-    .await
-    .map_err(|e| stopped(e, true, Some(&digest)))?;
+    );
+    clock
+        .time("secrets", secrets.instrument(info_span!("secrets")))
+        .await
+        .map_err(|e| stopped(e, true, Some(&digest)))?;
 
     let settings = PlanSettings {
         cluster: config.context.cluster.clone(),
@@ -399,16 +445,17 @@ pub async fn prepare_release(
         max_prune_fraction,
         force_conflicts: config.force_conflicts,
     };
-    let plan = plan::plan(
+    let planning = plan::plan(
         client,
         &rendered.release,
         rendered.objects.clone(),
         &previous,
         &settings,
-    )
-    .instrument(info_span!("plan"))
-    .await
-    .map_err(|e| stopped(e.into(), true, Some(&digest)))?;
+    );
+    let plan = clock
+        .time("plan", planning.instrument(info_span!("plan")))
+        .await
+        .map_err(|e| stopped(e.into(), true, Some(&digest)))?;
     Ok(Prepared::Planned(Box::new(Planned {
         rendered,
         previous,
@@ -443,6 +490,10 @@ pub struct SyncReport {
     /// The commit is held back: it was rolled back here and the branch head
     /// has not moved since; this commit is what the cluster runs instead.
     pub held_back_to: Option<String>,
+    /// The sync stopped at a deletion guard: nothing was deleted.
+    pub deletion_held: bool,
+    /// How long each stage took, in order.
+    pub stages: Vec<(&'static str, Duration)>,
 }
 
 /// Everything one sync needs.
@@ -527,7 +578,8 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
     );
     async move {
         let tree = Arc::clone(&target.tree);
-        let result = run_stages(&target, tree, &commit, &Mode::Deploy, started).await;
+        let clock = StageClock::default();
+        let result = run_stages(&target, &clock, tree, &commit, &Mode::Deploy, started).await;
         let mut report = SyncReport {
             application: target.application.name.clone(),
             release: None,
@@ -539,6 +591,8 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
             health: None,
             rolled_back_to: None,
             held_back_to: None,
+            deletion_held: false,
+            stages: Vec::new(),
         };
         // The release and the reason when the commit failed in a way a
         // rollback answers.
@@ -549,6 +603,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
                 report.release = stopped.release.clone();
                 report.outcome = stopped.error.outcome();
                 report.error = Some(stopped.error.to_string());
+                report.deletion_held = stopped.error.is_deletion_guard();
                 if stopped.rollback && matches!(stopped.error, SyncError::Hook(_)) {
                     failed = stopped.release.clone().zip(report.error.clone());
                 }
@@ -567,15 +622,16 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
         if let Some(applied) = settled.filter(|a| a.changed)
             && let Some(file) = &applied.file
         {
-            let verdict = settle(&target, file, &applied, &commit).await;
+            let verdict = settle(&target, &clock, file, &applied, &commit).await;
             if verdict.health == Health::Degraded && file.rollback {
                 failed = Some((file.name.clone(), verdict.reason.clone()));
             }
             report.health = Some(verdict);
         }
         if let Some((release, reason)) = failed {
-            roll_back(&target, &release, &commit, &reason, &mut report).await;
+            roll_back(&target, &clock, &release, &commit, &reason, &mut report).await;
         }
+        report.stages = clock.take();
         report
     }
     .instrument(span)
@@ -586,6 +642,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
 /// post hooks once it is healthy, records and logs the verdict.
 async fn settle(
     target: &SyncTarget<'_>,
+    clock: &StageClock,
     file: &ReleaseFile,
     applied: &Applied,
     commit: &CommitInfo,
@@ -593,21 +650,23 @@ async fn settle(
     let timeout = file
         .health_timeout()
         .unwrap_or(target.config.health_timeout);
-    let mut verdict = health::wait(target.client, &file.name, &applied.tracked, timeout)
-        .instrument(info_span!("health"))
+    let waiting = health::wait(target.client, &file.name, &applied.tracked, timeout);
+    let mut verdict = clock
+        .time("health", waiting.instrument(info_span!("health")))
         .await;
     if verdict.health == Health::Healthy && applied.new_commit {
         let event = HookEvent::around(applied.install, false);
-        if let Err(error) = hooks::run(
+        let hooks = hooks::run(
             target.client,
             file,
             &target.config.context.cluster,
             &applied.hooks,
             event,
             timeout,
-        )
-        .instrument(info_span!("hooks", %event))
-        .await
+        );
+        if let Err(error) = clock
+            .time("hooks", hooks.instrument(info_span!("hooks", %event)))
+            .await
         {
             verdict = Verdict {
                 health: Health::Degraded,
@@ -630,6 +689,7 @@ async fn settle(
 /// records `rolled-back` and waits for the rollback's own health.
 async fn roll_back(
     target: &SyncTarget<'_>,
+    clock: &StageClock,
     release: &str,
     failed: &CommitInfo,
     reason: &str,
@@ -667,13 +727,22 @@ async fn roll_back(
         failed: failed.clone(),
         reason: reason.to_string(),
     };
-    match run_stages(target, Arc::clone(&tree), &good, &mode, Instant::now()).await {
+    match run_stages(
+        target,
+        clock,
+        Arc::clone(&tree),
+        &good,
+        &mode,
+        Instant::now(),
+    )
+    .await
+    {
         Ok(applied) => {
             report.outcome = Outcome::RolledBack;
             report.rolled_back_to = Some(good.sha.clone());
             report.error = Some(reason.to_string());
             if let Some(file) = &applied.file {
-                let verdict = settle(target, file, &applied, &good).await;
+                let verdict = settle(target, clock, file, &applied, &good).await;
                 info!(target: "berth::sync_log", application = %target.application.name,
                     release, commit = good.sha.as_str(), rolled_back_from = failed.sha.as_str(),
                     health = %verdict.health, outcome = %Outcome::RolledBack,
@@ -769,6 +838,7 @@ fn held_back(history: &[HistoryEntry], commit: &str) -> Option<String> {
 /// Stages of a sync: the shared first half, the pre hooks, apply, record.
 async fn run_stages(
     target: &SyncTarget<'_>,
+    clock: &StageClock,
     tree: Arc<RepoTree>,
     commit: &CommitInfo,
     mode: &Mode,
@@ -808,7 +878,8 @@ async fn run_stages(
             rolled_back_from,
         }
     };
-    let release_file = load_release(&tree, &application.release_file)
+    let release_file = clock
+        .time("release", load_release(&tree, &application.release_file))
         .await
         .map_err(Stopped::before_release)?;
     let name = release_file.name.clone();
@@ -831,6 +902,7 @@ async fn run_stages(
             // A rollback compares everything: the objects are those of an older render.
             full_compare: full_compare || matches!(mode, Mode::Rollback { .. }),
             max_prune_fraction: config.max_prune_fraction,
+            clock,
         },
         release_file,
     )
@@ -877,22 +949,24 @@ async fn run_stages(
         .unwrap_or(config.health_timeout);
     if new_commit {
         let event = HookEvent::around(install, true);
-        if let Err(error) = hooks::run(
+        let hooks = hooks::run(
             client,
             &rendered.release,
             &config.context.cluster,
             &rendered.hooks,
             event,
             timeout,
-        )
-        .instrument(info_span!("hooks", %event))
-        .await
+        );
+        if let Err(error) = clock
+            .time("hooks", hooks.instrument(info_span!("hooks", %event)))
+            .await
         {
             return Err(record_stop(stopped_at(error.into())).await);
         }
     }
-    let counts = match apply::execute(client, &rendered.release, &plan, config.force_conflicts)
-        .instrument(info_span!("apply"))
+    let applying = apply::execute(client, &rendered.release, &plan, config.force_conflicts);
+    let counts = match clock
+        .time("apply", applying.instrument(info_span!("apply")))
         .await
     {
         Ok(counts) => counts,
@@ -905,17 +979,17 @@ async fn run_stages(
         || previous.objects != inventory.objects
         || matches!(mode, Mode::Rollback { .. });
     if changed {
-        store
-            .record(
-                Some(&inventory),
-                entry(
-                    Outcome::Succeeded,
-                    rendered.manifests_digest.clone(),
-                    counts,
-                    None,
-                ),
-            )
-            .instrument(info_span!("record"))
+        let recording = store.record(
+            Some(&inventory),
+            entry(
+                Outcome::Succeeded,
+                rendered.manifests_digest.clone(),
+                counts,
+                None,
+            ),
+        );
+        clock
+            .time("record", recording.instrument(info_span!("record")))
             .await
             .map_err(|e| Stopped {
                 recordable: false,

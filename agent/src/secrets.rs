@@ -161,6 +161,8 @@ pub struct VaultSession {
     expires: Option<Instant>,
     lease: Duration,
     renewable: bool,
+    /// Where logins and renewals are counted (the agent's metrics).
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 fn client_error(address: &str, error: ClientError) -> SecretsError {
@@ -207,10 +209,29 @@ impl VaultSession {
             expires: None,
             lease: Duration::ZERO,
             renewable: false,
+            metrics: None,
         })
     }
 
+    /// Counts logins and renewals in `metrics`.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, operation: &str, ok: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record_vault_auth(operation, ok);
+        }
+    }
+
     async fn login(&mut self) -> Result<(), SecretsError> {
+        let result = self.log_in().await;
+        self.count("login", result.is_ok());
+        result
+    }
+
+    async fn log_in(&mut self) -> Result<(), SecretsError> {
         let address = self.config.address.clone();
         let (method, result) = match &self.config.auth {
             VaultAuth::Kubernetes {
@@ -282,8 +303,14 @@ impl VaultSession {
         if left > self.lease / 3 && left > Duration::from_secs(30) {
             return Ok(());
         }
-        if self.renewable
-            && let Ok(auth) = vaultrs::token::renew_self(&self.client, None).await
+        let renewed = if self.renewable {
+            let renewal = vaultrs::token::renew_self(&self.client, None).await;
+            self.count("renewal", renewal.is_ok());
+            renewal.ok()
+        } else {
+            None
+        };
+        if let Some(auth) = renewed
             && auth.lease_duration > 0
         {
             self.lease = Duration::from_secs(auth.lease_duration);

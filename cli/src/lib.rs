@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use berth_agent::config::AgentConfig;
 use berth_agent::context::ClusterContext;
-use berth_agent::daemon::{Agent, kube_client};
+use berth_agent::daemon::{Agent, kube_client, serve};
 use berth_agent::diff::diff_applications;
 use berth_agent::health::Health;
 use berth_agent::inventory::{HistoryEntry, InventoryStore, Outcome, releases};
@@ -233,6 +233,7 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
             }
             let mut agent = Agent::new(config, client);
             let reports = agent.sync_once(app.as_deref(), !changed_only).await;
+            agent.finish().await;
             // A sync that failed, ended degraded or was rolled back is a
             // failure for the script that ran it.
             let failed = reports
@@ -247,8 +248,7 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
             Ok(if failed > 0 { 1 } else { 0 })
         }
         BerthCommand::Run { .. } => {
-            let mut agent = Agent::new(config, client);
-            agent.run(shutdown_signal()).await;
+            serve(config, &config_path, client, shutdown_signal()).await?;
             Ok(0)
         }
         BerthCommand::History { release, .. } => {

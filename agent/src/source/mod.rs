@@ -18,7 +18,7 @@ pub use path::RepoPath;
 pub use tree::RepoTree;
 
 /// The commit a tree shows, as the sync log names it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CommitInfo {
     /// The full sha.
     pub sha: String,

@@ -9,38 +9,10 @@ use std::time::{Duration, Instant};
 use berth_agent::health::Health;
 use berth_agent::inventory::{Outcome, releases};
 use berth_harness::cluster::{FAILING_IMAGE, MISSING_IMAGE, TestCluster, shared};
-use berth_harness::git::TestRepo;
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use kube::Api;
-
-/// Sets the demo's image (`repository:tag`) in the release file.
-fn set_image(repo: &TestRepo, image: &str) {
-    let (repository, tag) = image.rsplit_once(':').unwrap();
-    let path = repo.path().join("deploy/release.yaml");
-    let text: String = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            if line.starts_with("    repository: ") {
-                format!("    repository: {repository}\n")
-            } else if line.starts_with("    tag: ") {
-                format!("    tag: \"{tag}\"\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect();
-    repo.write("deploy/release.yaml", text).unwrap();
-}
-
-/// Appends top-level keys to the release file.
-fn add_to_release(repo: &TestRepo, keys: &str) {
-    let text = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
-    repo.write("deploy/release.yaml", format!("{text}{keys}"))
-        .unwrap();
-}
 
 async fn ready_replicas(agent: &TestAgent, namespace: &str, name: &str) -> i32 {
     Api::<Deployment>::namespaced(agent.client.clone(), namespace)

@@ -189,3 +189,30 @@ impl CapturedLog {
             .collect()
     }
 }
+
+/// Sets the demo's image (`repository:tag`) in the release file.
+pub fn set_image(repo: &TestRepo, image: &str) {
+    let (repository, tag) = image.rsplit_once(':').unwrap();
+    let path = repo.path().join("deploy/release.yaml");
+    let text: String = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            if line.starts_with("    repository: ") {
+                format!("    repository: {repository}\n")
+            } else if line.starts_with("    tag: ") {
+                format!("    tag: \"{tag}\"\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    repo.write("deploy/release.yaml", text).unwrap();
+}
+
+/// Appends top-level keys to the release file.
+pub fn add_to_release(repo: &TestRepo, keys: &str) {
+    let text = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write("deploy/release.yaml", format!("{text}{keys}"))
+        .unwrap();
+}

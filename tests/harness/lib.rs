@@ -5,12 +5,16 @@
 //!   independent ones with [`cluster::TestCluster::start`];
 //! - [`git`] makes real git repositories and serves them with `git daemon`;
 //! - [`vault`] runs a real Vault (dev or persistent) and configures its auth methods;
-//! - [`process`] makes sure no server outlives the test binary.
+//! - [`process`] makes sure no server outlives the test binary;
+//! - [`browser`] drives a real headless Chromium through chromedriver;
+//! - [`receiver`] records the HTTP requests sent to it (notification sinks).
 
+pub mod browser;
 pub mod cluster;
 pub mod git;
 pub mod pki;
 pub mod process;
+pub mod receiver;
 pub mod tools;
 pub mod vault;
 

@@ -1,0 +1,935 @@
+//! Running berth and watching it: the HTTP server (health, readiness,
+//! metrics, webhooks, status page), Kubernetes Events, notifications and
+//! live configuration, against the real control plane, git over smart HTTP,
+//! the real kubectl and a real headless Chromium.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use berth_agent::config::AgentConfig;
+use berth_agent::notifications::signature;
+use berth_harness::browser::{Browser, Locator};
+use berth_harness::cluster::{MISSING_IMAGE, TestCluster, shared};
+use berth_harness::git::{BRANCH, GitHttpServer, TestRepo};
+use berth_harness::process::free_port;
+use berth_harness::receiver::Receiver;
+use common::*;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WEBHOOK_SECRET: &str = "whsec-7f3a9c0e5b";
+const STATUS_TOKEN: &str = "status-token-41d8cd98";
+const SINK_SECRET: &str = "sink-hmac-2b7e1516";
+
+/// `berth run` in this process: the same `serve` the command calls, with a
+/// configuration file of our making. Stopped on drop.
+struct RunningAgent {
+    port: u16,
+    config_path: PathBuf,
+    client: kube::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// The configuration file's text: `applications` are (name, url, poll interval).
+fn config_text(
+    dir: &Path,
+    cluster: &TestCluster,
+    context: &str,
+    port: u16,
+    applications: &[(&str, &str, &str)],
+    http_extra: &str,
+    extra: &str,
+) -> String {
+    let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
+    let applications: String = applications
+        .iter()
+        .map(|(name, url, poll)| {
+            format!(
+                "  - {{ name: {name}, url: \"{url}\", branch: {BRANCH}, poll_interval: {poll} }}\n"
+            )
+        })
+        .collect();
+    format!(
+        "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
+         cache_dir: {cache}\n\
+         kubeconfig: {kubeconfig}\n\
+         state_namespace: {STATE_NAMESPACE}\n\
+         http: {{ address: \"127.0.0.1:{port}\"{http_extra} }}\n\
+         {extra}\
+         applications:\n{applications}",
+        cache = dir.join("cache").display(),
+        kubeconfig = cluster.admin_kubeconfig().display(),
+    )
+}
+
+impl RunningAgent {
+    async fn start(
+        cluster: &TestCluster,
+        applications: &[(&str, &str, &str)],
+        http_extra: &str,
+        extra: &str,
+    ) -> RunningAgent {
+        if let Ok(filter) = std::env::var("BERTH_LOG") {
+            berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port().unwrap();
+        let config_path = dir.path().join("berth.yaml");
+        std::fs::write(
+            &config_path,
+            config_text(
+                dir.path(),
+                cluster,
+                STAGING_PARIS,
+                port,
+                applications,
+                http_extra,
+                extra,
+            ),
+        )
+        .unwrap();
+        let config = AgentConfig::load(&config_path).unwrap();
+        let client = cluster.admin_client().await.unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let client = client.clone();
+            let path = config_path.clone();
+            async move {
+                berth_agent::daemon::serve(config, &path, client, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        let agent = RunningAgent {
+            port,
+            config_path,
+            client,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        };
+        agent.wait_ready().await;
+        agent
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits for `/readyz` to answer 200 (every application polled once).
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = http.get(self.url("/readyz")).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the agent never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn metrics(&self) -> Metrics {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        Metrics::parse(&text)
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the agent stops within its grace period")
+                .unwrap();
+        }
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// `/metrics`, read with a Prometheus text-format parser.
+struct Metrics(prometheus_parse::Scrape);
+
+impl Metrics {
+    fn parse(text: &str) -> Metrics {
+        let lines = text.lines().map(|line| Ok(line.to_string()));
+        Metrics(prometheus_parse::Scrape::parse(lines).expect("/metrics parses"))
+    }
+
+    /// The value of the sample `name` whose labels include `labels` (0 when absent).
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.last().map(|b| b.count).unwrap_or(0.0)
+                }
+                prometheus_parse::Value::Summary(_) => 0.0,
+            })
+            .unwrap_or(0.0)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.samples.iter().any(|s| s.metric == name)
+    }
+}
+
+/// Waits until `check` holds, polling every 20 ms, for at most `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The demo's greeting in `release`'s ConfigMap, `None` until there is one.
+async fn greeting(client: &kube::Client, release: &str) -> Option<String> {
+    kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), release)
+        .get_opt(&format!("{release}-demo-config"))
+        .await
+        .unwrap()?
+        .data?
+        .get("GREETING")
+        .cloned()
+}
+
+fn set_greeting(repo: &TestRepo, greeting: &str) {
+    let path = repo.path().join("deploy/release.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text: String = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("  greeting: ") {
+                format!("  greeting: {greeting}\n")
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    repo.write("deploy/release.yaml", text).unwrap();
+}
+
+/// A GitHub push delivery for `url`'s `branch`, signed with `secret`.
+async fn github_push(
+    agent: &RunningAgent,
+    url: &str,
+    branch: &str,
+    secret: &str,
+) -> reqwest::Response {
+    let body = serde_json::json!({
+        "ref": format!("refs/heads/{branch}"),
+        "after": "0000000000000000000000000000000000000000",
+        "repository": { "clone_url": url, "html_url": url },
+        "pusher": { "name": "ada" },
+    })
+    .to_string();
+    reqwest::Client::new()
+        .post(agent.url("/hooks/github"))
+        .header("X-GitHub-Event", "push")
+        .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        .header(
+            "X-Hub-Signature-256",
+            signature(secret.as_bytes(), body.as_bytes()),
+        )
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_push_applies_at_once_and_anything_else_changes_nothing() {
+    let cluster = shared().await;
+    let repo = demo_repo("ops-hook");
+    let git = GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let url = git.url_for(&repo);
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("webhook-secret");
+    std::fs::write(&secret_file, format!("{WEBHOOK_SECRET}\n")).unwrap();
+    let token_file = secrets.path().join("status-token");
+    std::fs::write(&token_file, STATUS_TOKEN).unwrap();
+    // Polling once an hour: only a webhook can make this agent sync soon.
+    let agent = RunningAgent::start(
+        cluster,
+        &[("ops-hook", &url, "1h")],
+        &format!(", status_token_file: {}", token_file.display()),
+        &format!(
+            "webhooks: {{ secret_file: {}, max_body_bytes: 8192 }}\n",
+            secret_file.display()
+        ),
+    )
+    .await;
+    let client = agent.client.clone();
+    assert_eq!(
+        greeting(&client, "ops-hook").await.as_deref(),
+        Some("hello")
+    );
+    let before = agent.metrics().await;
+    let succeeded = [("application", "ops-hook"), ("outcome", "succeeded")];
+    assert_eq!(before.value("berth_syncs_total", &succeeded), 1.0);
+
+    set_greeting(&repo, "pushed");
+    repo.commit("greet the pushers").unwrap();
+
+    // Wrong signature: 401, and nothing happens.
+    let refused = github_push(&agent, &url, BRANCH, "not-the-secret").await;
+    assert_eq!(refused.status(), 401);
+    // An unknown repository: the same answer as a known one, nothing to do.
+    let unknown = github_push(
+        &agent,
+        "https://github.com/acme/elsewhere.git",
+        BRANCH,
+        WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(unknown.status(), 202);
+    // Another branch of the followed repository: nothing to do either.
+    let other_branch = github_push(&agent, &url, "feature", WEBHOOK_SECRET).await;
+    assert_eq!(other_branch.status(), 202);
+    // Over the body limit: 413.
+    let huge = reqwest::Client::new()
+        .post(agent.url("/hooks/github"))
+        .header("X-GitHub-Event", "push")
+        .body(vec![b' '; 64 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), 413);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        greeting(&client, "ops-hook").await.as_deref(),
+        Some("hello")
+    );
+
+    // The signed push: applied in under a second.
+    let pushed = Instant::now();
+    let accepted = github_push(&agent, &url, BRANCH, WEBHOOK_SECRET).await;
+    assert_eq!(accepted.status(), 202);
+    let took = eventually(Duration::from_secs(10), "the pushed greeting", || async {
+        greeting(&client, "ops-hook").await.as_deref() == Some("pushed")
+    })
+    .await;
+    let took = took.max(pushed.elapsed());
+    eprintln!("push → applied: {} ms", took.as_millis());
+    assert!(
+        took < Duration::from_secs(1),
+        "push → applied took {took:?}"
+    );
+
+    // A burst of pushes for one new commit makes one sync.
+    eventually(
+        Duration::from_secs(30),
+        "the pushed sync's report",
+        || async { agent.metrics().await.value("berth_syncs_total", &succeeded) == 2.0 },
+    )
+    .await;
+    set_greeting(&repo, "burst");
+    repo.commit("one commit, many pushes").unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            github_push(&agent, &url, BRANCH, WEBHOOK_SECRET)
+                .await
+                .status(),
+            202
+        );
+    }
+    eventually(Duration::from_secs(10), "the burst's greeting", || async {
+        greeting(&client, "ops-hook").await.as_deref() == Some("burst")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = agent.metrics().await;
+    assert_eq!(
+        after.value("berth_syncs_total", &succeeded),
+        3.0,
+        "one sync per new commit"
+    );
+    let fetches = after.value(
+        "berth_git_fetch_duration_seconds_count",
+        &[("application", "ops-hook")],
+    );
+    assert!(
+        fetches <= 5.0,
+        "the burst was coalesced: {fetches} fetches in all"
+    );
+
+    // The counters moved with what happened.
+    let deliveries = |result: &str| {
+        after.value(
+            "berth_webhook_deliveries_total",
+            &[("provider", "github"), ("result", result)],
+        )
+    };
+    assert_eq!(deliveries("unauthorized"), 1.0);
+    assert_eq!(deliveries("too_large"), 1.0);
+    assert_eq!(deliveries("unknown_repository"), 2.0);
+    assert_eq!(deliveries("accepted"), 6.0);
+    assert!(
+        after.value(
+            "berth_objects_total",
+            &[("application", "ops-hook"), ("action", "updated")]
+        ) >= 2.0
+    );
+    assert_eq!(
+        after.value(
+            "berth_release_health",
+            &[("release", "ops-hook"), ("state", "healthy")]
+        ),
+        1.0
+    );
+    assert!(
+        after.value(
+            "berth_last_successful_sync_timestamp_seconds",
+            &[("application", "ops-hook")]
+        ) > 1.7e9
+    );
+    assert!(after.value("berth_stage_duration_seconds_count", &[("stage", "render")]) >= 3.0);
+    assert!(after.has("berth_build_info"));
+    assert_eq!(after.value("berth_applications", &[]), 1.0);
+
+    // The status data needs the token.
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(agent.url("/api/releases"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        http.get(agent.url("/"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let releases: serde_json::Value = http
+        .get(agent.url("/api/releases"))
+        .bearer_auth(STATUS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(releases[0]["release"], "ops-hook");
+    assert_eq!(releases[0]["current"]["subject"], "one commit, many pushes");
+    assert_eq!(releases[0]["history"].as_array().unwrap().len(), 3);
+    assert!(!releases[0]["pods"].as_array().unwrap().is_empty());
+    assert_eq!(
+        http.get(agent.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    agent.stop().await;
+}
+
+/// Waits until the receiver holds `count` requests on `path`.
+async fn wait_for_messages(
+    receiver: &Receiver,
+    path: &str,
+    count: usize,
+    limit: Duration,
+) -> Vec<berth_harness::receiver::Received> {
+    let started = Instant::now();
+    loop {
+        let got: Vec<_> = receiver
+            .received()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .collect();
+        if got.len() >= count {
+            return got;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{path} got {} messages, not {count}: {:?}",
+            got.len(),
+            got.iter().map(|r| r.json()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The reasons and counts of the Events on a release's state object, as
+/// the real kubectl lists them.
+fn kubectl_events(cluster: &TestCluster, release: &str) -> Vec<(String, String, i64)> {
+    let output = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(cluster.admin_kubeconfig())
+        .args([
+            "get",
+            "events",
+            "--namespace",
+            STATE_NAMESPACE,
+            "--field-selector",
+            &format!("involvedObject.name=berth-release-{release}"),
+            "--output",
+            "json",
+        ])
+        .output()
+        .expect("kubectl runs (Debian: apt-get install kubectl)");
+    assert!(
+        output.status.success(),
+        "kubectl get events: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| {
+            let count = event["series"]["count"]
+                .as_i64()
+                .or_else(|| event["count"].as_i64())
+                .unwrap_or(1);
+            (
+                event["reason"].as_str().unwrap_or("").to_string(),
+                event["type"].as_str().unwrap_or("").to_string(),
+                count,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_verdict_is_an_event_and_reaches_both_sinks_even_after_downtime() {
+    let cluster = shared().await;
+    let release = "ops-notify";
+    let repo = demo_repo(release);
+    let mut receiver = Receiver::start().await.unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let sink_secret = secrets.path().join("sink-secret");
+    std::fs::write(&sink_secret, SINK_SECRET).unwrap();
+    let webhook_secret = secrets.path().join("webhook-secret");
+    std::fs::write(&webhook_secret, WEBHOOK_SECRET).unwrap();
+    let sinks = format!(
+        "webhooks: {{ secret_file: {webhook} }}\n\
+         notifications:\n\
+         - {{ name: chat, kind: slack, url: \"{slack}\", on: all }}\n\
+         - {{ name: bridge, kind: webhook, url: \"{hook}\", secret_file: {secret}, on: all }}\n\
+         - {{ name: pager, kind: webhook, url: \"{pager}\", secret_file: {secret} }}\n",
+        webhook = webhook_secret.display(),
+        slack = receiver.url("/slack"),
+        hook = receiver.url("/hook"),
+        pager = receiver.url("/pager"),
+        secret = sink_secret.display(),
+    );
+    let mut agent = TestAgent::with_applications(
+        cluster,
+        &[(release, &repo.file_url())],
+        STAGING_PARIS,
+        &sinks,
+    )
+    .await;
+    let mut expected: Vec<&str> = Vec::new();
+
+    // Applied.
+    succeeded(&agent.sync(false).await);
+    expected.push("Applied");
+
+    // A template that does not parse: SyncFailed; the same failure again is
+    // one more Event count, not one more message.
+    repo.write("deploy/chart/templates/broken.yaml", "{{ if }}\n")
+        .unwrap();
+    repo.commit("a broken template").unwrap();
+    assert_eq!(
+        agent.sync(false).await.outcome,
+        berth_agent::inventory::Outcome::Failed
+    );
+    assert_eq!(
+        agent.sync(true).await.outcome,
+        berth_agent::inventory::Outcome::Failed
+    );
+    expected.push("SyncFailed");
+    repo.remove("deploy/chart/templates/broken.yaml").unwrap();
+
+    // Most objects gone at once: the deletion guard holds them.
+    repo.remove("deploy/chart/templates/deployment.yaml")
+        .unwrap();
+    repo.remove("deploy/chart/templates/service.yaml").unwrap();
+    repo.commit("drop the workload").unwrap();
+    let held = agent.sync(false).await;
+    assert!(held.deletion_held, "{:?}", held.error);
+    expected.push("DeletionHeld");
+    repo.git(&[
+        "checkout",
+        "HEAD~1",
+        "--",
+        "deploy/chart/templates/deployment.yaml",
+        "deploy/chart/templates/service.yaml",
+    ])
+    .unwrap();
+
+    // An image that never pulls: Degraded.
+    add_to_release(&repo, "healthTimeout: 4s\n");
+    set_image(&repo, MISSING_IMAGE);
+    repo.commit("an image that does not exist").unwrap();
+    let degraded = agent.sync(false).await;
+    assert_eq!(
+        degraded.health.as_ref().map(|v| v.health),
+        Some(berth_agent::health::Health::Degraded)
+    );
+    expected.push("Degraded");
+
+    // The same with rollback on: RolledBack to the first commit.
+    add_to_release(&repo, "rollback: true\n");
+    repo.commit("roll back when unhealthy").unwrap();
+    assert_eq!(
+        agent.sync(false).await.outcome,
+        berth_agent::inventory::Outcome::RolledBack
+    );
+    expected.push("RolledBack");
+
+    let slack =
+        wait_for_messages(&receiver, "/slack", expected.len(), Duration::from_secs(30)).await;
+    // The sink down for a while: a good commit's message waits for it.
+    receiver.pause().await;
+    set_image(&repo, "ghcr.io/example/demo:1.5.0");
+    repo.commit("a good image again").unwrap();
+    let applied = agent.sync(false).await;
+    assert_eq!(
+        applied.health.as_ref().map(|v| v.health),
+        Some(berth_agent::health::Health::Healthy)
+    );
+    expected.push("Applied");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.path == "/slack")
+            .count(),
+        slack.len()
+    );
+    receiver.resume().await.unwrap();
+
+    let slack =
+        wait_for_messages(&receiver, "/slack", expected.len(), Duration::from_secs(60)).await;
+    let hook = wait_for_messages(&receiver, "/hook", expected.len(), Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        receiver
+            .received()
+            .iter()
+            .filter(|r| r.path == "/slack")
+            .count(),
+        expected.len(),
+        "one Slack message per verdict"
+    );
+
+    let commits = |message: &serde_json::Value| {
+        message["commit"]["subject"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let events: Vec<String> = hook
+        .iter()
+        .map(|r| r.json()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        events,
+        expected,
+        "{:?}",
+        hook.iter().map(|r| commits(&r.json())).collect::<Vec<_>>()
+    );
+    for message in &hook {
+        // Signed over the exact body with the sink's secret.
+        assert_eq!(
+            message.header("x-berth-signature-256"),
+            Some(signature(SINK_SECRET.as_bytes(), &message.body).as_str())
+        );
+        let body = message.json();
+        assert_eq!(body["release"], release);
+        assert_eq!(body["context"]["cluster"], "par-staging-1");
+        assert_eq!(body["commit"]["author"], "berth test");
+    }
+    for (message, event) in slack.iter().zip(&expected) {
+        let text = message.json()["text"].as_str().unwrap().to_string();
+        assert!(
+            text.contains(&format!("*{release}* {event} on *par-staging-1*")),
+            "{text}"
+        );
+        assert!(text.contains("by berth test"), "{text}");
+    }
+    // The failures-only sink heard of failures and of the recovery.
+    let pager: Vec<String> = receiver
+        .received()
+        .iter()
+        .filter(|r| r.path == "/pager")
+        .map(|r| r.json()["event"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        pager,
+        [
+            "SyncFailed",
+            "DeletionHeld",
+            "Degraded",
+            "RolledBack",
+            "Applied"
+        ]
+    );
+    // No secret anywhere in what the sinks received.
+    for message in receiver.received() {
+        let mut seen = String::from_utf8_lossy(&message.body).to_string();
+        for (_, value) in message.headers.iter() {
+            seen.push_str(value.to_str().unwrap_or(""));
+        }
+        for secret in [SINK_SECRET, WEBHOOK_SECRET] {
+            assert!(!seen.contains(secret), "a secret reached a sink: {seen}");
+        }
+    }
+
+    // kubectl lists one Event per verdict, the repeated failure counted twice.
+    let events = kubectl_events(cluster, release);
+    let reasons: BTreeSet<&str> = events
+        .iter()
+        .map(|(reason, _, _)| reason.as_str())
+        .collect();
+    for reason in [
+        "Applied",
+        "SyncFailed",
+        "DeletionHeld",
+        "Degraded",
+        "RolledBack",
+    ] {
+        assert!(reasons.contains(reason), "no {reason} event in {events:?}");
+    }
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|(reason, _, _)| reason == "SyncFailed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{events:?}");
+    assert_eq!(failed[0].1, "Warning");
+    assert_eq!(
+        failed[0].2, 2,
+        "the repeated failure is counted, not repeated"
+    );
+    assert!(
+        events
+            .iter()
+            .filter(|(reason, _, _)| reason == "Applied")
+            .all(|(_, kind, _)| kind == "Normal")
+    );
+    agent.agent.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_page_shows_releases_health_and_pods_in_a_browser() {
+    let cluster = shared().await;
+    let good = demo_repo("ops-page");
+    let bad = demo_repo("ops-page-bad");
+    add_to_release(&bad, "healthTimeout: 3s\n");
+    set_image(&bad, MISSING_IMAGE);
+    bad.commit("an image that does not exist").unwrap();
+    let agent = RunningAgent::start(
+        cluster,
+        &[
+            ("ops-page", &good.file_url(), "1h"),
+            ("ops-page-bad", &bad.file_url(), "1h"),
+        ],
+        "",
+        "",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let browser = Browser::start(dir.path(), 1280, 1100).await.unwrap();
+    let page = browser.client();
+    page.goto(&agent.url("/")).await.unwrap();
+    let title = page.title().await.unwrap();
+    assert_eq!(title, "berth on par-staging-1");
+
+    let section = |release: &'static str| {
+        let css = format!("section[data-release=\"{release}\"]");
+        async move {
+            page.find(Locator::Css(&css))
+                .await
+                .unwrap_or_else(|e| panic!("no section for {release}: {e}"))
+        }
+    };
+    let good_section = section("ops-page").await;
+    let text = good_section.text().await.unwrap();
+    assert!(text.contains("healthy"), "{text}");
+    assert!(text.contains("runs "), "{text}");
+    assert!(
+        text.contains("release ops-page"),
+        "the deploy's subject: {text}"
+    );
+    let pods = good_section
+        .find_all(Locator::Css("table.pods tr"))
+        .await
+        .unwrap();
+    // A header row and the Deployment's one replica, running on a kwok node.
+    assert_eq!(pods.len(), 2, "{text}");
+    let pod = pods[1].text().await.unwrap();
+    assert!(
+        pod.contains("Running") && pod.contains("1/1") && pod.contains("kwok-node-"),
+        "{pod}"
+    );
+
+    let bad_section = section("ops-page-bad").await;
+    let text = bad_section.text().await.unwrap();
+    assert!(text.contains("degraded"), "{text}");
+    assert!(
+        text.contains("ImagePullBackOff"),
+        "the pod's reason: {text}"
+    );
+    assert!(text.contains("an image that does not exist"), "{text}");
+
+    let screenshot = page.screenshot().await.unwrap();
+    let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    std::fs::write(&saved, &screenshot).unwrap();
+    // BERTH_SCREENSHOT=docs/status-page.png keeps it for the documentation.
+    if let Ok(path) = std::env::var("BERTH_SCREENSHOT") {
+        std::fs::write(path, &screenshot).unwrap();
+    }
+    assert!(screenshot.starts_with(b"\x89PNG"), "a PNG screenshot");
+    browser.close().await;
+
+    // The same data as JSON.
+    let releases: serde_json::Value = reqwest::get(agent.url("/api/releases"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["release"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ops-page", "ops-page-bad"]);
+    assert_eq!(releases[1]["current"]["health"], "degraded");
+    assert_eq!(releases[1]["pods"][0]["reason"], "ImagePullBackOff");
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edited_config_file_adds_a_release_and_a_broken_one_changes_nothing() {
+    let cluster = shared().await;
+    let first = demo_repo("ops-live-a");
+    let second = demo_repo("ops-live-b");
+    let agent =
+        RunningAgent::start(cluster, &[("ops-live-a", &first.file_url(), "1s")], "", "").await;
+    let client = agent.client.clone();
+    assert_eq!(
+        greeting(&client, "ops-live-a").await.as_deref(),
+        Some("hello")
+    );
+    assert_eq!(greeting(&client, "ops-live-b").await, None);
+    let dir = agent.config_path.parent().unwrap().to_path_buf();
+
+    // Edited in place like an editor would: a new file renamed over the old one.
+    let both = config_text(
+        &dir,
+        cluster,
+        STAGING_PARIS,
+        agent.port,
+        &[
+            ("ops-live-a", &first.file_url(), "1s"),
+            ("ops-live-b", &second.file_url(), "1s"),
+        ],
+        "",
+        "",
+    );
+    let replace = |text: &str| {
+        let staged = dir.join("berth.yaml.new");
+        std::fs::write(&staged, text).unwrap();
+        std::fs::rename(&staged, &agent.config_path).unwrap();
+    };
+    replace(&both);
+    eventually(Duration::from_secs(30), "the added release", || async {
+        greeting(&client, "ops-live-b").await.as_deref() == Some("hello")
+    })
+    .await;
+    let metrics = agent.metrics().await;
+    assert_eq!(
+        metrics.value("berth_config_reloads_total", &[("result", "applied")]),
+        1.0
+    );
+    assert_eq!(metrics.value("berth_applications", &[]), 2.0);
+
+    // A file that does not validate: refused, and both releases are still followed.
+    replace(&both.replace("  - { name: ops-live-b", "  - { nme: ops-live-b"));
+    eventually(
+        Duration::from_secs(10),
+        "the refusal in the metrics",
+        || async {
+            agent
+                .metrics()
+                .await
+                .value("berth_config_reloads_total", &[("result", "refused")])
+                == 1.0
+        },
+    )
+    .await;
+    let metrics = agent.metrics().await;
+    assert_eq!(
+        metrics.value("berth_config_last_reload_successful", &[]),
+        0.0
+    );
+    assert_eq!(metrics.value("berth_applications", &[]), 2.0);
+    set_greeting(&second, "still followed");
+    second.commit("a change after the broken config").unwrap();
+    eventually(
+        Duration::from_secs(30),
+        "the second release's change",
+        || async { greeting(&client, "ops-live-b").await.as_deref() == Some("still followed") },
+    )
+    .await;
+    let releases: serde_json::Value = reqwest::get(agent.url("/api/releases"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(releases.as_array().unwrap().len(), 2);
+    agent.stop().await;
+}

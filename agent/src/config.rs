@@ -21,6 +21,35 @@ pub enum ConfigError {
     Invalid { file: String, problems: Vec<String> },
 }
 
+/// The top-level keys of [`RawConfig`]: a `BERTH_*` variable overrides the
+/// file only when it names one of them, so unrelated variables that share
+/// the prefix (`BERTH_TOOLS_DIR` of the test harness, a team's own) are not
+/// read as unknown configuration keys.
+const TOP_LEVEL_KEYS: [&str; 15] = [
+    "context",
+    "cache_dir",
+    "kubeconfig",
+    "state_namespace",
+    "force_conflicts",
+    "full_compare_interval",
+    "health_timeout",
+    "history_limit",
+    "max_prune_fraction",
+    "log",
+    "vault",
+    "http",
+    "webhooks",
+    "notifications",
+    "applications",
+];
+
+/// Whether the environment variable `name` overrides a configuration key.
+fn is_override(name: &str) -> bool {
+    name.strip_prefix("BERTH_")
+        .and_then(|rest| rest.split("__").next())
+        .is_some_and(|key| TOP_LEVEL_KEYS.contains(&key.to_lowercase().as_str()))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -246,12 +275,21 @@ impl AgentConfig {
                 cause: "no such file".into(),
             });
         }
-        let mut environment = config::Environment::with_prefix("BERTH")
+        let env = env.unwrap_or_else(|| {
+            std::env::vars_os()
+                .filter_map(|(name, value)| {
+                    Some((name.into_string().ok()?, value.into_string().ok()?))
+                })
+                .collect()
+        });
+        let overrides = env
+            .into_iter()
+            .filter(|(name, _)| is_override(name))
+            .collect();
+        let environment = config::Environment::with_prefix("BERTH")
             .prefix_separator("_")
-            .separator("__");
-        if let Some(env) = env {
-            environment = environment.source(Some(env.into_iter().collect()));
-        }
+            .separator("__")
+            .source(Some(overrides));
         let raw: RawConfig = config::Config::builder()
             .add_source(config::File::from(path))
             .add_source(environment)
@@ -694,6 +732,36 @@ applications:
         assert_eq!(config.context.env, "staging");
         assert_eq!(config.applications[0].branch, "master");
         assert_eq!(config.cache_dir, PathBuf::from("/srv/cache"));
+    }
+
+    #[test]
+    fn other_berth_variables_are_not_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::from([
+            ("BERTH_TOOLS_DIR".to_string(), "/opt/tools".to_string()),
+            ("BERTH_SCREENSHOT".to_string(), "page.png".to_string()),
+            ("BERTH_LOG".to_string(), "debug".to_string()),
+        ]);
+        let config =
+            AgentConfig::load_with_env(&write(dir.path(), "berth.yaml", GOOD), Some(env)).unwrap();
+        assert_eq!(config.log, "debug");
+    }
+
+    #[test]
+    fn every_top_level_key_is_one_the_file_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        for key in TOP_LEVEL_KEYS {
+            // A key the file does not take is refused as unknown; one it takes
+            // may still be refused for its value, but not as unknown.
+            let text = format!("{GOOD}{key}: ~\n");
+            let file = write(dir.path(), "berth.yaml", &text);
+            if let Err(error) = AgentConfig::load_with_env(&file, Some(BTreeMap::new())) {
+                assert!(
+                    !error.to_string().contains("unknown field"),
+                    "{key}: {error}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -101,7 +101,7 @@ impl TestCluster {
     }
 
     async fn start_in(name: &str, dir: &Path, lifetime: Lifetime) -> Result<Self> {
-        let servers = tools::ensure()?;
+        let servers = tools::ensure_control_plane()?;
         let mut last_error = None;
         // A port found free can be taken before the server binds it; try again with new ports.
         for attempt in 1..=START_ATTEMPTS {

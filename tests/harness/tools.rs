@@ -61,6 +61,15 @@ pub fn pinned_versions() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The servers a control plane runs (what [`ensure_control_plane`] builds).
+const CONTROL_PLANE: [&str; 5] = [
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+];
+
 fn stale_servers(dir: &Path) -> Vec<&'static str> {
     pinned_versions()
         .into_iter()
@@ -75,16 +84,31 @@ fn stale_servers(dir: &Path) -> Vec<&'static str> {
 /// Returns the servers, running the build script first if any is missing or
 /// built at another version (the script holds a lock, so concurrent callers wait).
 pub fn ensure() -> Result<TestServers> {
+    build_stale(false)
+}
+
+/// Like [`ensure`], building only the control plane's servers when they are
+/// missing (a control plane needs neither helm nor Vault, the longest build).
+pub fn ensure_control_plane() -> Result<TestServers> {
+    build_stale(true)
+}
+
+fn build_stale(control_plane_only: bool) -> Result<TestServers> {
     let dir = tools_dir();
-    let stale = stale_servers(&dir);
+    let wanted = |name: &&str| !control_plane_only || CONTROL_PLANE.contains(name);
+    let stale: Vec<_> = stale_servers(&dir).into_iter().filter(wanted).collect();
     if !stale.is_empty() {
         eprintln!(
             "berth test harness: building {} with {} (first run only)",
             stale.join(", "),
             build_script().display()
         );
-        let status = Command::new("bash")
-            .arg(build_script())
+        let mut command = Command::new("bash");
+        command.arg(build_script());
+        if control_plane_only {
+            command.arg("--control-plane");
+        }
+        let status = command
             .env("BERTH_TOOLS_DIR", &dir)
             // Test output is captured from stderr; keep the build's progress visible there.
             .stdout(std::io::stderr())
@@ -96,7 +120,7 @@ pub fn ensure() -> Result<TestServers> {
                 build_script().display()
             );
         }
-        let still = stale_servers(&dir);
+        let still: Vec<_> = stale_servers(&dir).into_iter().filter(wanted).collect();
         if !still.is_empty() {
             bail!(
                 "after the build, {} still missing in {}",
@@ -129,6 +153,18 @@ mod tests {
                 "{name} has no exact pin in versions.env: {version:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_control_plane_servers_are_pinned_ones() {
+        let pinned: Vec<_> = pinned_versions()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        for name in CONTROL_PLANE {
+            assert!(pinned.contains(&name), "{name} has no pin");
+        }
+        assert!(!CONTROL_PLANE.contains(&"vault") && !CONTROL_PLANE.contains(&"helm"));
     }
 
     #[test]

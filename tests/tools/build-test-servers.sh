@@ -7,8 +7,11 @@
 # matches the pin is not rebuilt. The cache lives outside the clone so a fresh
 # clone on the same machine reuses it.
 #
-#   tests/tools/build-test-servers.sh            build what is missing
-#   tests/tools/build-test-servers.sh --print-dir print the bin directory only
+#   tests/tools/build-test-servers.sh                 build what is missing
+#   tests/tools/build-test-servers.sh --control-plane only the control plane's servers
+#                                                     (etcd, kube-*, kwok: what
+#                                                     `cargo xtask demo` needs)
+#   tests/tools/build-test-servers.sh --print-dir      print the bin directory only
 #
 # BERTH_TOOLS_DIR overrides the cache directory
 # (default: ${XDG_CACHE_HOME:-$HOME/.cache}/berth/tools).
@@ -23,10 +26,13 @@ bin_dir="$tools_dir/bin"
 stamp_dir="$tools_dir/stamps"
 src_dir="$tools_dir/src"
 
-if [[ "${1:-}" == "--print-dir" ]]; then
-  echo "$bin_dir"
-  exit 0
-fi
+control_plane_only=false
+case "${1:-}" in
+  --print-dir) echo "$bin_dir"; exit 0 ;;
+  --control-plane) control_plane_only=true ;;
+  "") ;;
+  *) echo "usage: $0 [--control-plane | --print-dir]" >&2; exit 2 ;;
+esac
 
 if ! command -v go >/dev/null 2>&1; then
   echo "error: 'go' is not on PATH; the test servers are built from the Go module proxy with the go toolchain (install Go 1.24 or newer)" >&2
@@ -204,6 +210,8 @@ started=$(date +%s)
 build_etcd
 build_kubernetes
 build_kwok
-build_helm
-build_vault
+if ! $control_plane_only; then
+  build_helm
+  build_vault
+fi
 echo "test servers ready in $bin_dir ($(( $(date +%s) - started ))s)"

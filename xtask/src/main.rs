@@ -1,4 +1,7 @@
-//! Developer commands for berth: `cargo xtask tools`, `cargo xtask cluster up|down|list`.
+//! Developer commands for berth: `cargo xtask demo`, `cargo xtask tools`,
+//! `cargo xtask cluster up|down|list`.
+
+mod demo;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,6 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// See berth at work: a local control plane, the demo application in a git
+    /// repository served over HTTP, `berth run` with its status page, and a
+    /// commit and its revert flowing through. Ctrl-C stops and cleans everything.
+    Demo {
+        /// Stop after the revert has been applied instead of waiting for Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Port of the agent's HTTP server on 127.0.0.1 (default: a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Build the pinned test servers (kube-apiserver, etcd, helm) into the cache, if missing.
     Tools {
         /// Only print the directory holding the binaries.
@@ -67,6 +81,7 @@ fn recorded_pids(dir: &std::path::Path) -> Vec<u32> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Task::Demo { once, port } => demo::run(demo::DemoOptions { once, port })?,
         Task::Tools { print_dir } => {
             let mut command = Command::new("bash");
             command.arg(tools::build_script());

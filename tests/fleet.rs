@@ -1,0 +1,308 @@
+//! Berth at fleet scale against the real control plane: releases of tens of
+//! thousands of objects keep their inventory and history within the API
+//! server's 1 MiB per object.
+
+mod common;
+
+use berth_agent::inventory::{
+    Counts, HistoryEntry, Inventory, InventoryEntry, InventoryStore, Outcome,
+};
+use berth_agent::objects::ObjectRef;
+use berth_harness::shared;
+use common::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams};
+use sha2::{Digest, Sha256};
+
+/// The API server refuses a ConfigMap whose data exceeds this.
+const CONFIG_MAP_LIMIT: usize = 1024 * 1024;
+
+/// An inventory of `count` ConfigMaps with digests as real ones look
+/// (sha256 hex, so they do not compress away).
+fn inventory(release: &str, count: usize, commit: &str) -> Inventory {
+    Inventory {
+        release: release.to_string(),
+        namespace: release.to_string(),
+        commit: commit.to_string(),
+        manifests_digest: hex(&format!("{release}{commit}")),
+        objects: (0..count)
+            .map(|i| InventoryEntry {
+                object: ObjectRef {
+                    api_version: "v1".into(),
+                    kind: "ConfigMap".into(),
+                    namespace: Some(release.to_string()),
+                    name: format!("{release}-settings-{i:05}"),
+                },
+                digest: hex(&format!("{commit}/{i}")),
+            })
+            .collect(),
+    }
+}
+
+fn hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn entry(commit: &str, error: Option<String>) -> HistoryEntry {
+    HistoryEntry {
+        commit: commit.to_string(),
+        subject: format!("commit {commit}"),
+        author: "Ada".into(),
+        manifests_digest: hex(commit),
+        counts: Counts::default(),
+        outcome: if error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Succeeded
+        },
+        error,
+        started_at: "2026-12-04T00:00:00Z".into(),
+        duration_ms: 1,
+        health: None,
+        health_reason: None,
+        rolled_back_from: None,
+    }
+}
+
+/// Every ConfigMap holding `release`'s record, with the bytes of its data.
+async fn record_sizes(client: &kube::Client, release: &str) -> Vec<(String, usize)> {
+    let api = Api::<ConfigMap>::namespaced(client.clone(), STATE_NAMESPACE);
+    let mut sizes = Vec::new();
+    for config_map in api.list(&ListParams::default()).await.unwrap().items {
+        let name = config_map.metadata.name.clone().unwrap_or_default();
+        if !name.starts_with(&format!("berth-release-{release}")) {
+            continue;
+        }
+        let text: usize = config_map
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        let binary: usize = config_map
+            .binary_data
+            .iter()
+            .flatten()
+            .map(|(k, v)| k.len() + v.0.len())
+            .sum();
+        sizes.push((name, text + binary));
+    }
+    sizes.sort();
+    sizes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inventories_of_ten_and_forty_thousand_objects_round_trip_within_the_object_limit() {
+    let cluster = shared().await;
+    let client = cluster.admin_client().await.unwrap();
+    let release = "fleet-large";
+    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+
+    // 10,000 objects: as plain JSON about 1.9 MB, over the limit.
+    let ten_thousand = inventory(release, 10_000, "c1");
+    assert!(serde_json::to_vec(&ten_thousand).unwrap().len() > CONFIG_MAP_LIMIT);
+    store
+        .record(Some(&ten_thousand), entry("c1", None))
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap(), ten_thousand);
+    let sizes = record_sizes(&client, release).await;
+    assert_eq!(sizes.len(), 1, "one state object: {sizes:?}");
+    assert!(sizes[0].1 < CONFIG_MAP_LIMIT, "{sizes:?}");
+
+    // A failed sync keeps the inventory and adds a (long) history entry.
+    let long_error = "x".repeat(200_000);
+    store
+        .record(None, entry("c2", Some(long_error)))
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap(), ten_thousand);
+    let history = store.history().await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history[0].error.as_ref().unwrap().len() < 5_000);
+
+    // 40,000 objects: split into shards, each under the limit.
+    let forty_thousand = inventory(release, 40_000, "c3");
+    store
+        .record(Some(&forty_thousand), entry("c3", None))
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap(), forty_thousand);
+    let sizes = record_sizes(&client, release).await;
+    assert!(sizes.len() >= 3, "state object and shards: {sizes:?}");
+    assert!(
+        sizes.iter().all(|(_, size)| *size < CONFIG_MAP_LIMIT),
+        "{sizes:?}"
+    );
+    // The history is still read from the state object alone.
+    assert_eq!(store.history().await.unwrap().len(), 3);
+
+    // A new large inventory replaces the shards; the old ones are deleted.
+    let forty_thousand_again = inventory(release, 40_001, "c4");
+    store
+        .record(Some(&forty_thousand_again), entry("c4", None))
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap(), forty_thousand_again);
+    assert_eq!(record_sizes(&client, release).await.len(), sizes.len());
+
+    // A health verdict keeps the sharded inventory.
+    store
+        .record_health("c4", berth_agent::health::Health::Healthy, None)
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap(), forty_thousand_again);
+
+    // Back to a small release: the shards go.
+    let small = inventory(release, 3, "c5");
+    store.record(Some(&small), entry("c5", None)).await.unwrap();
+    assert_eq!(store.load().await.unwrap(), small);
+    assert_eq!(record_sizes(&client, release).await.len(), 1);
+
+    // The release is listed once, not once per shard.
+    let releases = berth_agent::inventory::releases(client.clone(), STATE_NAMESPACE)
+        .await
+        .unwrap();
+    assert_eq!(
+        releases.iter().filter(|(name, _)| name == release).count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_shard_is_a_clear_error_not_an_empty_inventory() {
+    let cluster = shared().await;
+    let client = cluster.admin_client().await.unwrap();
+    let release = "fleet-torn";
+    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+    store
+        .record(Some(&inventory(release, 40_000, "c1")), entry("c1", None))
+        .await
+        .unwrap();
+    let api = Api::<ConfigMap>::namespaced(client.clone(), STATE_NAMESPACE);
+    let shard = record_sizes(&client, release)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .find(|name| name.contains("-inventory-"))
+        .unwrap();
+    api.delete(&shard, &Default::default()).await.unwrap();
+    // An empty inventory would let the next sync forget (and never prune)
+    // every object; a missing shard must stop the sync instead.
+    let error = store.load().await.unwrap_err().to_string();
+    assert!(
+        error.contains(release) && error.contains("missing"),
+        "{error}"
+    );
+}
+
+/// A server that accepts connections and never answers; [`Hanging::release`]
+/// closes what it holds so the stuck fetch ends.
+struct Hanging {
+    port: u16,
+    held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hanging {
+    fn start() -> Hanging {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (holding, stopping) = (held.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => holding.lock().unwrap().push(stream),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+                }
+            }
+        });
+        Hanging { port, held, stop }
+    }
+
+    fn accepted(&self) -> usize {
+        self.held.lock().unwrap().len()
+    }
+
+    fn release(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.held.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_repository_does_not_delay_another_application() {
+    let cluster = shared().await;
+    let hanging = Hanging::start();
+    let stuck_url = format!("http://127.0.0.1:{}/stuck.git", hanging.port);
+    let repo = demo_repo("fleet-beside");
+    let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let url = git.url_for(&repo);
+    // The stuck application comes first, as it would in a sequential loop.
+    let mut agent = TestAgent::with_applications(
+        cluster,
+        &[("stuck", &stuck_url), ("fleet-beside", &url)],
+        STAGING_PARIS,
+        "",
+    )
+    .await;
+    let client = agent.client.clone();
+    let state = agent.agent.state();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        agent
+            .agent
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let api = Api::<ConfigMap>::namespaced(client.clone(), "fleet-beside");
+    let started = std::time::Instant::now();
+    // libgit2 gives up on a silent server after 60 s; the other application
+    // must not wait for that.
+    loop {
+        if api
+            .get_opt("fleet-beside-demo-config")
+            .await
+            .unwrap()
+            .is_some()
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "fleet-beside was not applied while the other repository hung"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The stuck fetch was really under way, and still is: its first poll
+    // has not ended.
+    assert!(
+        hanging.accepted() >= 1,
+        "the agent never reached the hanging server"
+    );
+    let stuck = state
+        .applications()
+        .into_iter()
+        .find(|status| status.application.name == "stuck")
+        .unwrap();
+    assert!(stuck.last_poll.is_none(), "the hanging fetch ended early");
+    hanging.release();
+    let _ = stop.send(());
+    running.await.unwrap();
+}

@@ -306,3 +306,114 @@ async fn a_hanging_repository_does_not_delay_another_application() {
     let _ = stop.send(());
     running.await.unwrap();
 }
+
+/// The resources the demo release and berth's records live in: nothing but
+/// berth writes them once the release has rolled out (the controller
+/// manager writes only their `status`, kwok only pods and nodes).
+const BERTH_RESOURCES: [&str; 5] = [
+    "configmaps",
+    "secrets",
+    "services",
+    "deployments",
+    "namespaces",
+];
+
+/// Requests kube-apiserver has served on [`BERTH_RESOURCES`] (not their
+/// subresources) with one of `verbs`, from its own `/metrics`.
+async fn apiserver_requests(client: &kube::Client, verbs: &[&str]) -> f64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "apiserver_request_total")
+        .filter(|s| s.labels.get("verb").is_some_and(|v| verbs.contains(&v)))
+        .filter(|s| {
+            s.labels
+                .get("resource")
+                .is_some_and(|r| BERTH_RESOURCES.contains(&r))
+        })
+        .filter(|s| s.labels.get("subresource").unwrap_or("").is_empty())
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_agent_writes_nothing_and_lists_nothing() {
+    // A cluster of its own: no other test writes while this one counts.
+    let cluster = berth_harness::TestCluster::start("idle").await.unwrap();
+    let repo = demo_repo("fleet-idle");
+    let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let url = git.url_for(&repo);
+    let mut agent = TestAgent::with_applications(
+        &cluster,
+        &[("fleet-idle", &url)],
+        STAGING_PARIS,
+        "full_compare_interval: 1h\n",
+    )
+    .await;
+    let client = agent.client.clone();
+    let state = agent.agent.state();
+    const WRITES: [&str; 5] = ["POST", "PUT", "PATCH", "APPLY", "DELETE"];
+    let writes_at_start = apiserver_requests(&client, &WRITES).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        agent
+            .agent
+            .run(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let polls = || {
+        state
+            .applications()
+            .into_iter()
+            .find(|s| s.application.name == "fleet-idle")
+            .and_then(|s| {
+                s.last_report
+                    .map(|r| (r.outcome, r.health.map(|h| h.health)))
+            })
+    };
+    let started = std::time::Instant::now();
+    while polls()
+        != Some((
+            Outcome::Succeeded,
+            Some(berth_agent::health::Health::Healthy),
+        ))
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "first sync: {:?}",
+            polls()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Let the rollout's own writes (the controller manager's) settle.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let writes_before = apiserver_requests(&client, &WRITES).await;
+    // The count sees berth's writes: the first sync made some.
+    assert!(
+        writes_before > writes_at_start,
+        "no write counted for the first sync"
+    );
+    let writes_before = apiserver_requests(&client, &WRITES).await;
+    let lists_before = apiserver_requests(&client, &["LIST"]).await;
+    let gets_before = apiserver_requests(&client, &["GET"]).await;
+    // Six poll cycles (poll_interval 1s), each a ref check of the repository.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let writes = apiserver_requests(&client, &WRITES).await - writes_before;
+    let lists = apiserver_requests(&client, &["LIST"]).await - lists_before;
+    let gets = apiserver_requests(&client, &["GET"]).await - gets_before;
+    eprintln!("idle for 6 poll cycles: {writes} writes, {lists} lists, {gets} gets");
+    assert_eq!(writes, 0.0, "an idle agent wrote");
+    assert_eq!(lists, 0.0, "an idle agent listed");
+    assert_eq!(gets, 0.0, "an idle agent read objects");
+    let _ = stop.send(());
+    running.await.unwrap();
+}

@@ -94,12 +94,17 @@ async fn record_sizes(client: &kube::Client, release: &str) -> Vec<(String, usiz
     sizes
 }
 
+/// A client of the shared control plane and the record of `release` in it.
+async fn record_of(release: &str) -> (kube::Client, InventoryStore) {
+    let client = shared().await.admin_client().await.unwrap();
+    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+    (client, store)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn inventories_of_ten_and_forty_thousand_objects_round_trip_within_the_object_limit() {
-    let cluster = shared().await;
-    let client = cluster.admin_client().await.unwrap();
     let release = "fleet-large";
-    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+    let (client, store) = record_of(release).await;
 
     // 10,000 objects: as plain JSON about 1.9 MB, over the limit.
     let ten_thousand = inventory(release, 10_000, "c1");
@@ -174,10 +179,8 @@ async fn inventories_of_ten_and_forty_thousand_objects_round_trip_within_the_obj
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_shard_is_a_clear_error_not_an_empty_inventory() {
-    let cluster = shared().await;
-    let client = cluster.admin_client().await.unwrap();
     let release = "fleet-torn";
-    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+    let (client, store) = record_of(release).await;
     store
         .record(Some(&inventory(release, 40_000, "c1")), entry("c1", None))
         .await
@@ -197,6 +200,44 @@ async fn a_missing_shard_is_a_clear_error_not_an_empty_inventory() {
         error.contains(release) && error.contains("missing"),
         "{error}"
     );
+}
+
+/// A [`TestAgent`]'s agent running as `berth run` runs it (every
+/// application on its own follower) until [`Daemon::stop`].
+struct Daemon {
+    state: std::sync::Arc<berth_agent::daemon::AgentState>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    fn start(mut agent: TestAgent) -> Daemon {
+        let state = agent.agent.state();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            agent
+                .agent
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Daemon { state, stop, task }
+    }
+
+    /// What the agent knows of `application` (its status page entry).
+    fn status(&self, application: &str) -> berth_agent::daemon::ApplicationStatus {
+        self.state
+            .applications()
+            .into_iter()
+            .find(|status| status.application.name == application)
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap();
+    }
 }
 
 /// A server that accepts connections and never answers; [`Hanging::release`]
@@ -253,7 +294,7 @@ async fn a_hanging_repository_does_not_delay_another_application() {
     let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
     let url = git.url_for(&repo);
     // The stuck application comes first, as it would in a sequential loop.
-    let mut agent = TestAgent::with_applications(
+    let agent = TestAgent::with_applications(
         cluster,
         &[("stuck", &stuck_url), ("fleet-beside", &url)],
         STAGING_PARIS,
@@ -261,16 +302,7 @@ async fn a_hanging_repository_does_not_delay_another_application() {
     )
     .await;
     let client = agent.client.clone();
-    let state = agent.agent.state();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        agent
-            .agent
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let daemon = Daemon::start(agent);
     let api = Api::<ConfigMap>::namespaced(client.clone(), "fleet-beside");
     let started = std::time::Instant::now();
     // libgit2 gives up on a silent server after 60 s; the other application
@@ -296,15 +328,10 @@ async fn a_hanging_repository_does_not_delay_another_application() {
         hanging.accepted() >= 1,
         "the agent never reached the hanging server"
     );
-    let stuck = state
-        .applications()
-        .into_iter()
-        .find(|status| status.application.name == "stuck")
-        .unwrap();
+    let stuck = daemon.status("stuck");
     assert!(stuck.last_poll.is_none(), "the hanging fetch ended early");
     hanging.release();
-    let _ = stop.send(());
-    running.await.unwrap();
+    daemon.stop().await;
 }
 
 /// The resources the demo release and berth's records live in: nothing but
@@ -350,7 +377,7 @@ async fn an_idle_agent_writes_nothing_and_lists_nothing() {
     let repo = demo_repo("fleet-idle");
     let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
     let url = git.url_for(&repo);
-    let mut agent = TestAgent::with_applications(
+    let agent = TestAgent::with_applications(
         &cluster,
         &[("fleet-idle", &url)],
         STAGING_PARIS,
@@ -358,27 +385,12 @@ async fn an_idle_agent_writes_nothing_and_lists_nothing() {
     )
     .await;
     let client = agent.client.clone();
-    let state = agent.agent.state();
     const WRITES: [&str; 5] = ["POST", "PUT", "PATCH", "APPLY", "DELETE"];
     let writes_at_start = apiserver_requests(&client, &WRITES).await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(async move {
-        agent
-            .agent
-            .run(async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let daemon = Daemon::start(agent);
     let polls = || {
-        state
-            .applications()
-            .into_iter()
-            .find(|s| s.application.name == "fleet-idle")
-            .and_then(|s| {
-                s.last_report
-                    .map(|r| (r.outcome, r.health.map(|h| h.health)))
-            })
+        let report = daemon.status("fleet-idle").last_report?;
+        Some((report.outcome, report.health.map(|h| h.health)))
     };
     let started = std::time::Instant::now();
     while polls()
@@ -414,6 +426,5 @@ async fn an_idle_agent_writes_nothing_and_lists_nothing() {
     assert_eq!(writes, 0.0, "an idle agent wrote");
     assert_eq!(lists, 0.0, "an idle agent listed");
     assert_eq!(gets, 0.0, "an idle agent read objects");
-    let _ = stop.send(());
-    running.await.unwrap();
+    daemon.stop().await;
 }

@@ -157,12 +157,7 @@ async fn demo(workspace: &Path, berth: &Path, options: &DemoOptions) -> Result<(
     ));
     push(&http, &base, &url).await?;
     let took = wait_applied(&http, &base, &change, &mut agent, &mut log_follower).await?;
-    say(&format!(
-        "{} applied and healthy {:.1} s after the push; greeting now: {}",
-        short(&change),
-        took.as_secs_f64(),
-        greeting(&client).await?
-    ));
+    say_applied(&change, took, &client).await?;
 
     repo.git(&["revert", "--no-commit", &change])?;
     let revert = commit(
@@ -176,12 +171,7 @@ async fn demo(workspace: &Path, berth: &Path, options: &DemoOptions) -> Result<(
     ));
     push(&http, &base, &url).await?;
     let took = wait_applied(&http, &base, &revert, &mut agent, &mut log_follower).await?;
-    say(&format!(
-        "{} applied and healthy {:.1} s after the push; greeting back to: {}",
-        short(&revert),
-        took.as_secs_f64(),
-        greeting(&client).await?
-    ));
+    say_applied(&revert, took, &client).await?;
 
     let history = releases(&http, &base).await?;
     say("the release's history (newest first):");
@@ -206,6 +196,16 @@ async fn demo(workspace: &Path, berth: &Path, options: &DemoOptions) -> Result<(
         log_follower.print_new();
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+async fn say_applied(commit: &str, took: Duration, client: &kube::Client) -> Result<()> {
+    say(&format!(
+        "{} applied and healthy {:.1} s after the push; the greeting the cluster serves: {}",
+        short(commit),
+        took.as_secs_f64(),
+        greeting(client).await?
+    ));
+    Ok(())
 }
 
 fn config_text(dir: &Path, kubeconfig: &Path, url: &str, port: u16) -> String {

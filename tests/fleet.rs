@@ -428,3 +428,155 @@ async fn an_idle_agent_writes_nothing_and_lists_nothing() {
     assert_eq!(gets, 0.0, "an idle agent read objects");
     daemon.stop().await;
 }
+
+/// Waits until the daemon's last sync of `application` succeeded and found
+/// the release healthy.
+async fn wait_healthy(daemon: &Daemon, application: &str) {
+    let healthy = Some((
+        Outcome::Succeeded,
+        Some(berth_agent::health::Health::Healthy),
+    ));
+    let verdict = || {
+        let report = daemon.status(application).last_report?;
+        Some((report.outcome, report.health.map(|h| h.health)))
+    };
+    let started = std::time::Instant::now();
+    while verdict() != healthy {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{application}'s first sync: {:?}",
+            verdict()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the real kubectl against `cluster`; returns its standard output.
+fn kubectl(
+    cluster: &berth_harness::TestCluster,
+    args: &[&str],
+    editor: Option<&std::path::Path>,
+) -> String {
+    let mut command = std::process::Command::new("kubectl");
+    command
+        .args(args)
+        .env("KUBECONFIG", cluster.admin_kubeconfig());
+    if let Some(editor) = editor {
+        command.env("KUBE_EDITOR", editor);
+    }
+    let output = command.output().expect("running kubectl");
+    assert!(
+        output.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Polls `check` every 50 ms for at most 20 s; returns how long it took.
+async fn undone_within<F, Fut>(what: &str, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{what} was not undone"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_scale_and_edit_are_undone_within_seconds_without_a_full_comparison() {
+    let cluster = shared().await;
+    let release = "fleet-drift";
+    let repo = demo_repo(release);
+    let agent = TestAgent::with_applications(
+        cluster,
+        &[(release, &repo.file_url())],
+        STAGING_PARIS,
+        // The periodic comparison cannot be what corrects the drift here.
+        "full_compare_interval: 6h\n",
+    )
+    .await;
+    let client = agent.client.clone();
+    let daemon = Daemon::start(agent);
+    wait_healthy(&daemon, release).await;
+    let deployments =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), release);
+    let deployment = format!("{release}-demo");
+    let replicas = || async {
+        deployments
+            .get(&deployment)
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.replicas)
+    };
+    // par-staging-1 runs one replica (the release file says so).
+    assert_eq!(replicas().await, Some(1));
+    let history = || async {
+        InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10)
+            .history()
+            .await
+            .unwrap()
+            .len()
+    };
+    let recorded = history().await;
+
+    let scaled = kubectl(
+        cluster,
+        &[
+            "scale",
+            "-n",
+            release,
+            &format!("deployment/{deployment}"),
+            "--replicas=3",
+        ],
+        None,
+    );
+    assert!(scaled.contains("scaled"), "{scaled}");
+    let took = undone_within("kubectl scale", || async { replicas().await == Some(1) }).await;
+    eprintln!("kubectl scale undone in {} ms", took.as_millis());
+
+    let editor_dir = tempfile::tempdir().unwrap();
+    let editor = editor_dir.path().join("editor.sh");
+    std::fs::write(
+        &editor,
+        "#!/bin/sh\nsed -i 's/GREETING: hello/GREETING: edited-by-hand/' \"$1\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config_map = format!("{release}-demo-config");
+    let edited = kubectl(
+        cluster,
+        &["edit", "-n", release, &format!("configmap/{config_map}")],
+        Some(&editor),
+    );
+    assert!(
+        edited.contains("edited"),
+        "kubectl edit changed nothing: {edited}"
+    );
+    let took = undone_within("kubectl edit", || async {
+        config_data(&client, release, &config_map)
+            .await
+            .get("GREETING")
+            .map(String::as_str)
+            == Some("hello")
+    })
+    .await;
+    eprintln!("kubectl edit undone in {} ms", took.as_millis());
+
+    // Each correction is a sync of its own in the history.
+    let corrected = undone_within("the history of the corrections", || async {
+        history().await >= recorded + 2
+    })
+    .await;
+    assert!(corrected < std::time::Duration::from_secs(20));
+    daemon.stop().await;
+}

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument as _, debug, error, info, warn};
 
 use crate::config::{AgentConfig, Application, ConfigError, CredentialsConfig};
+use crate::drift::DriftWatch;
 use crate::events::EventPublisher;
 use crate::inventory::{Counts, Outcome};
 use crate::metrics::Metrics;
@@ -27,6 +28,10 @@ use crate::webhooks::same_repository;
 
 /// Longest wait between attempts at an unreachable repository.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How long a follower lets a burst of changes by someone else settle
+/// before it compares the release (a `kubectl edit` writes once, a rollout
+/// by hand several times).
+const DRIFT_SETTLE: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -265,6 +270,10 @@ struct Follower {
     /// reading the release file.
     release: Option<String>,
     last_notice: Option<LastNotice>,
+    /// Watches of the release's objects (`berth run` only).
+    drift: DriftWatch,
+    /// Notified by those watches when someone else changes an object.
+    drifted: Arc<Notify>,
 }
 
 impl Follower {
@@ -278,6 +287,8 @@ impl Follower {
             next_due: Instant::now(),
             release: None,
             last_notice: None,
+            drift: DriftWatch::default(),
+            drifted: Arc::new(Notify::new()),
         }
     }
 
@@ -302,19 +313,37 @@ impl Follower {
         wake: Arc<Notify>,
         mut stopping: watch::Receiver<bool>,
     ) -> Follower {
+        let drifted = Arc::clone(&self.drifted);
         loop {
+            let mut drift = false;
             tokio::select! {
                 biased;
-                _ = stopping.wait_for(|stop| *stop) => return self,
+                _ = stopping.wait_for(|stop| *stop) => {
+                    // The watches end with the follow; a new follow starts its own.
+                    self.drift = DriftWatch::default();
+                    return self;
+                }
                 _ = wake.notified() => {
                     debug!(application = %self.application.name, "woken by a webhook");
                 }
+                _ = drifted.notified() => drift = true,
                 _ = tokio::time::sleep_until(self.next_due.into()) => {}
             }
-            let full_compare = self
-                .last_full_compare
-                .is_none_or(|t| t.elapsed() >= state.config().full_compare_interval);
-            self.poll(&state, false, full_compare).await;
+            if drift {
+                tokio::time::sleep(DRIFT_SETTLE).await;
+            }
+            let full_compare = drift
+                || self
+                    .last_full_compare
+                    .is_none_or(|t| t.elapsed() >= state.config().full_compare_interval);
+            let report = self.poll(&state, false, full_compare).await;
+            if let Some(report) = report
+                && let Some(release) = &report.release
+                && !report.tracked.is_empty()
+            {
+                self.drift
+                    .follow(&state.client, release, &report.tracked, &self.drifted);
+            }
         }
     }
 
@@ -380,6 +409,7 @@ impl Follower {
                     held_back_to: None,
                     deletion_held: false,
                     stages: Vec::new(),
+                    tracked: Vec::new(),
                 };
                 log_summary(&report);
                 return Some(report);

@@ -18,13 +18,15 @@
 //! [`reconcile`] runs the stages for one release: [`reconcile::prepare`]
 //! (release file → render → secrets → plan) is shared by [`reconcile::sync`]
 //! and [`diff`]. [`daemon`] follows every application and calls `sync`;
-//! [`logging`] writes the sync log.
+//! [`drift`] watches what a release owns and wakes its follower when someone
+//! else changes it; [`logging`] writes the sync log.
 
 pub mod apply;
 pub mod config;
 pub mod context;
 pub mod daemon;
 pub mod diff;
+pub mod drift;
 pub mod events;
 pub mod health;
 pub mod hooks;

@@ -267,6 +267,7 @@ mod tests {
             held_back_to: None,
             deletion_held: false,
             stages: Vec::new(),
+            tracked: Vec::new(),
         }
     }
 

@@ -162,7 +162,9 @@ fn is_missing_kind(error: &kube::Error) -> bool {
 pub enum Action {
     /// Changed since the last sync (or a full comparison): apply it.
     Apply,
-    /// Same digest as last applied: nothing to send.
+    /// Same digest as last applied, or the dry run shows the live object
+    /// already as desired: nothing to send (a full comparison of a release
+    /// that did not drift writes nothing).
     Skip,
 }
 
@@ -435,7 +437,16 @@ async fn preflight(
             )
             .await
         {
-            Ok(result) => item.dry_run = Some(result),
+            Ok(result) => {
+                if item
+                    .live
+                    .as_ref()
+                    .is_some_and(|live| comparable(live) == comparable(&result))
+                {
+                    item.action = Action::Skip;
+                }
+                item.dry_run = Some(result);
+            }
             Err(kube::Error::Api(status)) => {
                 return Err(PlanError::Rejected {
                     object: item.object_ref.clone(),

@@ -494,6 +494,9 @@ pub struct SyncReport {
     pub deletion_held: bool,
     /// How long each stage took, in order.
     pub stages: Vec<(&'static str, Duration)>,
+    /// The objects the release holds after a sync that applied (what drift
+    /// is watched on); empty when the sync stopped.
+    pub tracked: Vec<Tracked>,
 }
 
 /// Everything one sync needs.
@@ -593,6 +596,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
             held_back_to: None,
             deletion_held: false,
             stages: Vec::new(),
+            tracked: Vec::new(),
         };
         // The release and the reason when the commit failed in a way a
         // rollback answers.
@@ -613,6 +617,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
                 report.counts = applied.counts;
                 report.outcome = applied.outcome;
                 report.held_back_to = applied.held_back_to.clone();
+                report.tracked = applied.tracked.clone();
                 settled = Some(applied);
             }
         }

@@ -235,13 +235,31 @@ impl Daemon {
     }
 
     async fn stop(self) {
+        self.stop_releasing(&[]).await;
+    }
+
+    /// Stops the agent, closing the connections `hanging` holds until every
+    /// follower has ended (a follower waiting for a fetch slot connects
+    /// when it gets one).
+    async fn stop_releasing(self, hanging: &[&Hanging]) {
         let _ = self.stop.send(());
-        self.task.await.unwrap();
+        let mut task = self.task;
+        loop {
+            for h in hanging {
+                h.release();
+            }
+            if let Ok(ended) =
+                tokio::time::timeout(std::time::Duration::from_millis(100), &mut task).await
+            {
+                ended.unwrap();
+                return;
+            }
+        }
     }
 }
 
 /// A server that accepts connections and never answers; [`Hanging::release`]
-/// closes what it holds so the stuck fetch ends.
+/// closes what it holds so the stuck fetches end.
 struct Hanging {
     port: u16,
     held: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
@@ -271,55 +289,59 @@ impl Hanging {
         self.held.lock().unwrap().len()
     }
 
+    /// Closes the connections held so far (their fetches fail at once);
+    /// later connections are held again.
     fn release(&self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        for stream in self.held.lock().unwrap().drain(..) {
+        for stream in self.held.lock().unwrap().iter() {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
+    }
+
+    /// Forgets the connections released so far.
+    fn reset(&self) {
+        self.held.lock().unwrap().clear();
     }
 }
 
 impl Drop for Hanging {
     fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         self.release();
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_hanging_repository_does_not_delay_another_application() {
+/// How long until `release`'s ConfigMap exists while another application's
+/// repository hangs, the agent configured with `extra`; `None` if not
+/// within `limit`. Checks that the hanging fetch was under way throughout.
+async fn applied_beside_a_hang(
+    release: &str,
+    extra: &str,
+    limit: std::time::Duration,
+) -> Option<std::time::Duration> {
     let cluster = shared().await;
     let hanging = Hanging::start();
     let stuck_url = format!("http://127.0.0.1:{}/stuck.git", hanging.port);
-    let repo = demo_repo("fleet-beside");
+    let repo = demo_repo(release);
     let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
     let url = git.url_for(&repo);
     // The stuck application comes first, as it would in a sequential loop.
     let agent = TestAgent::with_applications(
         cluster,
-        &[("stuck", &stuck_url), ("fleet-beside", &url)],
+        &[("stuck", &stuck_url), (release, &url)],
         STAGING_PARIS,
-        "",
+        extra,
     )
     .await;
-    let client = agent.client.clone();
+    let api = Api::<ConfigMap>::namespaced(agent.client.clone(), release);
     let daemon = Daemon::start(agent);
-    let api = Api::<ConfigMap>::namespaced(client.clone(), "fleet-beside");
     let started = std::time::Instant::now();
-    // libgit2 gives up on a silent server after 60 s; the other application
-    // must not wait for that.
-    loop {
-        if api
-            .get_opt("fleet-beside-demo-config")
-            .await
-            .unwrap()
-            .is_some()
-        {
+    let config_map = format!("{release}-demo-config");
+    let mut applied = None;
+    while started.elapsed() < limit {
+        if api.get_opt(&config_map).await.unwrap().is_some() {
+            applied = Some(started.elapsed());
             break;
         }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "fleet-beside was not applied while the other repository hung"
-        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     // The stuck fetch was really under way, and still is: its first poll
@@ -328,10 +350,67 @@ async fn a_hanging_repository_does_not_delay_another_application() {
         hanging.accepted() >= 1,
         "the agent never reached the hanging server"
     );
-    let stuck = daemon.status("stuck");
-    assert!(stuck.last_poll.is_none(), "the hanging fetch ended early");
-    hanging.release();
-    daemon.stop().await;
+    assert!(
+        daemon.status("stuck").last_poll.is_none(),
+        "the hanging fetch ended early"
+    );
+    daemon.stop_releasing(&[&hanging]).await;
+    applied
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_repository_does_not_delay_another_application() {
+    // libgit2 gives up on a silent server after 60 s; the other application
+    // must not wait for that.
+    let took = applied_beside_a_hang("fleet-beside", "", std::time::Duration::from_secs(20)).await;
+    assert!(
+        took.is_some(),
+        "fleet-beside was not applied while the other repository hung"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrency_fetches_bounds_the_fetches_in_flight() {
+    let cluster = shared().await;
+    // Two repositories that hang: each fetch holds its place until released.
+    let hanging = [Hanging::start(), Hanging::start()];
+    let urls: Vec<String> = hanging
+        .iter()
+        .map(|h| format!("http://127.0.0.1:{}/stuck.git", h.port))
+        .collect();
+    let in_flight = |limit: usize| {
+        let urls = urls.clone();
+        let hanging = &hanging;
+        async move {
+            let agent = TestAgent::with_applications(
+                cluster,
+                &[("stuck-a", &urls[0]), ("stuck-b", &urls[1])],
+                STAGING_PARIS,
+                &format!("concurrency: {{ fetches: {limit} }}\n"),
+            )
+            .await;
+            let daemon = Daemon::start(agent);
+            let reached = || hanging.iter().map(Hanging::accepted).sum::<usize>();
+            let started = std::time::Instant::now();
+            while reached() < limit && started.elapsed() < std::time::Duration::from_secs(10) {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            // Time for a fetch beyond the limit to show itself.
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let reached = reached();
+            daemon.stop_releasing(&[&hanging[0], &hanging[1]]).await;
+            reached
+        }
+    };
+    assert_eq!(in_flight(1).await, 1, "a second fetch ran beside the first");
+    for h in &hanging {
+        h.reset();
+    }
+    assert_eq!(
+        in_flight(2).await,
+        2,
+        "the two fetches did not run together"
+    );
 }
 
 /// The resources the demo release and berth's records live in: nothing but

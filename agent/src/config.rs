@@ -25,7 +25,7 @@ pub enum ConfigError {
 /// file only when it names one of them, so unrelated variables that share
 /// the prefix (`BERTH_TOOLS_DIR` of the test harness, a team's own) are not
 /// read as unknown configuration keys.
-const TOP_LEVEL_KEYS: [&str; 15] = [
+const TOP_LEVEL_KEYS: [&str; 16] = [
     "context",
     "cache_dir",
     "kubeconfig",
@@ -35,6 +35,7 @@ const TOP_LEVEL_KEYS: [&str; 15] = [
     "health_timeout",
     "history_limit",
     "max_prune_fraction",
+    "concurrency",
     "log",
     "vault",
     "http",
@@ -62,6 +63,7 @@ struct RawConfig {
     health_timeout: Option<String>,
     history_limit: Option<usize>,
     max_prune_fraction: Option<f64>,
+    concurrency: Option<RawConcurrency>,
     log: Option<String>,
     vault: Option<VaultConfig>,
     http: Option<RawHttp>,
@@ -70,6 +72,35 @@ struct RawConfig {
     notifications: Vec<RawSink>,
     #[serde(default)]
     applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConcurrency {
+    fetches: Option<usize>,
+    renders: Option<usize>,
+    applies: Option<usize>,
+}
+
+/// How many applications may be in each stage at once, across the agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Concurrency {
+    /// git ref checks and fetches (network-bound).
+    pub fetches: usize,
+    /// Chart renders (CPU-bound).
+    pub renders: usize,
+    /// Plans (reads and dry runs) and applies: requests to the API server.
+    pub applies: usize,
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency {
+            fetches: 8,
+            renders: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            applies: 8,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -235,6 +266,7 @@ pub struct AgentConfig {
     pub history_limit: usize,
     /// Largest share of a release's objects one sync may delete.
     pub max_prune_fraction: f64,
+    pub concurrency: Concurrency,
     /// tracing filter, e.g. `info` or `berth=debug`.
     pub log: String,
     /// Where secrets come from; needed only by releases that declare secrets.
@@ -525,6 +557,35 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             "max_prune_fraction: {max_prune_fraction} is not between 0 and 1"
         ));
     }
+    let defaults = Concurrency::default();
+    let mut limit = |key: &str, value: Option<usize>, default: usize| match value {
+        Some(0) => {
+            problems.push(format!(
+                "concurrency.{key}: 0 would stop every sync; give 1 or more"
+            ));
+            default
+        }
+        Some(n) => n,
+        None => default,
+    };
+    let raw_concurrency = raw.concurrency.as_ref();
+    let concurrency = Concurrency {
+        fetches: limit(
+            "fetches",
+            raw_concurrency.and_then(|c| c.fetches),
+            defaults.fetches,
+        ),
+        renders: limit(
+            "renders",
+            raw_concurrency.and_then(|c| c.renders),
+            defaults.renders,
+        ),
+        applies: limit(
+            "applies",
+            raw_concurrency.and_then(|c| c.applies),
+            defaults.applies,
+        ),
+    };
     let state_namespace = raw.state_namespace.unwrap_or_else(|| "berth-system".into());
     if state_namespace.is_empty() {
         problems.push("state_namespace: empty".into());
@@ -663,6 +724,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             health_timeout,
             history_limit: raw.history_limit.unwrap_or(10).max(1),
             max_prune_fraction,
+            concurrency,
             log: raw.log.unwrap_or_else(|| "info".into()),
             vault: raw.vault,
             http,
@@ -762,6 +824,35 @@ applications:
                 );
             }
         }
+    }
+
+    #[test]
+    fn concurrency_has_defaults_and_refuses_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", GOOD),
+            Some(BTreeMap::new()),
+        )
+        .unwrap();
+        assert_eq!(config.concurrency, Concurrency::default());
+        let text = format!("{GOOD}concurrency: {{ fetches: 2, applies: 0 }}\n");
+        let error = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", &text),
+            Some(BTreeMap::new()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("concurrency.applies: 0"), "{error}");
+        let text = format!("{GOOD}concurrency: {{ fetches: 2, renders: 1 }}\n");
+        let config = AgentConfig::load_with_env(
+            &write(dir.path(), "berth.yaml", &text),
+            Some(BTreeMap::new()),
+        )
+        .unwrap();
+        assert_eq!(
+            (config.concurrency.fetches, config.concurrency.renders),
+            (2, 1)
+        );
     }
 
     #[test]

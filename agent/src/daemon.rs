@@ -17,6 +17,7 @@ use crate::config::{AgentConfig, Application, ConfigError, CredentialsConfig};
 use crate::drift::DriftWatch;
 use crate::events::EventPublisher;
 use crate::inventory::{Counts, Outcome};
+use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::notice::{Notice, NoticeKind};
 use crate::notifications::Notifier;
@@ -115,6 +116,7 @@ pub fn git_credentials(application: &Application) -> Result<GitCredentials, Agen
 /// the one from last time). git runs on tokio's blocking pool.
 pub async fn fetch(
     config: &AgentConfig,
+    limits: &Limits,
     application: &Application,
     source: Option<GitSource>,
 ) -> Result<(GitSource, RepoTree), AgentError> {
@@ -128,6 +130,7 @@ pub async fn fetch(
             git_credentials(application)?,
         )?,
     };
+    let _permit = limits.fetch().await;
     tokio::task::spawn_blocking(move || {
         let update = source.update()?;
         let tree = source.tree(&update.commit)?;
@@ -166,6 +169,8 @@ pub struct AgentState {
     /// Logged in on first use and kept, so the token is renewed rather than re-issued.
     vault: Option<Mutex<VaultSession>>,
     pub metrics: Arc<Metrics>,
+    /// How many applications fetch, render and apply at once.
+    pub limits: Limits,
     events: EventPublisher,
     notifier: std::sync::Mutex<Option<Notifier>>,
     applications: std::sync::RwLock<BTreeMap<String, ApplicationStatus>>,
@@ -379,7 +384,7 @@ impl Follower {
         let config = state.config();
         let started = Instant::now();
         let application = self.application.clone();
-        let fetched = fetch(&config, &application, self.source.take())
+        let fetched = fetch(&config, &state.limits, &application, self.source.take())
             .instrument(tracing::info_span!("fetch", application = %application.name))
             .await;
         state
@@ -429,6 +434,7 @@ impl Follower {
             full_compare,
             vault: state.vault.as_ref(),
             source: self.source.as_ref(),
+            limits: &state.limits,
         };
         let mut report = sync(target(tree)).await;
         if let Some(kept) = report.held_back_to.clone()
@@ -521,6 +527,7 @@ impl Agent {
             .iter()
             .map(|application| (application.name.clone(), new_status(application)))
             .collect();
+        let limits = Limits::new(&config.concurrency);
         let state = AgentState {
             events: EventPublisher::new(client.clone(), &config.state_namespace),
             notifier: std::sync::Mutex::new(Some(Notifier::start(
@@ -528,6 +535,7 @@ impl Agent {
                 Arc::clone(&metrics),
             ))),
             config: std::sync::RwLock::new(Arc::new(config)),
+            limits,
             client,
             vault,
             metrics,
@@ -771,6 +779,9 @@ fn keep_connection_settings(old: &AgentConfig, mut new: AgentConfig) -> AgentCon
     if new.log != old.log {
         kept.push("log");
     }
+    if new.concurrency != old.concurrency {
+        kept.push("concurrency");
+    }
     if !kept.is_empty() {
         warn!(settings = %kept.join(", "), "these settings changed in the configuration file and take effect after a restart");
     }
@@ -781,6 +792,7 @@ fn keep_connection_settings(old: &AgentConfig, mut new: AgentConfig) -> AgentCon
     new.webhooks = old.webhooks.clone();
     new.vault = old.vault.clone();
     new.log = old.log.clone();
+    new.concurrency = old.concurrency;
     new
 }
 

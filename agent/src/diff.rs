@@ -10,6 +10,7 @@ use tracing::{Instrument as _, info_span};
 use crate::config::AgentConfig;
 use crate::daemon::{AgentError, fetch};
 use crate::inventory::InventoryStore;
+use crate::limits::Limits;
 use crate::plan::{Plan, comparable};
 use crate::reconcile::{
     Prepared, Reconcile, StageClock, Stopped, SyncError, load_release, prepare_release,
@@ -48,12 +49,13 @@ pub async fn diff_applications(
         )),
         None => None,
     };
+    let limits = Limits::new(&config.concurrency);
     for application in &config.applications {
         let stopped = |error: SyncError| DiffError::Stopped {
             application: application.name.clone(),
             error,
         };
-        let (_, tree) = fetch(config, application, None)
+        let (_, tree) = fetch(config, &limits, application, None)
             .instrument(info_span!("fetch", application = %application.name))
             .await?;
         let tree = Arc::new(tree);
@@ -81,6 +83,7 @@ pub async fn diff_applications(
                 // Show every deletion; the guard applies when syncing.
                 max_prune_fraction: 1.0,
                 clock: &StageClock::default(),
+                limits: &limits,
             },
             release,
         )

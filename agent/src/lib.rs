@@ -31,6 +31,7 @@ pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod inventory;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod notice;

@@ -23,6 +23,7 @@ use crate::context::ClusterContext;
 use crate::health::{self, Health, Tracked, Verdict};
 use crate::hooks::{self, Hook, HookError, HookEvent};
 use crate::inventory::{Counts, HistoryEntry, Inventory, InventoryError, InventoryStore, Outcome};
+use crate::limits::Limits;
 use crate::objects::{DesiredObject, ManifestError, parse_manifest};
 use crate::plan::{self, Plan, PlanError, PlanSettings};
 use crate::release::{ReleaseError, ReleaseFile};
@@ -302,6 +303,8 @@ pub struct Reconcile<'a> {
     pub max_prune_fraction: f64,
     /// Where the stages' durations go.
     pub clock: &'a StageClock,
+    /// How many syncs render and plan at once.
+    pub limits: &'a Limits,
 }
 
 /// What [`prepare`] found.
@@ -392,6 +395,7 @@ pub async fn prepare_release(
         full_compare,
         max_prune_fraction,
         clock,
+        limits,
     } = reconcile;
     let release_path = RepoPath::parse(release_file).map_err(Stopped::before_release)?;
     if !release.targets(&config.context) {
@@ -419,9 +423,13 @@ pub async fn prepare_release(
         .map_err(|e| stopped(e.into(), false, None))?;
 
     let context = config.context.clone();
-    let rendering = blocking("rendering", move || {
-        render_release(&tree, &release_path, release, &context)
-    });
+    let rendering = async {
+        let _permit = limits.render().await;
+        blocking("rendering", move || {
+            render_release(&tree, &release_path, release, &context)
+        })
+        .await
+    };
     let mut rendered = clock
         .time("render", rendering.instrument(info_span!("render")))
         .await
@@ -445,13 +453,17 @@ pub async fn prepare_release(
         max_prune_fraction,
         force_conflicts: config.force_conflicts,
     };
-    let planning = plan::plan(
-        client,
-        &rendered.release,
-        rendered.objects.clone(),
-        &previous,
-        &settings,
-    );
+    let planning = async {
+        let _permit = limits.apply().await;
+        plan::plan(
+            client,
+            &rendered.release,
+            rendered.objects.clone(),
+            &previous,
+            &settings,
+        )
+        .await
+    };
     let plan = clock
         .time("plan", planning.instrument(info_span!("plan")))
         .await
@@ -511,6 +523,8 @@ pub struct SyncTarget<'a> {
     pub vault: Option<&'a Mutex<VaultSession>>,
     /// The repository, to read an earlier commit for a rollback.
     pub source: Option<&'a GitSource>,
+    /// How many syncs render and apply at once.
+    pub limits: &'a Limits,
 }
 
 /// Why a sync runs.
@@ -855,6 +869,7 @@ async fn run_stages(
         client,
         full_compare,
         vault,
+        limits,
         ..
     } = *target;
     let started_at = jiff::Timestamp::now().to_string();
@@ -908,6 +923,7 @@ async fn run_stages(
             full_compare: full_compare || matches!(mode, Mode::Rollback { .. }),
             max_prune_fraction: config.max_prune_fraction,
             clock,
+            limits,
         },
         release_file,
     )
@@ -969,7 +985,10 @@ async fn run_stages(
             return Err(record_stop(stopped_at(error.into())).await);
         }
     }
-    let applying = apply::execute(client, &rendered.release, &plan, config.force_conflicts);
+    let applying = async {
+        let _permit = limits.apply().await;
+        apply::execute(client, &rendered.release, &plan, config.force_conflicts).await
+    };
     let counts = match clock
         .time("apply", applying.instrument(info_span!("apply")))
         .await

@@ -434,3 +434,58 @@ fn http_token_is_sent_and_never_shown() {
         "{error:?}"
     );
 }
+
+fn packs(source: &GitSource) -> usize {
+    std::fs::read_dir(source.repo_dir().join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count()
+}
+
+/// A repository followed for many commits keeps a bounded number of packs
+/// (one is left behind by each fetch) and every commit of the branch.
+#[test]
+fn a_long_followed_repository_keeps_few_packs_and_its_history() {
+    let (repo, first) = app_repo("many-commits");
+    let server = GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = source(&server.url_for(&repo), &cache);
+    let mut most = 0;
+    for version in 2..=40 {
+        repo.write(RELEASE, format!("chart: chart\nversion: {version}\n"))
+            .unwrap();
+        repo.commit(&format!("version {version}")).unwrap();
+        let update = source.update().unwrap();
+        assert!(update.fetched);
+        most = most.max(packs(&source));
+    }
+    assert!(most <= 16, "{most} packs at most");
+    assert!(packs(&source) >= 1);
+    let head = repo.head().unwrap();
+    assert_eq!(read(&source, &head, RELEASE), "chart: chart\nversion: 40\n");
+    // Older commits (a rollback's target) are still there.
+    assert_eq!(read(&source, &first, RELEASE), "chart: chart\nversion: 1\n");
+}
+
+/// The caches of applications no longer followed are removed; what berth
+/// did not name is left alone.
+#[test]
+fn caches_of_applications_no_longer_followed_are_removed() {
+    let (repo, _) = app_repo("cached");
+    let cache = tempfile::tempdir().unwrap();
+    let url = repo.file_url();
+    let mut kept =
+        GitSource::new("kept", &url, BRANCH, cache.path(), GitCredentials::None).unwrap();
+    let mut gone =
+        GitSource::new("gone", &url, BRANCH, cache.path(), GitCredentials::None).unwrap();
+    kept.update().unwrap();
+    gone.update().unwrap();
+    let notes = cache.path().join("git").join("notes");
+    std::fs::create_dir_all(&notes).unwrap();
+    let removed = berth_agent::source::remove_unfollowed(cache.path(), &["kept"]);
+    assert_eq!(removed, vec![gone.repo_dir().to_path_buf()]);
+    assert!(!gone.repo_dir().exists());
+    assert!(kept.repo_dir().exists() && notes.exists());
+    assert!(kept.update().is_ok());
+}

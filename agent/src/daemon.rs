@@ -24,7 +24,7 @@ use crate::notifications::Notifier;
 use crate::reconcile::{SyncReport, SyncTarget, log_summary, sync};
 use crate::reload::ConfigWatcher;
 use crate::secrets::VaultSession;
-use crate::source::{GitCredentials, GitSource, RepoTree, SourceError};
+use crate::source::{GitCredentials, GitSource, RepoTree, SourceError, remove_unfollowed};
 use crate::webhooks::same_repository;
 
 /// Longest wait between attempts at an unreachable repository.
@@ -593,6 +593,7 @@ impl Agent {
     ) {
         let config = self.state.config();
         info!(context = %config.context, applications = self.followers.len(), "agent started");
+        remove_unused_caches(&config.cache_dir, &application_names(&config));
         let mut running: BTreeMap<String, Running> = BTreeMap::new();
         for follower in std::mem::take(&mut self.followers) {
             self.start(follower, None, &mut running);
@@ -703,6 +704,12 @@ impl Agent {
                 None => {
                     if let Some(old) = running.remove(&name) {
                         let _ = old.stop.send(true);
+                        // Its cache goes once its last sync has ended.
+                        let (cache_dir, names) = (new.cache_dir.clone(), application_names(&new));
+                        tokio::spawn(async move {
+                            let _ = old.task.await;
+                            remove_unused_caches(&cache_dir, &names);
+                        });
                     }
                     self.state
                         .applications
@@ -737,6 +744,16 @@ impl Agent {
         );
         self.state.set_config(new);
     }
+}
+
+fn application_names(config: &AgentConfig) -> Vec<String> {
+    config.applications.iter().map(|a| a.name.clone()).collect()
+}
+
+/// Removes the git caches of applications other than `followed`.
+fn remove_unused_caches(cache_dir: &Path, followed: &[String]) {
+    let followed: Vec<&str> = followed.iter().map(String::as_str).collect();
+    remove_unfollowed(cache_dir, &followed);
 }
 
 fn new_status(application: &Application) -> ApplicationStatus {

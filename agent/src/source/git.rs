@@ -164,7 +164,7 @@ impl GitSource {
             url: url.to_string(),
             shown_url,
             branch: branch.to_string(),
-            repo_dir: cache_dir.join("git").join(cache_dir_name(name)),
+            repo_dir: cache_path(cache_dir, name),
             credentials,
             secrets,
         };
@@ -231,6 +231,7 @@ impl GitSource {
         }
         info!(%from, to = %remote_head, "branch head moved; fetching");
         self.fetch(&repo)?;
+        self.compact(&repo)?;
         let commit = repo.refname_to_id(&tracking).map_err(|cause| {
             self.cache_error(format!("reading {tracking} after fetching"), cause)
         })?;
@@ -421,6 +422,58 @@ impl GitSource {
 
     /// Opens the cache repository, creating it on first use and re-creating it when it is
     /// damaged (it only ever holds fetched data, so nothing is lost).
+    /// Every fetch leaves a pack behind; past [`MAX_PACKS`] they are
+    /// rewritten into one pack of what the branch reaches (libgit2's pack
+    /// builder), so lookups stay fast and the cache does not grow with
+    /// objects no longer reachable (a force-pushed branch's old commits).
+    fn compact(&self, repo: &Repository) -> Result<(), SourceError> {
+        let pack_dir = self.repo_dir.join("objects").join("pack");
+        let packs = pack_files(&pack_dir);
+        if packs.len() <= MAX_PACKS {
+            return Ok(());
+        }
+        let tracking = self.tracking_ref();
+        let failed = |what: &str, cause: git2::Error| self.cache_error(what.to_string(), cause);
+        let head = repo
+            .refname_to_id(&tracking)
+            .map_err(|cause| failed("reading the branch to compact the cache", cause))?;
+        let mut walk = repo
+            .revwalk()
+            .map_err(|cause| failed("walking the branch", cause))?;
+        walk.push(head)
+            .map_err(|cause| failed("walking the branch", cause))?;
+        let mut builder = repo
+            .packbuilder()
+            .map_err(|cause| failed("starting a pack", cause))?;
+        builder
+            .insert_walk(&mut walk)
+            .map_err(|cause| failed("packing the branch", cause))?;
+        builder
+            .write(&pack_dir, 0)
+            .map_err(|cause| failed("writing the pack", cause))?;
+        let kept = builder.name().map(|name| format!("pack-{name}"));
+        for pack in &packs {
+            let stem = pack.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if Some(stem) == kept.as_deref() {
+                continue;
+            }
+            for extension in ["pack", "idx", "rev"] {
+                let file = pack.with_extension(extension);
+                if let Err(cause) = std::fs::remove_file(&file)
+                    && cause.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(SourceError::Io { path: file, cause });
+                }
+            }
+        }
+        info!(
+            packs = packs.len(),
+            objects = builder.object_count(),
+            "cache compacted into one pack"
+        );
+        Ok(())
+    }
+
     fn open_or_init(&self) -> Result<Repository, SourceError> {
         let dir = &self.repo_dir;
         match Repository::open_bare(dir) {
@@ -442,6 +495,61 @@ impl GitSource {
         Repository::init_bare(dir)
             .map_err(|cause| self.cache_error("creating the repository".into(), cause))
     }
+}
+
+/// Packs a cached repository may hold before they are rewritten into one.
+const MAX_PACKS: usize = 16;
+
+/// The `.pack` files in `dir`.
+fn pack_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "pack"))
+        .collect()
+}
+
+/// Where application `name`'s repository is cached under `cache_dir`.
+pub fn cache_path(cache_dir: &Path, name: &str) -> PathBuf {
+    cache_dir.join("git").join(cache_dir_name(name))
+}
+
+/// Removes the cached repositories under `cache_dir` of applications not
+/// in `followed`; returns what it removed. Only directories named as berth
+/// names them are touched.
+pub fn remove_unfollowed(cache_dir: &Path, followed: &[&str]) -> Vec<PathBuf> {
+    let keep: Vec<PathBuf> = followed
+        .iter()
+        .map(|name| cache_path(cache_dir, name))
+        .collect();
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(cache_dir.join("git"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        let named_by_berth = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.rsplit_once('-'))
+            .is_some_and(|(_, hash)| {
+                hash.len() == 12 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+            });
+        if !path.is_dir() || !named_by_berth || keep.contains(&path) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                info!(path = %path.display(), "removed the cache of an application no longer followed");
+                removed.push(path);
+            }
+            Err(error) => warn!(path = %path.display(), %error, "could not remove an unused cache"),
+        }
+    }
+    removed
 }
 
 /// Sets libgit2's network timeouts once per process.

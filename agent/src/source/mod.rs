@@ -13,7 +13,7 @@ mod tree;
 
 use std::path::PathBuf;
 
-pub use git::{GitCredentials, GitSource, Update};
+pub use git::{GitCredentials, GitSource, Update, remove_unfollowed};
 pub use path::RepoPath;
 pub use tree::RepoTree;
 

@@ -554,7 +554,7 @@ fn kubectl(
 }
 
 /// Polls `check` every 50 ms for at most 20 s; returns how long it took.
-async fn undone_within<F, Fut>(what: &str, mut check: F) -> std::time::Duration
+async fn eventually<F, Fut>(what: &str, mut check: F) -> std::time::Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -563,7 +563,7 @@ where
     while !check().await {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
-            "{what} was not undone"
+            "timed out waiting for {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -620,7 +620,10 @@ async fn kubectl_scale_and_edit_are_undone_within_seconds_without_a_full_compari
         None,
     );
     assert!(scaled.contains("scaled"), "{scaled}");
-    let took = undone_within("kubectl scale", || async { replicas().await == Some(1) }).await;
+    let took = eventually("kubectl scale to be undone", || async {
+        replicas().await == Some(1)
+    })
+    .await;
     eprintln!("kubectl scale undone in {} ms", took.as_millis());
 
     let editor_dir = tempfile::tempdir().unwrap();
@@ -641,7 +644,7 @@ async fn kubectl_scale_and_edit_are_undone_within_seconds_without_a_full_compari
         edited.contains("edited"),
         "kubectl edit changed nothing: {edited}"
     );
-    let took = undone_within("kubectl edit", || async {
+    let took = eventually("kubectl edit to be undone", || async {
         config_data(&client, release, &config_map)
             .await
             .get("GREETING")
@@ -652,10 +655,85 @@ async fn kubectl_scale_and_edit_are_undone_within_seconds_without_a_full_compari
     eprintln!("kubectl edit undone in {} ms", took.as_millis());
 
     // Each correction is a sync of its own in the history.
-    let corrected = undone_within("the history of the corrections", || async {
+    let corrected = eventually("the history of the corrections", || async {
         history().await >= recorded + 2
     })
     .await;
     assert!(corrected < std::time::Duration::from_secs(20));
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applications_of_one_repository_share_its_fetches() {
+    let cluster = shared().await;
+    // A monorepo: two applications, each with its release file and chart.
+    let repo = berth_harness::git::TestRepo::new("fleet-mono").unwrap();
+    let names = ["fleet-mono-a", "fleet-mono-b"];
+    for name in names {
+        let dir = repo.path().join("apps").join(name);
+        berth_harness::git::copy_tree(&fixture().join("deploy"), &dir).unwrap();
+        let release = dir.join("release.yaml");
+        let text = std::fs::read_to_string(&release).unwrap();
+        let text = text
+            .replace("name: demo\n", &format!("name: {name}\n"))
+            .replace("namespace: demo\n", &format!("namespace: {name}\n"));
+        std::fs::write(&release, text).unwrap();
+    }
+    repo.commit("two applications").unwrap();
+    let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let url = git.url_for(&repo);
+    let entries: String = names
+        .iter()
+        .map(|name| {
+            format!(
+                "  - {{ name: {name}, url: \"{url}\", branch: {}, release_file: apps/{name}/release.yaml, poll_interval: 1s }}\n",
+                berth_harness::git::BRANCH
+            )
+        })
+        .collect();
+    let agent = TestAgent::with_application_entries(
+        cluster,
+        &entries,
+        STAGING_PARIS,
+        "full_compare_interval: 6h\n",
+    )
+    .await;
+    let client = agent.client.clone();
+    let daemon = Daemon::start(agent);
+    for name in names {
+        wait_healthy(&daemon, name).await;
+    }
+    // Both follow the repository, polling every second: one ref check a
+    // cycle serves both.
+    let before = git.ref_checks();
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let checks = git.ref_checks() - before;
+    eprintln!("two applications of one repository, 6 poll cycles: {checks} ref checks");
+    assert!(
+        (4..=8).contains(&checks),
+        "{checks} ref checks in six cycles for two applications of one repository"
+    );
+    // Both still see new commits.
+    for name in names {
+        let release = repo.path().join("apps").join(name).join("release.yaml");
+        let text = std::fs::read_to_string(&release).unwrap();
+        std::fs::write(
+            &release,
+            text.replace("greeting: hello", "greeting: shared"),
+        )
+        .unwrap();
+    }
+    repo.commit("a greeting for both").unwrap();
+    for name in names {
+        let config_map = format!("{name}-demo-config");
+        eventually(&format!("{name}'s new greeting"), || async {
+            config_data(&client, name, &config_map)
+                .await
+                .get("GREETING")
+                .map(String::as_str)
+                == Some("shared")
+        })
+        .await;
+    }
     daemon.stop().await;
 }

@@ -29,6 +29,10 @@ use crate::webhooks::same_repository;
 
 /// Longest wait between attempts at an unreachable repository.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// How old a fetch of a shared repository may be for a scheduled poll of
+/// another application to use it (followers of one repository wake a few
+/// milliseconds apart). A poll woken by a push never uses an older fetch.
+const SHARED_FETCH_AGE: Duration = Duration::from_secs(1);
 /// How long a follower lets a burst of changes by someone else settle
 /// before it compares the release (a `kubectl edit` writes once, a rollout
 /// by hand several times).
@@ -111,6 +115,28 @@ pub fn git_credentials(application: &Application) -> Result<GitCredentials, Agen
     })
 }
 
+/// The name of the cached repository `application` follows: one per
+/// repository, branch and credentials, so that applications of one
+/// repository (several release files in a monorepo) share one clone. It
+/// names no secret: the URL and credentials are only hashed.
+pub fn source_name(application: &Application) -> String {
+    use sha2::Digest as _;
+    let key = format!(
+        "{}\n{}\n{:?}",
+        application.url, application.branch, application.credentials
+    );
+    let hash = hex::encode(sha2::Sha256::digest(key.as_bytes()));
+    let repository = crate::notice::without_credentials(&application.url);
+    let last = repository
+        .trim_end_matches('/')
+        .trim_end_matches(".git")
+        .rsplit(['/', ':'])
+        .next()
+        .unwrap_or("repository")
+        .to_string();
+    format!("{last}@{}-{}", application.branch, &hash[..12])
+}
+
 /// Brings `application`'s repository up to date and returns the tree at its
 /// branch head, with the source to reuse next time (`source`, when given, is
 /// the one from last time). git runs on tokio's blocking pool.
@@ -123,7 +149,7 @@ pub async fn fetch(
     let mut source = match source {
         Some(source) => source,
         None => GitSource::new(
-            &application.name,
+            &source_name(application),
             &application.url,
             &application.branch,
             &config.cache_dir,
@@ -141,6 +167,67 @@ pub async fn fetch(
         application: application.name.clone(),
         cause: join.to_string(),
     })?
+}
+
+/// The repositories the agent follows, each shared by the applications that
+/// follow the same repository, branch and credentials: a fetch made for one
+/// of them serves the others that asked for it before it started.
+#[derive(Default)]
+pub struct SharedRepos {
+    repos: std::sync::Mutex<BTreeMap<String, Arc<Mutex<SharedRepo>>>>,
+}
+
+#[derive(Default)]
+struct SharedRepo {
+    source: Option<GitSource>,
+    /// When the last successful fetch started, and the commit it found.
+    last: Option<(Instant, String)>,
+}
+
+impl SharedRepos {
+    /// `application`'s tree at its branch head: the result of a fetch of the
+    /// same repository that started at or after `wanted_at`, or a new fetch.
+    pub async fn fetch(
+        &self,
+        config: &AgentConfig,
+        limits: &Limits,
+        application: &Application,
+        wanted_at: Instant,
+    ) -> Result<(GitSource, RepoTree), AgentError> {
+        let entry = {
+            let mut repos = self.repos.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(repos.entry(source_name(application)).or_default())
+        };
+        let mut repo = entry.lock().await;
+        if let (Some(source), Some((started, commit))) = (&repo.source, &repo.last)
+            && *started >= wanted_at
+        {
+            debug!(application = %application.name, %commit, "sharing a fetch made for another application");
+            let (source, commit) = (source.clone(), commit.clone());
+            let reader = source.clone();
+            let tree = tokio::task::spawn_blocking(move || reader.tree(&commit))
+                .await
+                .map_err(|join| AgentError::Task {
+                    application: application.name.clone(),
+                    cause: join.to_string(),
+                })??;
+            return Ok((source, tree));
+        }
+        let started = Instant::now();
+        let (source, tree) = fetch(config, limits, application, repo.source.take()).await?;
+        repo.source = Some(source.clone());
+        repo.last = Some((started, tree.commit().unwrap_or_default().to_string()));
+        Ok((source, tree))
+    }
+
+    /// Forgets the repositories that none of `applications` follows.
+    fn retain(&self, applications: &[Application]) {
+        let names: Vec<String> = applications.iter().map(source_name).collect();
+        self.repos
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|name, _| names.contains(name));
+    }
 }
 
 /// How long a stopping agent lets syncs in progress finish.
@@ -171,6 +258,8 @@ pub struct AgentState {
     pub metrics: Arc<Metrics>,
     /// How many applications fetch, render and apply at once.
     pub limits: Limits,
+    /// The followed repositories, shared by their applications.
+    pub repos: SharedRepos,
     events: EventPublisher,
     notifier: std::sync::Mutex<Option<Notifier>>,
     applications: std::sync::RwLock<BTreeMap<String, ApplicationStatus>>,
@@ -279,6 +368,9 @@ struct Follower {
     drift: DriftWatch,
     /// Notified by those watches when someone else changes an object.
     drifted: Arc<Notify>,
+    /// The poll under way was asked for by a push: it must see the remote
+    /// as it is now, not as another application's fetch saw it.
+    pushed: bool,
 }
 
 impl Follower {
@@ -294,6 +386,7 @@ impl Follower {
             last_notice: None,
             drift: DriftWatch::default(),
             drifted: Arc::new(Notify::new()),
+            pushed: false,
         }
     }
 
@@ -321,6 +414,7 @@ impl Follower {
         let drifted = Arc::clone(&self.drifted);
         loop {
             let mut drift = false;
+            self.pushed = false;
             tokio::select! {
                 biased;
                 _ = stopping.wait_for(|stop| *stop) => {
@@ -330,6 +424,7 @@ impl Follower {
                 }
                 _ = wake.notified() => {
                     debug!(application = %self.application.name, "woken by a webhook");
+                    self.pushed = true;
                 }
                 _ = drifted.notified() => drift = true,
                 _ = tokio::time::sleep_until(self.next_due.into()) => {}
@@ -384,7 +479,15 @@ impl Follower {
         let config = state.config();
         let started = Instant::now();
         let application = self.application.clone();
-        let fetched = fetch(&config, &state.limits, &application, self.source.take())
+        // A one-off sync (`berth sync`) or a push must see the remote as it is now.
+        let wanted_at = if self.pushed || always {
+            started
+        } else {
+            started.checked_sub(SHARED_FETCH_AGE).unwrap_or(started)
+        };
+        let fetched = state
+            .repos
+            .fetch(&config, &state.limits, &application, wanted_at)
             .instrument(tracing::info_span!("fetch", application = %application.name))
             .await;
         state
@@ -536,6 +639,7 @@ impl Agent {
             ))),
             config: std::sync::RwLock::new(Arc::new(config)),
             limits,
+            repos: SharedRepos::default(),
             client,
             vault,
             metrics,
@@ -735,6 +839,7 @@ impl Agent {
             tokio::spawn(replaced.close(NOTIFY_GRACE));
         }
         self.state.metrics.set_applications(wanted.len());
+        self.state.repos.retain(&new.applications);
         self.state.metrics.record_config_reload(true);
         info!(
             added = %added.join(","),
@@ -746,8 +851,9 @@ impl Agent {
     }
 }
 
+/// The names of the cached repositories `config`'s applications follow.
 fn application_names(config: &AgentConfig) -> Vec<String> {
-    config.applications.iter().map(|a| a.name.clone()).collect()
+    config.applications.iter().map(source_name).collect()
 }
 
 /// Removes the git caches of applications other than `followed`.

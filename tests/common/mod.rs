@@ -60,6 +60,24 @@ impl TestAgent {
         context: &str,
         extra: &str,
     ) -> Self {
+        let applications: String = applications
+            .iter()
+            .map(|(name, url)| {
+                format!(
+                    "  - name: {name}\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n"
+                )
+            })
+            .collect();
+        Self::with_application_entries(cluster, &applications, context, extra).await
+    }
+
+    /// An agent whose `applications:` list is `applications` (YAML entries).
+    pub async fn with_application_entries(
+        cluster: &TestCluster,
+        applications: &str,
+        context: &str,
+        extra: &str,
+    ) -> Self {
         // BERTH_LOG=debug (a tracing filter) shows the agents' logs on stderr.
         if let Ok(filter) = std::env::var("BERTH_LOG") {
             berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
@@ -75,12 +93,6 @@ impl TestAgent {
              applications:\n{applications}",
             cache = dir.path().join("cache").display(),
             kubeconfig = cluster.admin_kubeconfig().display(),
-            applications = applications
-                .iter()
-                .map(|(name, url)| format!(
-                    "  - name: {name}\n    url: {url}\n    branch: {BRANCH}\n    poll_interval: 1s\n"
-                ))
-                .collect::<String>(),
         );
         let path = dir.path().join("berth.yaml");
         std::fs::write(&path, format!("{config}{extra}")).unwrap();

@@ -333,6 +333,8 @@ pub struct BasicAuth {
 /// outlive it; dropping it stops it.
 pub struct GitHttpServer {
     port: u16,
+    /// Ref advertisements served (`GET …/info/refs`): one per ref check or fetch.
+    ref_checks: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -353,6 +355,8 @@ impl GitHttpServer {
             )
         });
         let stopping = Arc::clone(&stop);
+        let ref_checks = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&ref_checks);
         let thread = std::thread::Builder::new()
             .name("berth-git-http".into())
             .spawn(move || {
@@ -363,8 +367,10 @@ impl GitHttpServer {
                     let Ok(stream) = stream else { continue };
                     let base_dir = base_dir.clone();
                     let expected = expected.clone();
+                    let counted = Arc::clone(&counted);
                     std::thread::spawn(move || {
-                        if let Err(error) = serve(stream, &base_dir, expected.as_deref()) {
+                        if let Err(error) = serve(stream, &base_dir, expected.as_deref(), &counted)
+                        {
                             eprintln!("git HTTP server: {error:#}");
                         }
                     });
@@ -373,6 +379,7 @@ impl GitHttpServer {
             .context("starting the git HTTP server thread")?;
         Ok(Self {
             port,
+            ref_checks,
             stop,
             thread: Some(thread),
         })
@@ -380,6 +387,12 @@ impl GitHttpServer {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// How many ref advertisements were served: each ref check or fetch a
+    /// client makes starts with one.
+    pub fn ref_checks(&self) -> usize {
+        self.ref_checks.load(Ordering::SeqCst)
     }
 
     /// `http://127.0.0.1:PORT/<name>`.
@@ -400,7 +413,12 @@ impl Drop for GitHttpServer {
 }
 
 /// Answers one request (the connection is closed afterwards).
-fn serve(stream: TcpStream, base_dir: &Path, expected_auth: Option<&str>) -> Result<()> {
+fn serve(
+    stream: TcpStream,
+    base_dir: &Path,
+    expected_auth: Option<&str>,
+    ref_checks: &std::sync::atomic::AtomicUsize,
+) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = stream;
@@ -445,6 +463,9 @@ fn serve(stream: TcpStream, base_dir: &Path, expected_auth: Option<&str>) -> Res
     }
 
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path.ends_with("/info/refs") {
+        ref_checks.fetch_add(1, Ordering::SeqCst);
+    }
     let mut command = git_command(base_dir);
     command
         .arg("http-backend")

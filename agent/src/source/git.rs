@@ -281,7 +281,7 @@ impl GitSource {
     }
 
     fn span(&self) -> tracing::Span {
-        info_span!("git_source", application = %self.name, url = %self.shown_url, branch = %self.branch)
+        info_span!("git_source", url = %self.shown_url, branch = %self.branch)
     }
 
     fn tracking_ref(&self) -> String {

@@ -1,6 +1,7 @@
 //! Developer commands for berth: `cargo xtask demo`, `cargo xtask tools`,
 //! `cargo xtask cluster up|down|list`.
 
+mod bench;
 mod demo;
 
 use std::path::PathBuf;
@@ -33,6 +34,11 @@ enum Task {
         #[arg(long, default_value_t = 0)]
         port: u16,
     },
+    /// Benchmarks that print figures (not tests): `bench fleet`.
+    Bench {
+        #[command(subcommand)]
+        benchmark: Benchmark,
+    },
     /// Build the pinned test servers (kube-apiserver, etcd, helm) into the cache, if missing.
     Tools {
         /// Only print the directory holding the binaries.
@@ -43,6 +49,33 @@ enum Task {
     Cluster {
         #[command(subcommand)]
         action: ClusterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum Benchmark {
+    /// berth following a fleet of releases on a local control plane.
+    Fleet {
+        #[arg(long, default_value_t = 200)]
+        releases: usize,
+        /// How many of them are large (ConfigMaps only).
+        #[arg(long, default_value_t = 4)]
+        large: usize,
+        #[arg(long, default_value_t = 2300)]
+        objects_per_large: usize,
+        /// The shared chart corpus (podinfo is taken from it).
+        #[arg(long, default_value = "../shared/charts")]
+        charts: PathBuf,
+        /// Replace the fleet section of this file with the table (e.g. docs/benchmarks.md).
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// Also run Flux's source-controller and helm-controller (built first
+        /// by tests/tools/build-flux.sh) against the same control plane.
+        #[arg(long)]
+        flux: bool,
+        /// Seconds each system is left idle while its idle figures are taken.
+        #[arg(long, default_value_t = 60)]
+        idle_seconds: u64,
     },
 }
 
@@ -82,6 +115,26 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Task::Demo { once, port } => demo::run(demo::DemoOptions { once, port })?,
+        Task::Bench {
+            benchmark:
+                Benchmark::Fleet {
+                    releases,
+                    large,
+                    objects_per_large,
+                    charts,
+                    write,
+                    flux,
+                    idle_seconds,
+                },
+        } => bench::fleet(bench::FleetOptions {
+            releases,
+            large,
+            objects_per_large,
+            charts,
+            write,
+            flux,
+            idle: std::time::Duration::from_secs(idle_seconds),
+        })?,
         Task::Tools { print_dir } => {
             let mut command = Command::new("bash");
             command.arg(tools::build_script());

@@ -19,7 +19,8 @@
 //! (release file → render → secrets → plan) is shared by [`reconcile::sync`]
 //! and [`diff`]. [`daemon`] follows every application and calls `sync`;
 //! [`drift`] watches what a release owns and wakes its follower when someone
-//! else changes it; [`logging`] writes the sync log.
+//! else changes it; [`limits`] bounds how many applications are in each
+//! stage at once; [`logging`] writes the sync log.
 
 pub mod apply;
 pub mod config;

@@ -13,6 +13,7 @@ use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// The API server refuses a ConfigMap whose data exceeds this.
 const CONFIG_MAP_LIMIT: usize = 1024 * 1024;
@@ -207,7 +208,7 @@ async fn a_missing_shard_is_a_clear_error_not_an_empty_inventory() {
 struct Daemon {
     state: std::sync::Arc<berth_agent::daemon::AgentState>,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<TestAgent>,
 }
 
 impl Daemon {
@@ -221,6 +222,7 @@ impl Daemon {
                     let _ = stopped.await;
                 })
                 .await;
+            agent
         });
         Daemon { state, stop, task }
     }
@@ -234,14 +236,15 @@ impl Daemon {
             .unwrap()
     }
 
-    async fn stop(self) {
-        self.stop_releasing(&[]).await;
+    /// Stops the agent; gives it back (to sync it once more by hand).
+    async fn stop(self) -> TestAgent {
+        self.stop_releasing(&[]).await
     }
 
     /// Stops the agent, closing the connections `hanging` holds until every
     /// follower has ended (a follower waiting for a fetch slot connects
     /// when it gets one).
-    async fn stop_releasing(self, hanging: &[&Hanging]) {
+    async fn stop_releasing(self, hanging: &[&Hanging]) -> TestAgent {
         let _ = self.stop.send(());
         let mut task = self.task;
         loop {
@@ -251,8 +254,7 @@ impl Daemon {
             if let Ok(ended) =
                 tokio::time::timeout(std::time::Duration::from_millis(100), &mut task).await
             {
-                ended.unwrap();
-                return;
+                return ended.unwrap();
             }
         }
     }
@@ -425,8 +427,17 @@ const BERTH_RESOURCES: [&str; 5] = [
 ];
 
 /// Requests kube-apiserver has served on [`BERTH_RESOURCES`] (not their
-/// subresources) with one of `verbs`, from its own `/metrics`.
+/// subresources) with one of `verbs`, dry runs apart, from its own `/metrics`.
 async fn apiserver_requests(client: &kube::Client, verbs: &[&str]) -> f64 {
+    apiserver_counts(client, verbs, false).await
+}
+
+/// Dry-run applies kube-apiserver has served on [`BERTH_RESOURCES`].
+async fn apiserver_dry_runs(client: &kube::Client) -> f64 {
+    apiserver_counts(client, &["APPLY", "PATCH"], true).await
+}
+
+async fn apiserver_counts(client: &kube::Client, verbs: &[&str], dry_run: bool) -> f64 {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap();
     let lines = text.lines().map(|line| Ok(line.to_string()));
@@ -442,6 +453,7 @@ async fn apiserver_requests(client: &kube::Client, verbs: &[&str]) -> f64 {
                 .is_some_and(|r| BERTH_RESOURCES.contains(&r))
         })
         .filter(|s| s.labels.get("subresource").unwrap_or("").is_empty())
+        .filter(|s| s.labels.get("dry_run").is_some_and(|d| !d.is_empty()) == dry_run)
         .map(|s| match s.value {
             prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
             _ => 0.0,
@@ -449,16 +461,44 @@ async fn apiserver_requests(client: &kube::Client, verbs: &[&str]) -> f64 {
         .sum()
 }
 
+/// Watches open on kube-apiserver, by resource of [`BERTH_RESOURCES`], from
+/// its own `/metrics` (`apiserver_longrunning_requests`).
+async fn apiserver_watches(client: &kube::Client) -> BTreeMap<&'static str, f64> {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    BERTH_RESOURCES
+        .iter()
+        .map(|resource| {
+            let open = scrape
+                .samples
+                .iter()
+                .filter(|s| s.metric == "apiserver_longrunning_requests")
+                .filter(|s| s.labels.get("verb") == Some("WATCH"))
+                .filter(|s| s.labels.get("resource") == Some(resource))
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => v,
+                    _ => 0.0,
+                })
+                .sum();
+            (*resource, open)
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn an_idle_agent_writes_nothing_and_lists_nothing() {
+async fn an_idle_agent_writes_nothing_and_a_full_comparison_without_drift_writes_nothing() {
     // A cluster of its own: no other test writes while this one counts.
     let cluster = berth_harness::TestCluster::start("idle").await.unwrap();
-    let repo = demo_repo("fleet-idle");
+    // Two releases in two namespaces, from one repository.
+    let names = ["fleet-idle-a", "fleet-idle-b"];
+    let repo = monorepo("fleet-idle", &names);
     let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
     let url = git.url_for(&repo);
-    let agent = TestAgent::with_applications(
+    let agent = TestAgent::with_application_entries(
         &cluster,
-        &[("fleet-idle", &url)],
+        &monorepo_entries(&url, &names),
         STAGING_PARIS,
         "full_compare_interval: 1h\n",
     )
@@ -466,24 +506,10 @@ async fn an_idle_agent_writes_nothing_and_lists_nothing() {
     let client = agent.client.clone();
     const WRITES: [&str; 5] = ["POST", "PUT", "PATCH", "APPLY", "DELETE"];
     let writes_at_start = apiserver_requests(&client, &WRITES).await;
+    let watches_at_start = apiserver_watches(&client).await;
     let daemon = Daemon::start(agent);
-    let polls = || {
-        let report = daemon.status("fleet-idle").last_report?;
-        Some((report.outcome, report.health.map(|h| h.health)))
-    };
-    let started = std::time::Instant::now();
-    while polls()
-        != Some((
-            Outcome::Succeeded,
-            Some(berth_agent::health::Health::Healthy),
-        ))
-    {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "first sync: {:?}",
-            polls()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for name in names {
+        wait_healthy(&daemon, name).await;
     }
     // Let the rollout's own writes (the controller manager's) settle.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
@@ -505,7 +531,39 @@ async fn an_idle_agent_writes_nothing_and_lists_nothing() {
     assert_eq!(writes, 0.0, "an idle agent wrote");
     assert_eq!(lists, 0.0, "an idle agent listed");
     assert_eq!(gets, 0.0, "an idle agent read objects");
-    daemon.stop().await;
+    // One drift watch per kind (Deployment, Service, ConfigMap), shared by
+    // the two releases: not one per release and namespace.
+    let watches = apiserver_watches(&client).await;
+    let opened: BTreeMap<&str, f64> = BERTH_RESOURCES
+        .iter()
+        .map(|r| (*r, watches[*r] - watches_at_start[*r]))
+        .collect();
+    eprintln!("watches berth opened, by resource: {opened:?}");
+    assert_eq!(opened["deployments"], 1.0, "{opened:?}");
+    assert_eq!(opened["services"], 1.0, "{opened:?}");
+    assert_eq!(opened["configmaps"], 1.0, "{opened:?}");
+    assert_eq!(daemon.state.drift.len(), 3);
+
+    // A full comparison of a release that did not drift reads and dry-runs
+    // every object and writes none.
+    let mut agent = daemon.stop().await;
+    let writes_before = apiserver_requests(&client, &WRITES).await;
+    let dry_runs_before = apiserver_dry_runs(&client).await;
+    let reports = agent.agent.sync_once(None, true).await;
+    assert_eq!(reports.len(), 2);
+    for report in &reports {
+        succeeded(report);
+        assert_eq!(report.counts.unchanged, 3, "{report:?}");
+    }
+    assert!(
+        apiserver_dry_runs(&client).await > dry_runs_before,
+        "the full comparison dry-ran nothing"
+    );
+    assert_eq!(
+        apiserver_requests(&client, &WRITES).await - writes_before,
+        0.0,
+        "a full comparison without drift wrote"
+    );
 }
 
 /// Waits until the daemon's last sync of `application` succeeded and found
@@ -663,12 +721,10 @@ async fn kubectl_scale_and_edit_are_undone_within_seconds_without_a_full_compari
     daemon.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn applications_of_one_repository_share_its_fetches() {
-    let cluster = shared().await;
-    // A monorepo: two applications, each with its release file and chart.
-    let repo = berth_harness::git::TestRepo::new("fleet-mono").unwrap();
-    let names = ["fleet-mono-a", "fleet-mono-b"];
+/// A repository holding the demo application once per name, each in
+/// `apps/<name>/` with its release file (release and namespace `name`).
+fn monorepo(repo_name: &str, names: &[&str]) -> berth_harness::git::TestRepo {
+    let repo = berth_harness::git::TestRepo::new(repo_name).unwrap();
     for name in names {
         let dir = repo.path().join("apps").join(name);
         berth_harness::git::copy_tree(&fixture().join("deploy"), &dir).unwrap();
@@ -679,10 +735,13 @@ async fn applications_of_one_repository_share_its_fetches() {
             .replace("namespace: demo\n", &format!("namespace: {name}\n"));
         std::fs::write(&release, text).unwrap();
     }
-    repo.commit("two applications").unwrap();
-    let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
-    let url = git.url_for(&repo);
-    let entries: String = names
+    repo.commit("applications").unwrap();
+    repo
+}
+
+/// Configuration entries following each of `names` in the monorepo at `url`.
+fn monorepo_entries(url: &str, names: &[&str]) -> String {
+    names
         .iter()
         .map(|name| {
             format!(
@@ -690,10 +749,19 @@ async fn applications_of_one_repository_share_its_fetches() {
                 berth_harness::git::BRANCH
             )
         })
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applications_of_one_repository_share_its_fetches() {
+    let cluster = shared().await;
+    let names = ["fleet-mono-a", "fleet-mono-b"];
+    let repo = monorepo("fleet-mono", &names);
+    let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let url = git.url_for(&repo);
     let agent = TestAgent::with_application_entries(
         cluster,
-        &entries,
+        &monorepo_entries(&url, &names),
         STAGING_PARIS,
         "full_compare_interval: 6h\n",
     )

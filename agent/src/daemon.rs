@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument as _, debug, error, info, warn};
 
 use crate::config::{AgentConfig, Application, ConfigError, CredentialsConfig};
-use crate::drift::DriftWatch;
+use crate::drift::{DriftWatch, DriftWatches};
 use crate::events::EventPublisher;
 use crate::inventory::{Counts, Outcome};
 use crate::limits::Limits;
@@ -29,9 +29,9 @@ use crate::webhooks::same_repository;
 
 /// Longest wait between attempts at an unreachable repository.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// How old a fetch of a shared repository may be for a scheduled poll of
-/// another application to use it (followers of one repository wake a few
-/// milliseconds apart). A poll woken by a push never uses an older fetch.
+/// How old a fetch of a shared repository may be for a poll woken by drift
+/// to use it. A scheduled poll uses a fetch made since it was due; a poll
+/// woken by a push never uses an older fetch.
 const SHARED_FETCH_AGE: Duration = Duration::from_secs(1);
 /// How long a follower lets a burst of changes by someone else settle
 /// before it compares the release (a `kubectl edit` writes once, a rollout
@@ -172,9 +172,19 @@ pub async fn fetch(
 /// The repositories the agent follows, each shared by the applications that
 /// follow the same repository, branch and credentials: a fetch made for one
 /// of them serves the others that asked for it before it started.
-#[derive(Default)]
 pub struct SharedRepos {
     repos: std::sync::Mutex<BTreeMap<String, Arc<Mutex<SharedRepo>>>>,
+    /// Where the poll schedules start.
+    epoch: Instant,
+}
+
+impl Default for SharedRepos {
+    fn default() -> Self {
+        SharedRepos {
+            repos: Default::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -220,6 +230,22 @@ impl SharedRepos {
         Ok((source, tree))
     }
 
+    /// When `application` next polls after `after`: the applications of one
+    /// repository that poll at the same interval poll at the same instants,
+    /// so that one fetch a cycle serves them all; each repository has its
+    /// own phase, so that their fetches spread over the interval.
+    pub fn next_poll(&self, application: &Application, after: Instant) -> Instant {
+        let interval = application.poll_interval.as_millis().max(1);
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&source_name(application), &mut hasher);
+        let phase = u128::from(std::hash::Hasher::finish(&hasher)) % interval;
+        let since = after.saturating_duration_since(self.epoch).as_millis();
+        // The first instant epoch + phase + k × interval after `after`.
+        let k = (since + interval - phase) / interval;
+        let at = (k * interval + phase) as u64;
+        self.epoch + Duration::from_millis(at)
+    }
+
     /// Forgets the repositories that none of `applications` follows.
     fn retain(&self, applications: &[Application]) {
         let names: Vec<String> = applications.iter().map(source_name).collect();
@@ -260,6 +286,8 @@ pub struct AgentState {
     pub limits: Limits,
     /// The followed repositories, shared by their applications.
     pub repos: SharedRepos,
+    /// The watches of the releases' objects, one per kind.
+    pub drift: Arc<DriftWatches>,
     events: EventPublisher,
     notifier: std::sync::Mutex<Option<Notifier>>,
     applications: std::sync::RwLock<BTreeMap<String, ApplicationStatus>>,
@@ -371,6 +399,9 @@ struct Follower {
     /// The poll under way was asked for by a push: it must see the remote
     /// as it is now, not as another application's fetch saw it.
     pushed: bool,
+    /// The poll under way is the scheduled one due at this instant: a fetch
+    /// of the repository made since then serves it.
+    scheduled: Option<Instant>,
 }
 
 impl Follower {
@@ -387,6 +418,7 @@ impl Follower {
             drift: DriftWatch::default(),
             drifted: Arc::new(Notify::new()),
             pushed: false,
+            scheduled: None,
         }
     }
 
@@ -415,10 +447,12 @@ impl Follower {
         loop {
             let mut drift = false;
             self.pushed = false;
+            self.scheduled = None;
             tokio::select! {
                 biased;
                 _ = stopping.wait_for(|stop| *stop) => {
-                    // The watches end with the follow; a new follow starts its own.
+                    // The release leaves the watches with the follow; a new follow
+                    // joins them after its first sync.
                     self.drift = DriftWatch::default();
                     return self;
                 }
@@ -427,7 +461,9 @@ impl Follower {
                     self.pushed = true;
                 }
                 _ = drifted.notified() => drift = true,
-                _ = tokio::time::sleep_until(self.next_due.into()) => {}
+                _ = tokio::time::sleep_until(self.next_due.into()) => {
+                    self.scheduled = Some(self.next_due);
+                }
             }
             if drift {
                 tokio::time::sleep(DRIFT_SETTLE).await;
@@ -442,7 +478,7 @@ impl Follower {
                 && !report.tracked.is_empty()
             {
                 self.drift
-                    .follow(&state.client, release, &report.tracked, &self.drifted);
+                    .follow(&state.drift, release, &report.tracked, &self.drifted);
             }
         }
     }
@@ -460,7 +496,10 @@ impl Follower {
         state.update(&self.application.name, |status| {
             status.last_poll = Some(now);
             if let Some(report) = &report {
-                status.last_report = Some(report.clone());
+                // The status page needs no list of the release's objects.
+                let mut kept = report.clone();
+                kept.tracked = Vec::new();
+                status.last_report = Some(kept);
                 status.last_sync = Some(now);
             }
         });
@@ -482,6 +521,8 @@ impl Follower {
         // A one-off sync (`berth sync`) or a push must see the remote as it is now.
         let wanted_at = if self.pushed || always {
             started
+        } else if let Some(due) = self.scheduled {
+            due.min(started)
         } else {
             started.checked_sub(SHARED_FETCH_AGE).unwrap_or(started)
         };
@@ -525,7 +566,7 @@ impl Follower {
         };
         let commit = tree.commit().unwrap_or_default().to_string();
         self.failures = 0;
-        self.next_due = Instant::now() + application.poll_interval;
+        self.next_due = state.repos.next_poll(&application, Instant::now());
         if !always && !full_compare && self.last_commit.as_deref() == Some(commit.as_str()) {
             return None;
         }
@@ -640,6 +681,7 @@ impl Agent {
             config: std::sync::RwLock::new(Arc::new(config)),
             limits,
             repos: SharedRepos::default(),
+            drift: Arc::new(DriftWatches::new(client.clone(), Arc::clone(&metrics))),
             client,
             vault,
             metrics,
@@ -949,4 +991,55 @@ pub async fn serve(
     let _ = serving.await;
     agent.finish().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn application(name: &str, url: &str, every: Duration) -> Application {
+        Application {
+            name: name.into(),
+            url: url.into(),
+            branch: "main".into(),
+            release_file: format!("apps/{name}/release.yaml"),
+            poll_interval: every,
+            credentials: None,
+        }
+    }
+
+    #[test]
+    fn applications_of_one_repository_poll_at_the_same_instants() {
+        let repos = SharedRepos::default();
+        let every = Duration::from_secs(10);
+        let a = application("a", "https://git.example/apps.git", every);
+        let b = application("b", "https://git.example/apps.git", every);
+        for offset_ms in [0, 1, 3_700, 9_999, 10_000, 123_456] {
+            let after = repos.epoch + Duration::from_millis(offset_ms);
+            let next = repos.next_poll(&a, after);
+            assert!(next > after && next <= after + every, "{offset_ms}");
+            // b, of the same repository, ends its poll later in the cycle
+            // (a slower sync): it still polls next with a.
+            let later = after + Duration::from_millis(1);
+            if next > later {
+                assert_eq!(repos.next_poll(&b, later), next, "{offset_ms}");
+            }
+            assert_eq!(repos.next_poll(&b, after), next);
+            // A cycle later, one interval later.
+            assert_eq!(repos.next_poll(&a, next), next + every);
+        }
+    }
+
+    #[test]
+    fn repositories_poll_at_their_own_phases() {
+        let repos = SharedRepos::default();
+        let every = Duration::from_secs(10);
+        let phases: std::collections::BTreeSet<Instant> = (0..20)
+            .map(|n| {
+                let app = application("a", &format!("https://git.example/r{n}.git"), every);
+                repos.next_poll(&app, repos.epoch)
+            })
+            .collect();
+        assert!(phases.len() > 10, "{} distinct phases of 20", phases.len());
+    }
 }

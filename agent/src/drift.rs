@@ -1,15 +1,20 @@
 //! Event-driven drift: after a sync, berth watches the objects the release
-//! owns (by its release label, metadata only) and wakes the release's
-//! follower when someone else changes or deletes one, so a `kubectl scale`
-//! or `kubectl edit` is undone within seconds rather than at the next full
-//! comparison. The wake runs a full comparison of the release, which writes
-//! only the objects whose dry run differs from the live object.
+//! owns and wakes the release's follower when someone else changes or
+//! deletes one, so a `kubectl scale` or `kubectl edit` is undone within
+//! seconds rather than at the next full comparison. The wake runs a full
+//! comparison of the release, which writes only the objects whose dry run
+//! differs from the live object.
 //!
-//! What is kept per object is a 32-byte digest of what other field managers
-//! own in it, so memory grows with the number of objects, not their size.
+//! There is one watch per kind across the cluster (metadata only, by the
+//! release label), shared by every release that holds objects of that
+//! kind: a fleet of a thousand releases in a thousand namespaces holds a
+//! handful of connections to the API server, not thousands. What is kept
+//! per object is a 32-byte digest of what other field managers own in it
+//! and its release's name, so memory grows with the number of objects, not
+//! their size.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
@@ -19,91 +24,167 @@ use kube::{Client, ResourceExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::health::Tracked;
+use crate::metrics::Metrics;
 use crate::objects::{FIELD_MANAGER, RELEASE_LABEL};
 
-/// One watch: a kind in a namespace (`None`: cluster-scoped).
-type WatchKey = (String, String, Option<String>);
+/// One watch: a kind (api version and kind).
+type KindKey = (String, String);
 
-/// The watches of one release; dropping it stops them.
+/// The releases being watched: whom to wake, and which kinds each holds.
 #[derive(Default)]
-pub struct DriftWatch {
-    release: String,
-    watches: BTreeMap<WatchKey, JoinHandle<()>>,
+struct Releases {
+    by_name: HashMap<String, (Arc<Notify>, BTreeSet<KindKey>)>,
 }
 
-impl Drop for DriftWatch {
+impl Releases {
+    fn wake(&self, release: &str) {
+        if let Some((drifted, _)) = self.by_name.get(release) {
+            drifted.notify_one();
+        }
+    }
+}
+
+/// The drift watches of every release the agent follows.
+pub struct DriftWatches {
+    client: Client,
+    metrics: Arc<Metrics>,
+    releases: Arc<RwLock<Releases>>,
+    kinds: Mutex<BTreeMap<KindKey, JoinHandle<()>>>,
+}
+
+impl Drop for DriftWatches {
     fn drop(&mut self) {
-        for task in self.watches.values() {
+        for task in self
+            .kinds
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
             task.abort();
         }
     }
 }
 
-impl DriftWatch {
-    /// Watches `release`'s objects, one watch per kind and namespace of
-    /// `objects`; keeps the watches that are still wanted and stops the
-    /// others. `drifted` is notified on every change someone else makes.
-    pub fn follow(
-        &mut self,
-        client: &Client,
-        release: &str,
-        objects: &[Tracked],
-        drifted: &Arc<Notify>,
-    ) {
-        if release != self.release {
-            for (_, task) in std::mem::take(&mut self.watches) {
-                task.abort();
-            }
-            self.release = release.to_string();
+impl DriftWatches {
+    pub fn new(client: Client, metrics: Arc<Metrics>) -> DriftWatches {
+        DriftWatches {
+            client,
+            metrics,
+            releases: Arc::default(),
+            kinds: Mutex::default(),
         }
-        let mut wanted: BTreeMap<WatchKey, &ApiResource> = BTreeMap::new();
+    }
+
+    /// From now on, wakes `drifted` when someone else changes one of
+    /// `release`'s objects (`objects`, what its last sync left); starts the
+    /// watches of kinds no release held before.
+    fn watch(&self, release: &str, objects: &[Tracked], drifted: &Arc<Notify>) {
+        let mut resources: BTreeMap<KindKey, &ApiResource> = BTreeMap::new();
         for tracked in objects {
-            wanted.insert(
+            resources.insert(
                 (
                     tracked.resource.api_version.clone(),
                     tracked.resource.kind.clone(),
-                    tracked.object.namespace.clone(),
                 ),
                 &tracked.resource,
             );
         }
-        self.watches.retain(|key, task| {
-            let keep = wanted.contains_key(key);
-            if !keep {
-                task.abort();
-            }
-            keep
-        });
-        for (key, resource) in wanted {
-            if self.watches.contains_key(&key) {
+        {
+            let mut releases = self.releases.write().unwrap_or_else(|p| p.into_inner());
+            releases.by_name.insert(
+                release.to_string(),
+                (Arc::clone(drifted), resources.keys().cloned().collect()),
+            );
+        }
+        let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, resource) in resources {
+            if kinds.contains_key(&key) {
                 continue;
             }
-            // Metadata only: the watch never holds whole objects.
-            let api: Api<PartialObjectMeta<DynamicObject>> = match &key.2 {
-                Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
-                None => Api::all_with(client.clone(), resource),
-            };
-            debug!(%release, kind = %key.1, namespace = key.2.as_deref().unwrap_or(""), "watching for drift");
-            let task = tokio::spawn(watch(
-                api,
-                release.to_string(),
-                key.1.clone(),
-                Arc::clone(drifted),
-            ));
-            self.watches.insert(key, task);
+            // Metadata only, across the cluster: the watch never holds
+            // whole objects and serves every release.
+            let api: Api<PartialObjectMeta<DynamicObject>> =
+                Api::all_with(self.client.clone(), resource);
+            debug!(kind = %key.1, api_version = %key.0, "watching for drift");
+            let task = tokio::spawn(watch_kind(api, key.1.clone(), Arc::clone(&self.releases)));
+            kinds.insert(key, task);
         }
+        self.stop_unused(&mut kinds);
     }
 
-    /// How many watches run (one per kind and namespace).
+    /// Stops waking anyone for `release`; stops the watches of kinds no
+    /// release holds any more.
+    fn forget(&self, release: &str) {
+        self.releases
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .remove(release);
+        let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        self.stop_unused(&mut kinds);
+    }
+
+    fn stop_unused(&self, kinds: &mut BTreeMap<KindKey, JoinHandle<()>>) {
+        let releases = self.releases.read().unwrap_or_else(|p| p.into_inner());
+        kinds.retain(|key, task| {
+            let used = releases
+                .by_name
+                .values()
+                .any(|(_, held)| held.contains(key));
+            if !used {
+                debug!(kind = %key.1, api_version = %key.0, "no release holds this kind; its drift watch stops");
+                task.abort();
+            }
+            used
+        });
+        self.metrics.set_drift_watches(kinds.len());
+    }
+
+    /// How many watches run (one per kind the releases hold).
     pub fn len(&self) -> usize {
-        self.watches.len()
+        self.kinds.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.watches.is_empty()
+        self.len() == 0
+    }
+}
+
+/// One release's place in the [`DriftWatches`]; dropping it stops waking
+/// the release's follower.
+#[derive(Default)]
+pub struct DriftWatch {
+    watching: Option<(Arc<DriftWatches>, String)>,
+}
+
+impl Drop for DriftWatch {
+    fn drop(&mut self) {
+        if let Some((watches, release)) = self.watching.take() {
+            watches.forget(&release);
+        }
+    }
+}
+
+impl DriftWatch {
+    /// Watches `release`'s `objects` from now on, waking `drifted` (in
+    /// place of what this handle watched before).
+    pub fn follow(
+        &mut self,
+        watches: &Arc<DriftWatches>,
+        release: &str,
+        objects: &[Tracked],
+        drifted: &Arc<Notify>,
+    ) {
+        if let Some((old, old_release)) = &self.watching
+            && (old_release != release || !Arc::ptr_eq(old, watches))
+        {
+            old.forget(old_release);
+        }
+        watches.watch(release, objects, drifted);
+        self.watching = Some((Arc::clone(watches), release.to_string()));
     }
 }
 
@@ -144,49 +225,117 @@ fn foreign_fields(object: &PartialObjectMeta<DynamicObject>) -> ([u8; 32], Strin
     (digest, managers.join(", "))
 }
 
-async fn watch(
-    api: Api<PartialObjectMeta<DynamicObject>>,
+/// What the watch of one kind last saw of an object.
+struct Seen {
     release: String,
+    digest: [u8; 32],
+}
+
+async fn watch_kind(
+    api: Api<PartialObjectMeta<DynamicObject>>,
     kind: String,
-    drifted: Arc<Notify>,
+    releases: Arc<RwLock<Releases>>,
 ) {
-    let config = watcher::Config::default().labels(&format!("{RELEASE_LABEL}={release}"));
+    let config = watcher::Config::default().labels(RELEASE_LABEL);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    // uid → digest of the other managers' fields, as last seen.
-    let mut seen: HashMap<String, [u8; 32]> = HashMap::new();
+    // uid → what was last seen; what the first list finds is what the
+    // syncs just compared.
+    let mut seen: HashMap<String, Seen> = HashMap::new();
+    let mut listed_once = false;
+    // Objects seen before a relist that the relist did not return.
+    let mut relisted: Option<BTreeSet<String>> = None;
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if status.code == 403 =>
+            {
+                warn!(%kind, reason = %status.message,
+                    "berth may not watch this kind across the cluster; its drift is found by the full comparison only");
+                return;
+            }
             Err(error) => {
                 // The watcher backs off and lists again by itself.
-                debug!(%release, %kind, %error, "drift watch interrupted");
+                debug!(%kind, %error, "drift watch interrupted");
                 continue;
             }
         };
-        match event {
-            // What the watch starts with is what the sync just compared.
-            watcher::Event::InitApply(object) => {
-                seen.insert(object.uid().unwrap_or_default(), foreign_fields(&object).0);
+        let (release, change) = match event {
+            watcher::Event::Init => {
+                relisted = listed_once.then(BTreeSet::new);
+                continue;
             }
-            watcher::Event::Apply(object) => {
-                let (digest, managers) = foreign_fields(&object);
-                let before = seen.insert(object.uid().unwrap_or_default(), digest);
-                // An empty set after a change is berth having taken its
-                // fields back: nothing to compare.
-                if before != Some(digest) && !managers.is_empty() {
-                    info!(%release, object = %format!("{kind} {}", object.name_any()),
-                        managers = %managers,
-                        "managed object changed by another field manager; comparing the release");
-                    drifted.notify_one();
+            watcher::Event::InitDone => {
+                listed_once = true;
+                if let Some(found) = relisted.take() {
+                    // Deleted while the watch was down.
+                    let gone: Vec<String> = seen
+                        .keys()
+                        .filter(|uid| !found.contains(*uid))
+                        .cloned()
+                        .collect();
+                    let releases = releases.read().unwrap_or_else(|p| p.into_inner());
+                    for uid in gone {
+                        if let Some(object) = seen.remove(&uid) {
+                            info!(release = %object.release, %kind,
+                                "managed object deleted while the watch was down; comparing the release");
+                            releases.wake(&object.release);
+                        }
+                    }
                 }
+                continue;
+            }
+            watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
+                let Some(release) = object.labels().get(RELEASE_LABEL).cloned() else {
+                    continue;
+                };
+                let uid = object.uid().unwrap_or_default();
+                if let Some(found) = &mut relisted {
+                    found.insert(uid.clone());
+                }
+                let (digest, managers) = foreign_fields(&object);
+                let before = seen.insert(
+                    uid,
+                    Seen {
+                        release: release.clone(),
+                        digest,
+                    },
+                );
+                // The first sight of an object is the state a sync left;
+                // an empty set after a change is berth having taken its
+                // fields back: nothing to compare.
+                let changed = before.is_some_and(|b| b.digest != digest) && !managers.is_empty();
+                if !changed {
+                    continue;
+                }
+                let change = format!(
+                    "{kind} {} changed by another field manager ({managers})",
+                    object.name_any()
+                );
+                (release, change)
             }
             watcher::Event::Delete(object) => {
-                seen.remove(&object.uid().unwrap_or_default());
-                info!(%release, object = %format!("{kind} {}", object.name_any()),
-                    "managed object deleted; comparing the release");
-                drifted.notify_one();
+                // An object whose release label was taken away leaves the
+                // watch as a deletion, without the label.
+                let last = seen.remove(&object.uid().unwrap_or_default());
+                let Some(release) = object
+                    .labels()
+                    .get(RELEASE_LABEL)
+                    .cloned()
+                    .or(last.map(|seen| seen.release))
+                else {
+                    continue;
+                };
+                (
+                    release,
+                    format!("{kind} {} deleted or unlabelled", object.name_any()),
+                )
             }
-            watcher::Event::Init | watcher::Event::InitDone => {}
+        };
+        let releases = releases.read().unwrap_or_else(|p| p.into_inner());
+        if releases.by_name.contains_key(&release) {
+            info!(%release, change = %change, "managed object changed; comparing the release");
+            releases.wake(&release);
         }
     }
 }

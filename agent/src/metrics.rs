@@ -104,6 +104,7 @@ pub struct Metrics {
     config_reload_ok: Gauge,
     notifications: Family<SinkLabels, Counter>,
     applications: Gauge,
+    drift_watches: Gauge,
     /// The release whose health each application's gauges describe.
     health_release: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
@@ -132,6 +133,7 @@ impl Metrics {
             config_reload_ok: Gauge::default(),
             notifications: Family::default(),
             applications: Gauge::default(),
+            drift_watches: Gauge::default(),
             health_release: Default::default(),
             registry: Registry::default(),
         };
@@ -204,6 +206,11 @@ impl Metrics {
             "applications",
             "Applications this agent follows",
             metrics.applications.clone(),
+        );
+        registry.register(
+            "drift_watches",
+            "Watches of the releases' objects open on the API server (one per kind, shared by every release)",
+            metrics.drift_watches.clone(),
         );
         registry.register(
             "build",
@@ -321,6 +328,10 @@ impl Metrics {
         if !ok {
             self.fetch_errors.get_or_create(&labels).inc();
         }
+    }
+
+    pub fn set_drift_watches(&self, watches: usize) {
+        self.drift_watches.set(watches as i64);
     }
 
     pub fn record_webhook(&self, provider: &str, result: &str) {

@@ -48,6 +48,8 @@ struct Figures {
     idle_rss_kib: f64,
     idle_cpu_per_minute: f64,
     idle_requests: String,
+    /// TCP connections to kube-apiserver open while idle (watches and the pool).
+    idle_connections: usize,
     ref_checks_per_cycle: String,
     full_comparison_requests: String,
     full_comparison: String,
@@ -305,6 +307,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     let idle_cpu = cpu_seconds(pid)? - cpu_before;
     let idle_ref_checks = git.ref_checks() - refs_before;
     let idle_rss = proc_status_kib(pid, "VmRSS")?;
+    let idle_connections = api_connections(&[pid], cluster.server_url())?;
     let cycles = options.idle.as_secs() as f64 / POLL_INTERVAL_SECS as f64;
 
     // Commit → applied, announced by a webhook, then found by polling;
@@ -369,6 +372,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         idle_rss_kib: idle_rss,
         idle_cpu_per_minute: idle_cpu * 60.0 / options.idle.as_secs_f64(),
         idle_requests: per_cycle(&idle_requests, cycles),
+        idle_connections,
         ref_checks_per_cycle: format!("{:.1}", idle_ref_checks as f64 / cycles),
         full_comparison_requests: per_cycle(&full_requests, 1.0),
         full_comparison: format!("{:.1} s", full_took.as_secs_f64()),
@@ -435,6 +439,11 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         &mut table,
         "API requests per idle poll cycle, by verb (the control plane's own subtracted)",
         &|f| f.idle_requests.clone(),
+    );
+    row(
+        &mut table,
+        "connections to kube-apiserver while idle",
+        &|f| f.idle_connections.to_string(),
     );
     row(&mut table, "git ref checks per idle poll cycle", &|f| {
         f.ref_checks_per_cycle.clone()
@@ -696,6 +705,55 @@ fn percentiles(samples: &mut [Duration]) -> String {
     )
 }
 
+/// Established TCP connections of `pids` to the API server at `server`
+/// (`https://127.0.0.1:PORT`), from /proc/net/tcp and the processes' fds.
+fn api_connections(pids: &[u32], server: &str) -> Result<usize> {
+    let port: u16 = server
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("no port in {server}"))?;
+    let mut inodes = std::collections::BTreeSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // rem_address is field 2 (hex ip:port), st field 3 (01: established), inode field 9.
+            let (Some(remote), Some(state), Some(inode)) =
+                (fields.get(2), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let remote_port = remote
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if remote_port == Some(port) && *state == "01" {
+                inodes.insert(inode.to_string());
+            }
+        }
+    }
+    let mut count = 0;
+    for pid in pids {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy();
+            if let Some(inode) = target
+                .strip_prefix("socket:[")
+                .and_then(|t| t.strip_suffix(']'))
+                && inodes.contains(inode)
+            {
+                count += 1;
+            }
+        }
+    }
+    Ok(count)
+}
+
 fn proc_status_kib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -932,6 +990,7 @@ async fn run_flux(
         .iter()
         .map(|p| proc_status_kib(*p, "VmRSS").unwrap_or(0.0))
         .sum();
+    let idle_connections = api_connections(&pids, cluster.server_url())?;
     let cycles = options.idle.as_secs() as f64 / POLL_INTERVAL_SECS as f64;
 
     let small: Vec<&Release> = releases.iter().filter(|r| !r.large).collect();
@@ -952,6 +1011,7 @@ async fn run_flux(
         idle_rss_kib: idle_rss,
         idle_cpu_per_minute: idle_cpu * 60.0 / options.idle.as_secs_f64(),
         idle_requests: per_cycle(&idle_requests, cycles),
+        idle_connections,
         ref_checks_per_cycle: format!("{:.1}", idle_ref_checks as f64 / cycles),
         full_comparison_requests: "- (no such operation)".into(),
         full_comparison: "- (drift detection is off by default)".into(),

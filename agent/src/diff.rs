@@ -82,6 +82,7 @@ pub async fn diff_applications(
                 full_compare: true,
                 // Show every deletion; the guard applies when syncing.
                 max_prune_fraction: 1.0,
+                keep_compared: true,
                 clock: &StageClock::default(),
                 limits: &limits,
             },

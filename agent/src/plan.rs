@@ -226,6 +226,11 @@ pub struct PlanSettings {
     pub max_prune_fraction: f64,
     /// Take over fields that another field manager set (corrects manual edits).
     pub force_conflicts: bool,
+    /// Keep each object's live version and dry run whole (for `berth diff`);
+    /// otherwise the live object keeps only the metadata the apply reads and
+    /// the dry run is dropped once compared, so that the plan of a release
+    /// of 10,000 objects holds each object once.
+    pub keep_compared: bool,
 }
 
 /// Builds the plan: places each object in its namespace, checks scope and
@@ -445,7 +450,11 @@ async fn preflight(
                 {
                     item.action = Action::Skip;
                 }
-                item.dry_run = Some(result);
+                if settings.keep_compared {
+                    item.dry_run = Some(result);
+                } else {
+                    item.live = item.live.take().map(identity_only);
+                }
             }
             Err(kube::Error::Api(status)) => {
                 return Err(PlanError::Rejected {
@@ -464,6 +473,20 @@ async fn preflight(
         debug!(object = %item.object_ref, "preflight passed");
     }
     Ok(())
+}
+
+/// What the apply reads of a live object: that it exists, and its version.
+fn identity_only(live: DynamicObject) -> DynamicObject {
+    DynamicObject {
+        types: live.types,
+        metadata: kube::api::ObjectMeta {
+            name: live.metadata.name,
+            namespace: live.metadata.namespace,
+            resource_version: live.metadata.resource_version,
+            ..Default::default()
+        },
+        data: Value::Null,
+    }
 }
 
 /// Server-side apply as berth's field manager.

@@ -301,6 +301,9 @@ pub struct Reconcile<'a> {
     pub full_compare: bool,
     /// Largest share of the release's objects the plan may delete.
     pub max_prune_fraction: f64,
+    /// Keep each object's live version and dry run in the plan (`berth
+    /// diff` shows them); a sync keeps only what its apply needs.
+    pub keep_compared: bool,
     /// Where the stages' durations go.
     pub clock: &'a StageClock,
     /// How many syncs render and plan at once.
@@ -394,6 +397,7 @@ pub async fn prepare_release(
         vault,
         full_compare,
         max_prune_fraction,
+        keep_compared,
         clock,
         limits,
     } = reconcile;
@@ -452,17 +456,17 @@ pub async fn prepare_release(
         full_compare,
         max_prune_fraction,
         force_conflicts: config.force_conflicts,
+        keep_compared,
     };
+    // The plan takes the objects over (and the sync needs no manifests
+    // text): a large release is held once, not three times.
+    let objects = std::mem::take(&mut rendered.objects);
+    if !keep_compared {
+        rendered.manifests = String::new();
+    }
     let planning = async {
         let _permit = limits.apply().await;
-        plan::plan(
-            client,
-            &rendered.release,
-            rendered.objects.clone(),
-            &previous,
-            &settings,
-        )
-        .await
+        plan::plan(client, &rendered.release, objects, &previous, &settings).await
     };
     let plan = clock
         .time("plan", planning.instrument(info_span!("plan")))
@@ -922,6 +926,7 @@ async fn run_stages(
             // A rollback compares everything: the objects are those of an older render.
             full_compare: full_compare || matches!(mode, Mode::Rollback { .. }),
             max_prune_fraction: config.max_prune_fraction,
+            keep_compared: false,
             clock,
             limits,
         },

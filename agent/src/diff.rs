@@ -160,7 +160,7 @@ pub fn diff_plan(plan: &Plan) -> Vec<ObjectDiff> {
         let name = item.object_ref.to_string();
         let mut desired = item
             .dry_run
-            .as_ref()
+            .as_deref()
             .map(comparable)
             .unwrap_or_else(|| item.object.manifest.clone());
         match &item.live {

@@ -178,9 +178,11 @@ pub struct PlannedObject {
     pub digest: String,
     pub action: Action,
     /// The live object, read during preflight (None when it does not exist).
-    pub live: Option<DynamicObject>,
+    /// Boxed, like the dry run: most planned objects have neither, and a
+    /// release of thousands of objects keeps its plan small.
+    pub live: Option<Box<DynamicObject>>,
     /// What the API server would store, from a server-side dry run.
-    pub dry_run: Option<DynamicObject>,
+    pub dry_run: Option<Box<DynamicObject>>,
 }
 
 /// The plan of one sync.
@@ -252,7 +254,7 @@ pub async fn plan(
         .chain(release.scope.namespaces.iter().map(String::as_str))
         .collect();
 
-    let mut planned: Vec<PlannedObject> = Vec::new();
+    let mut planned: Vec<PlannedObject> = Vec::with_capacity(rendered.len());
     let mut seen: BTreeMap<ObjectRef, String> = BTreeMap::new();
     for mut object in rendered {
         let before = object.object_ref();
@@ -384,6 +386,7 @@ async fn preflight(
         item.live = api
             .get_opt(&item.object_ref.name)
             .await
+            .map(|live| live.map(Box::new))
             .map_err(|source| PlanError::Kube {
                 context: format!("reading {}", item.object_ref),
                 source,
@@ -451,9 +454,9 @@ async fn preflight(
                     item.action = Action::Skip;
                 }
                 if settings.keep_compared {
-                    item.dry_run = Some(result);
+                    item.dry_run = Some(Box::new(result));
                 } else {
-                    item.live = item.live.take().map(identity_only);
+                    item.live = item.live.take().map(|live| Box::new(identity_only(*live)));
                 }
             }
             Err(kube::Error::Api(status)) => {

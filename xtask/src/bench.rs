@@ -97,7 +97,7 @@ pub fn fleet(options: FleetOptions) -> Result<()> {
     let table = runtime.block_on(run(&berth, &options))?;
     println!("\n{table}");
     if let Some(path) = &options.write {
-        write_section(path, &table)?;
+        write_section(path, options.releases, &table)?;
         println!("written into {}", path.display());
     }
     Ok(())
@@ -800,16 +800,19 @@ fn machine() -> String {
 
 /// Replaces the fleet section of `path` (from its heading to the next
 /// heading of the same level) with `table`.
-fn write_section(path: &Path, table: &str) -> Result<()> {
-    const HEADING: &str = "## Fleet: `cargo xtask bench fleet`";
+/// Replaces the section of a fleet of `releases` (one per size, so that
+/// runs at 200 and at 1,000 each keep their table).
+fn write_section(path: &Path, releases: usize, table: &str) -> Result<()> {
+    let heading =
+        format!("## Fleet of {releases} releases: `cargo xtask bench fleet --releases {releases}`");
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{HEADING}\n\n{table}\n");
-    let new = match text.find(HEADING) {
+    let section = format!("{heading}\n\n{table}\n");
+    let new = match text.find(&heading) {
         Some(start) => {
-            let after = &text[start + HEADING.len()..];
+            let after = &text[start + heading.len()..];
             let end = after
                 .find("\n## ")
-                .map_or(text.len(), |i| start + HEADING.len() + i + 1);
+                .map_or(text.len(), |i| start + heading.len() + i + 1);
             format!("{}{section}{}", &text[..start], &text[end..])
         }
         None => format!("{text}\n{section}"),

@@ -24,20 +24,36 @@ const SAMPLES: usize = 10;
 /// How long a drift correction is waited for.
 const NOT_UNDONE: Duration = Duration::from_secs(30);
 
+/// `cargo xtask bench fleet`'s options.
+#[derive(clap::Args)]
 pub struct FleetOptions {
+    #[arg(long, default_value_t = 200)]
     pub releases: usize,
-    /// Releases rendering many objects each (ConfigMaps), beside small ones.
+    /// How many of them are large (ConfigMaps only).
+    #[arg(long, default_value_t = 4)]
     pub large: usize,
+    #[arg(long, default_value_t = 2300)]
     pub objects_per_large: usize,
+    /// The shared chart corpus (podinfo is taken from it).
+    #[arg(long, default_value = "../shared/charts")]
     pub charts: PathBuf,
-    /// Where the table goes (its fleet section is replaced).
+    /// Replace this fleet size's section of this file with the table (e.g. docs/benchmarks.md).
+    #[arg(long)]
     pub write: Option<PathBuf>,
-    /// Also run Flux's source-controller and helm-controller on the same
-    /// control plane (built first by tests/tools/build-flux.sh).
+    /// Also run Flux's source-controller and helm-controller (built first
+    /// by tests/tools/build-flux.sh) against the same control plane.
+    #[arg(long)]
     pub flux: bool,
-    /// How long each system is left idle while its idle figures are taken
+    /// Seconds each system is left idle while its idle figures are taken
     /// (and the control plane alone, for its own traffic).
-    pub idle: Duration,
+    #[arg(long, default_value_t = 60)]
+    pub idle_seconds: u64,
+}
+
+impl FleetOptions {
+    fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_seconds)
+    }
 }
 
 /// What one system measured.
@@ -244,10 +260,10 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     // The control plane's own traffic, to subtract from the agent's.
     println!(
         "measuring the idle control plane ({}s)",
-        options.idle.as_secs()
+        options.idle().as_secs()
     );
     let quiet_before = request_counts(&client).await?;
-    tokio::time::sleep(options.idle).await;
+    tokio::time::sleep(options.idle()).await;
     let noise = difference(&request_counts(&client).await?, &quiet_before);
 
     println!("starting berth run");
@@ -295,11 +311,11 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
 
     // Idle: nothing changes; the agent polls every POLL_INTERVAL_SECS.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    println!("measuring the idle agent ({}s)", options.idle.as_secs());
+    println!("measuring the idle agent ({}s)", options.idle().as_secs());
     let cpu_before = cpu_seconds(pid)?;
     let idle_before = request_counts(&client).await?;
     let refs_before = git.ref_checks();
-    tokio::time::sleep(options.idle).await;
+    tokio::time::sleep(options.idle()).await;
     let idle_requests = without_noise(
         &difference(&request_counts(&client).await?, &idle_before),
         &noise,
@@ -308,7 +324,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     let idle_ref_checks = git.ref_checks() - refs_before;
     let idle_rss = proc_status_kib(pid, "VmRSS")?;
     let idle_connections = api_connections(&[pid], cluster.server_url())?;
-    let cycles = options.idle.as_secs() as f64 / POLL_INTERVAL_SECS as f64;
+    let cycles = options.idle().as_secs() as f64 / POLL_INTERVAL_SECS as f64;
 
     // Commit → applied, announced by a webhook, then found by polling;
     // then drift.
@@ -370,7 +386,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         peak_until_applied_kib: peak_after_start,
         peak_kib: peak,
         idle_rss_kib: idle_rss,
-        idle_cpu_per_minute: idle_cpu * 60.0 / options.idle.as_secs_f64(),
+        idle_cpu_per_minute: idle_cpu * 60.0 / options.idle().as_secs_f64(),
         idle_requests: per_cycle(&idle_requests, cycles),
         idle_connections,
         ref_checks_per_cycle: format!("{:.1}", idle_ref_checks as f64 / cycles),
@@ -869,40 +885,36 @@ async fn run_flux(
     let port = |_: &str| free_port();
     let storage = port("storage")?;
     std::fs::create_dir_all(work.path().join("storage"))?;
-    let mut source = Command::new(bin.join("source-controller"));
-    source
-        .args([
+    // Both run out of cluster with KUBECONFIG, their own metrics and health
+    // addresses, no leader election, and only errors in their logs.
+    let start = |name: &str, extra: Vec<String>| -> Result<ServerProcess> {
+        let mut command = Command::new(bin.join(name));
+        command
+            .args(extra)
+            .args([
+                format!("--metrics-addr=127.0.0.1:{}", port("metrics")?),
+                format!("--health-addr=127.0.0.1:{}", port("health")?),
+                "--enable-leader-election=false".into(),
+                "--log-level=error".into(),
+            ])
+            .env("KUBECONFIG", cluster.admin_kubeconfig())
+            .env("RUNTIME_NAMESPACE", "flux-system");
+        ServerProcess::start(
+            name,
+            command,
+            &work.path().join(format!("{name}.log")),
+            Lifetime::TiedToProcess,
+        )
+    };
+    let mut source = start(
+        "source-controller",
+        vec![
             format!("--storage-path={}", work.path().join("storage").display()),
             format!("--storage-addr=127.0.0.1:{storage}"),
             format!("--storage-adv-addr=127.0.0.1:{storage}"),
-            format!("--metrics-addr=127.0.0.1:{}", port("metrics")?),
-            format!("--health-addr=127.0.0.1:{}", port("health")?),
-            "--enable-leader-election=false".into(),
-            "--log-level=error".into(),
-        ])
-        .env("KUBECONFIG", cluster.admin_kubeconfig())
-        .env("RUNTIME_NAMESPACE", "flux-system");
-    let mut source = ServerProcess::start(
-        "source-controller",
-        source,
-        &work.path().join("source-controller.log"),
-        Lifetime::TiedToProcess,
+        ],
     )?;
-    let mut helm = Command::new(bin.join("helm-controller"));
-    helm.args([
-        format!("--metrics-addr=127.0.0.1:{}", port("metrics")?),
-        format!("--health-addr=127.0.0.1:{}", port("health")?),
-        "--enable-leader-election=false".into(),
-        "--log-level=error".into(),
-    ])
-    .env("KUBECONFIG", cluster.admin_kubeconfig())
-    .env("RUNTIME_NAMESPACE", "flux-system");
-    let mut helm = ServerProcess::start(
-        "helm-controller",
-        helm,
-        &work.path().join("helm-controller.log"),
-        Lifetime::TiedToProcess,
-    )?;
+    let mut helm = start("helm-controller", Vec::new())?;
     let pids = [
         source.pid().context("source-controller's pid")?,
         helm.pid().context("helm-controller's pid")?,
@@ -976,13 +988,13 @@ async fn run_flux(
     tokio::time::sleep(Duration::from_secs(5)).await;
     println!(
         "Flux: measuring the idle controllers ({}s)",
-        options.idle.as_secs()
+        options.idle().as_secs()
     );
     let cpu = || -> f64 { pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum() };
     let cpu_before = cpu();
     let idle_before = request_counts(client).await?;
     let refs_before = git.ref_checks();
-    tokio::time::sleep(options.idle).await;
+    tokio::time::sleep(options.idle()).await;
     let idle_requests = without_noise(
         &difference(&request_counts(client).await?, &idle_before),
         noise,
@@ -994,7 +1006,7 @@ async fn run_flux(
         .map(|p| proc_status_kib(*p, "VmRSS").unwrap_or(0.0))
         .sum();
     let idle_connections = api_connections(&pids, cluster.server_url())?;
-    let cycles = options.idle.as_secs() as f64 / POLL_INTERVAL_SECS as f64;
+    let cycles = options.idle().as_secs() as f64 / POLL_INTERVAL_SECS as f64;
 
     let small: Vec<&Release> = releases.iter().filter(|r| !r.large).collect();
     let samples = |from: usize| &small[from.min(small.len())..(from + SAMPLES).min(small.len())];
@@ -1012,7 +1024,7 @@ async fn run_flux(
         peak_until_applied_kib: peak_until_applied,
         peak_kib: peak,
         idle_rss_kib: idle_rss,
-        idle_cpu_per_minute: idle_cpu * 60.0 / options.idle.as_secs_f64(),
+        idle_cpu_per_minute: idle_cpu * 60.0 / options.idle().as_secs_f64(),
         idle_requests: per_cycle(&idle_requests, cycles),
         idle_connections,
         ref_checks_per_cycle: format!("{:.1}", idle_ref_checks as f64 / cycles),

@@ -55,28 +55,7 @@ enum Task {
 #[derive(Subcommand)]
 enum Benchmark {
     /// berth following a fleet of releases on a local control plane.
-    Fleet {
-        #[arg(long, default_value_t = 200)]
-        releases: usize,
-        /// How many of them are large (ConfigMaps only).
-        #[arg(long, default_value_t = 4)]
-        large: usize,
-        #[arg(long, default_value_t = 2300)]
-        objects_per_large: usize,
-        /// The shared chart corpus (podinfo is taken from it).
-        #[arg(long, default_value = "../shared/charts")]
-        charts: PathBuf,
-        /// Replace the fleet section of this file with the table (e.g. docs/benchmarks.md).
-        #[arg(long)]
-        write: Option<PathBuf>,
-        /// Also run Flux's source-controller and helm-controller (built first
-        /// by tests/tools/build-flux.sh) against the same control plane.
-        #[arg(long)]
-        flux: bool,
-        /// Seconds each system is left idle while its idle figures are taken.
-        #[arg(long, default_value_t = 60)]
-        idle_seconds: u64,
-    },
+    Fleet(bench::FleetOptions),
 }
 
 #[derive(Subcommand)]
@@ -116,25 +95,8 @@ fn main() -> Result<()> {
     match cli.command {
         Task::Demo { once, port } => demo::run(demo::DemoOptions { once, port })?,
         Task::Bench {
-            benchmark:
-                Benchmark::Fleet {
-                    releases,
-                    large,
-                    objects_per_large,
-                    charts,
-                    write,
-                    flux,
-                    idle_seconds,
-                },
-        } => bench::fleet(bench::FleetOptions {
-            releases,
-            large,
-            objects_per_large,
-            charts,
-            write,
-            flux,
-            idle: std::time::Duration::from_secs(idle_seconds),
-        })?,
+            benchmark: Benchmark::Fleet(options),
+        } => bench::fleet(options)?,
         Task::Tools { print_dir } => {
             let mut command = Command::new("bash");
             command.arg(tools::build_script());

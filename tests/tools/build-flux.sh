@@ -21,10 +21,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=versions.env
 source "$here/versions.env"
 
-tools_dir=${BERTH_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/tools}
-bin_dir="$tools_dir/bin"
-stamp_dir="$tools_dir/stamps"
-src_dir="$tools_dir/src"
+# shellcheck source=cache-dirs.sh
+source "$here/cache-dirs.sh"
 crd_dir="$tools_dir/flux-crds"
 
 if [[ "${1:-}" == "--print-dir" ]]; then

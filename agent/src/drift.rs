@@ -40,10 +40,13 @@ struct Releases {
 }
 
 impl Releases {
-    fn wake(&self, release: &str) {
-        if let Some((drifted, _)) = self.by_name.get(release) {
+    /// Wakes `release`'s follower; false when no such release is watched.
+    fn wake(&self, release: &str) -> bool {
+        let watched = self.by_name.get(release);
+        if let Some((drifted, _)) = watched {
             drifted.notify_one();
         }
+        watched.is_some()
     }
 }
 
@@ -276,10 +279,11 @@ async fn watch_kind(
                         .collect();
                     let releases = releases.read().unwrap_or_else(|p| p.into_inner());
                     for uid in gone {
-                        if let Some(object) = seen.remove(&uid) {
+                        if let Some(object) = seen.remove(&uid)
+                            && releases.wake(&object.release)
+                        {
                             info!(release = %object.release, %kind,
                                 "managed object deleted while the watch was down; comparing the release");
-                            releases.wake(&object.release);
                         }
                     }
                 }
@@ -333,9 +337,8 @@ async fn watch_kind(
             }
         };
         let releases = releases.read().unwrap_or_else(|p| p.into_inner());
-        if releases.by_name.contains_key(&release) {
+        if releases.wake(&release) {
             info!(%release, change = %change, "managed object changed; comparing the release");
-            releases.wake(&release);
         }
     }
 }

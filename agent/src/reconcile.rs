@@ -458,12 +458,11 @@ pub async fn prepare_release(
         force_conflicts: config.force_conflicts,
         keep_compared,
     };
-    // The plan takes the objects over (and the sync needs no manifests
-    // text): a large release is held once, not three times.
+    // The plan takes the objects over, and neither a sync nor a diff reads
+    // the manifests text (`berth render` prints it, without planning): a
+    // large release is held once, not three times.
     let objects = std::mem::take(&mut rendered.objects);
-    if !keep_compared {
-        rendered.manifests = String::new();
-    }
+    rendered.manifests = String::new();
     let planning = async {
         let _permit = limits.apply().await;
         plan::plan(client, &rendered.release, objects, &previous, &settings).await

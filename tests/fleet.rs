@@ -805,3 +805,245 @@ async fn applications_of_one_repository_share_its_fetches() {
     }
     daemon.stop().await;
 }
+
+/// What the restricted identity may do in the forbidden-watch test:
+/// everything the demo release needs, but ConfigMaps only in the state
+/// namespace and the release's own (a Role each), never across the cluster.
+fn rbac_without_cluster_wide_config_maps(user: &str, namespaces: &[&str]) -> String {
+    let mut text = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {{ name: berth-test-no-cluster-configmaps }}
+rules:
+  - apiGroups: [\"\"]
+    resources: [namespaces, services, secrets, pods, events, serviceaccounts]
+    verbs: [\"*\"]
+  - apiGroups: [apps, autoscaling, events.k8s.io]
+    resources: [\"*\"]
+    verbs: [\"*\"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {{ name: berth-test-no-cluster-configmaps }}
+roleRef: {{ apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: berth-test-no-cluster-configmaps }}
+subjects: [{{ apiGroup: rbac.authorization.k8s.io, kind: User, name: {user} }}]
+"
+    );
+    for namespace in namespaces {
+        text.push_str(&format!(
+            "---
+apiVersion: v1
+kind: Namespace
+metadata: {{ name: {namespace} }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{ name: berth-test-configmaps, namespace: {namespace} }}
+rules: [{{ apiGroups: [\"\"], resources: [configmaps], verbs: [\"*\"] }}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{ name: berth-test-configmaps, namespace: {namespace} }}
+roleRef: {{ apiGroup: rbac.authorization.k8s.io, kind: Role, name: berth-test-configmaps }}
+subjects: [{{ apiGroup: rbac.authorization.k8s.io, kind: User, name: {user} }}]
+"
+        ));
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kind_berth_may_not_watch_across_the_cluster_is_left_to_the_full_comparison() {
+    // A cluster of its own: the test grants the restricted identity roles.
+    let cluster = berth_harness::TestCluster::start("drift-403")
+        .await
+        .unwrap();
+    let release = "fleet-forbidden";
+    let rbac_dir = tempfile::tempdir().unwrap();
+    let rbac = rbac_dir.path().join("rbac.yaml");
+    std::fs::write(
+        &rbac,
+        rbac_without_cluster_wide_config_maps(
+            berth_harness::cluster::RESTRICTED_USER,
+            &[STATE_NAMESPACE, release],
+        ),
+    )
+    .unwrap();
+    kubectl(&cluster, &["apply", "-f", rbac.to_str().unwrap()], None);
+    let repo = demo_repo(release);
+    let mut agent = TestAgent::with_applications(
+        &cluster,
+        &[(release, &repo.file_url())],
+        STAGING_PARIS,
+        "full_compare_interval: 6h\n",
+    )
+    .await;
+    // The agent runs as the restricted identity.
+    let config =
+        berth_agent::config::AgentConfig::load(&agent._dir.path().join("berth.yaml")).unwrap();
+    let restricted = cluster.restricted_client().await.unwrap();
+    agent.agent = berth_agent::daemon::Agent::new(config, restricted);
+    let client = agent.client.clone();
+    let daemon = Daemon::start(agent);
+    wait_healthy(&daemon, release).await;
+    // Deployments and Services are watched; the ConfigMap watch was refused
+    // and ended (the gauge says so too).
+    eventually("the refused ConfigMap watch to end", || async {
+        daemon.state.drift.len() == 2
+    })
+    .await;
+    let metrics = daemon.state.metrics.encode();
+    assert!(
+        metrics.lines().any(|line| line == "berth_drift_watches 2"),
+        "{metrics}"
+    );
+
+    // The watches that run still undo a manual change within seconds.
+    let deployment = format!("{release}-demo");
+    let deployments =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), release);
+    kubectl(
+        &cluster,
+        &[
+            "scale",
+            "-n",
+            release,
+            &format!("deployment/{deployment}"),
+            "--replicas=3",
+        ],
+        None,
+    );
+    eventually("kubectl scale to be undone", || async {
+        deployments
+            .get(&deployment)
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.replicas)
+            == Some(1)
+    })
+    .await;
+
+    // A hand-made change to the ConfigMap is not seen between full
+    // comparisons; the next one corrects it.
+    let config_map = format!("{release}-demo-config");
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), release);
+    config_maps
+        .patch(
+            &config_map,
+            &kube::api::PatchParams::apply("by-hand").force(),
+            &kube::api::Patch::Apply(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "data": { "GREETING": "edited-by-hand" },
+            })),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let greeting = || async {
+        config_data(&client, release, &config_map)
+            .await
+            .get("GREETING")
+            .cloned()
+    };
+    assert_eq!(greeting().await.as_deref(), Some("edited-by-hand"));
+    let mut agent = daemon.stop().await;
+    let report = agent.sync(true).await;
+    succeeded(&report);
+    assert_eq!(greeting().await.as_deref(), Some("hello"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_of_ten_thousand_objects_syncs_and_its_inventory_round_trips() {
+    // A cluster of its own: ten thousand labelled ConfigMaps would weigh on
+    // every other test's drift watches.
+    let cluster = berth_harness::TestCluster::start("large-release")
+        .await
+        .unwrap();
+    let release = "fleet-ten-thousand";
+    const OBJECTS: usize = 10_000;
+    let repo = berth_harness::git::TestRepo::new(release).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        format!(
+            "name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {OBJECTS}\n"
+        ),
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/Chart.yaml",
+        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/config-maps.yaml",
+        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n",
+    )
+    .unwrap();
+    let commit = repo.commit("ten thousand ConfigMaps").unwrap();
+    let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
+    let client = agent.client.clone();
+
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.created, OBJECTS, "{:?}", report.counts);
+    let live = Api::<ConfigMap>::namespaced(client.clone(), release)
+        .list_metadata(&ListParams::default().labels(berth_agent::objects::RELEASE_LABEL))
+        .await
+        .unwrap();
+    assert_eq!(live.items.len(), OBJECTS);
+
+    // The inventory names every object, read back from records that each
+    // fit the API server's limit.
+    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+    let inventory = store.load().await.unwrap();
+    assert_eq!(inventory.commit, commit);
+    assert_eq!(inventory.objects.len(), OBJECTS);
+    let sizes = record_sizes(&client, release).await;
+    assert!(
+        sizes.iter().all(|(_, size)| *size < CONFIG_MAP_LIMIT),
+        "{sizes:?}"
+    );
+
+    // A new commit changes one object: one update, the rest unchanged,
+    // nothing pruned.
+    repo.write(
+        "deploy/release.yaml",
+        format!("name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {OBJECTS}\n  extra: one\n"),
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-0\ndata:\n  index: \"0\"\n  extra: {{ .Values.extra | quote }}\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/config-maps.yaml",
+        "{{- range $i := until (int .Values.count) }}{{ if $i }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}{{- end }}\n",
+    )
+    .unwrap();
+    let second = repo.commit("one ConfigMap more data").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(
+        (
+            report.counts.updated,
+            report.counts.unchanged,
+            report.counts.deleted
+        ),
+        (1, OBJECTS - 1, 0),
+        "{:?}",
+        report.counts
+    );
+    assert_eq!(
+        config_data(&client, release, &format!("{release}-0"))
+            .await
+            .get("extra")
+            .map(String::as_str),
+        Some("one")
+    );
+    let inventory = store.load().await.unwrap();
+    assert_eq!(inventory.commit, second);
+    assert_eq!(inventory.objects.len(), OBJECTS);
+}

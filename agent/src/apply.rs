@@ -53,7 +53,7 @@ pub async fn execute(
     let mut namespaces: Vec<&str> = plan
         .objects
         .iter()
-        .filter_map(|p| p.object_ref.namespace.as_deref())
+        .filter_map(|p| p.object_ref().namespace.as_deref())
         .collect();
     namespaces.sort();
     namespaces.dedup();
@@ -75,13 +75,13 @@ pub async fn execute(
         let api = dynamic_api(client, item);
         let applied = api
             .patch(
-                &item.object_ref.name,
+                &item.object_ref().name,
                 &params,
-                &Patch::Apply(&item.object.manifest),
+                &Patch::Apply(item.object.json()),
             )
             .await
             .map_err(|source| ApplyError::Apply {
-                object: item.object_ref.clone(),
+                object: item.object_ref().clone(),
                 source,
             })?;
         let live_version = item.live.as_ref().and_then(|l| l.resource_version());
@@ -100,12 +100,12 @@ pub async fn execute(
             }
         };
         if outcome == "unchanged" {
-            debug!(object = %item.object_ref, outcome, "applied");
+            debug!(object = %item.object_ref(), outcome, "applied");
         } else {
-            info!(object = %item.object_ref, outcome, "applied");
+            info!(object = %item.object_ref(), outcome, "applied");
         }
-        if item.object_ref.kind == "CustomResourceDefinition" {
-            wait_established(client, &item.object_ref.name).await?;
+        if item.object_ref().kind == "CustomResourceDefinition" {
+            wait_established(client, &item.object_ref().name).await?;
         }
     }
 

@@ -157,12 +157,12 @@ pub enum Change {
 pub fn diff_plan(plan: &Plan) -> Vec<ObjectDiff> {
     let mut diffs = Vec::new();
     for item in &plan.objects {
-        let name = item.object_ref.to_string();
+        let name = item.object_ref().to_string();
         let mut desired = item
             .dry_run
             .as_deref()
             .map(comparable)
-            .unwrap_or_else(|| item.object.manifest.clone());
+            .unwrap_or_else(|| item.object.manifest());
         match &item.live {
             None => {
                 let mut empty = Value::Null;

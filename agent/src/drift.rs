@@ -112,7 +112,12 @@ impl DriftWatches {
             let api: Api<PartialObjectMeta<DynamicObject>> =
                 Api::all_with(self.client.clone(), resource);
             debug!(kind = %key.1, api_version = %key.0, "watching for drift");
-            let task = tokio::spawn(watch_kind(api, key.1.clone(), Arc::clone(&self.releases)));
+            let task = tokio::spawn(watch_kind(
+                api,
+                key.1.clone(),
+                Arc::clone(&self.releases),
+                Arc::clone(&self.metrics),
+            ));
             kinds.insert(key, task);
         }
         self.stop_unused(&mut kinds);
@@ -143,17 +148,24 @@ impl DriftWatches {
             }
             used
         });
-        self.metrics.set_drift_watches(kinds.len());
+        self.metrics.set_drift_watches(running(kinds));
     }
 
-    /// How many watches run (one per kind the releases hold).
+    /// How many watches run (one per kind the releases hold, but for kinds
+    /// berth may not watch across the cluster).
     pub fn len(&self) -> usize {
-        self.kinds.lock().unwrap_or_else(|p| p.into_inner()).len()
+        running(&self.kinds.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Watches still running: one refused (403) ended, and stays in the map so
+/// that it is not started again for the next release.
+fn running(kinds: &BTreeMap<KindKey, JoinHandle<()>>) -> usize {
+    kinds.values().filter(|task| !task.is_finished()).count()
 }
 
 /// One release's place in the [`DriftWatches`]; dropping it stops waking
@@ -238,6 +250,7 @@ async fn watch_kind(
     api: Api<PartialObjectMeta<DynamicObject>>,
     kind: String,
     releases: Arc<RwLock<Releases>>,
+    metrics: Arc<Metrics>,
 ) {
     let config = watcher::Config::default().labels(RELEASE_LABEL);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
@@ -250,11 +263,13 @@ async fn watch_kind(
     while let Some(event) = events.next().await {
         let event = match event {
             Ok(event) => event,
-            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
-                if status.code == 403 =>
-            {
+            Err(
+                watcher::Error::InitialListFailed(kube::Error::Api(status))
+                | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
+            ) if status.code == 403 => {
                 warn!(%kind, reason = %status.message,
                     "berth may not watch this kind across the cluster; its drift is found by the full comparison only");
+                metrics.drift_watch_ended();
                 return;
             }
             Err(error) => {

@@ -3,6 +3,7 @@
 //! healthy, one turns degraded, or the release's health timeout passes.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -360,7 +361,7 @@ const WITHOUT_HEALTH: &[&str] = &[
 #[derive(Clone, Debug)]
 pub struct Tracked {
     pub object: ObjectRef,
-    pub resource: ApiResource,
+    pub resource: Arc<ApiResource>,
 }
 
 /// How a wait ended.

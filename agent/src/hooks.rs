@@ -71,7 +71,12 @@ pub struct Hook {
 impl Hook {
     /// The hook behind a rendered object annotated `helm.sh/hook`, else `None`.
     pub fn of(object: &DesiredObject) -> Option<Hook> {
-        let annotations = object.manifest.pointer("/metadata/annotations")?;
+        // Most objects are no hooks: no need to parse them to know.
+        if !object.json().get().contains("\"helm.sh/hook\"") {
+            return None;
+        }
+        let manifest = object.manifest();
+        let annotations = manifest.pointer("/metadata/annotations")?;
         let list = |key: &str| -> Vec<String> {
             annotations
                 .get(key)
@@ -176,7 +181,7 @@ async fn run_one(
     timeout: Duration,
 ) -> Result<(), HookError> {
     let mut object = hook.object.clone();
-    let declared = object.object_ref();
+    let declared = object.object_ref().clone();
     let kube_error = |context: &'static str| {
         let object = declared.clone();
         move |source| HookError::Kube {
@@ -197,17 +202,13 @@ async fn run_one(
             kind: declared.kind.clone(),
         });
     };
-    if namespaced {
-        let namespace = object.namespace().unwrap_or(&release.namespace).to_string();
-        object.set_namespace(Some(&namespace));
-    } else {
-        object.set_namespace(None);
-    }
-    object.add_ownership(&release.name, cluster);
-    let reference = object.object_ref();
+    let namespace =
+        namespaced.then(|| object.namespace().unwrap_or(&release.namespace).to_string());
+    object.prepare(namespace.as_deref(), &release.name, cluster);
+    let reference = object.object_ref().clone();
     let api: Api<DynamicObject> = match &reference.namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-        None => Api::all_with(client.clone(), &resource),
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &*resource),
+        None => Api::all_with(client.clone(), &*resource),
     };
     if let Some(namespace) = &reference.namespace {
         // On install the release's namespace does not exist yet.
@@ -224,7 +225,7 @@ async fn run_one(
     api.patch(
         &reference.name,
         &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&object.manifest),
+        &Patch::Apply(object.json()),
     )
     .await
     .map_err(kube_error("applying it"))?;

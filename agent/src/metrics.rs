@@ -334,6 +334,11 @@ impl Metrics {
         self.drift_watches.set(watches as i64);
     }
 
+    /// A drift watch ended by itself (berth may not watch its kind).
+    pub fn drift_watch_ended(&self) {
+        self.drift_watches.dec();
+    }
+
     pub fn record_webhook(&self, provider: &str, result: &str) {
         self.webhooks
             .get_or_create(&WebhookLabels {

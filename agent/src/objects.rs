@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -56,12 +57,40 @@ impl fmt::Display for ObjectRef {
 }
 
 /// One object the release wants, as rendered.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// Held as compact JSON text, not as a JSON tree: a release's objects wait
+/// in this form from the render to the apply, and a small ConfigMap takes
+/// some 300 bytes so rather than 4 KiB (docs/sync.md, "Memory"). The apply
+/// sends the text as it is; an edit parses it, changes the tree and writes
+/// it back.
+#[derive(Clone)]
 pub struct DesiredObject {
     /// The template it came from (e.g. `demo/templates/service.yaml`).
     pub source: String,
-    pub manifest: Value,
+    json: Box<RawValue>,
+    /// apiVersion, kind, namespace and name, as in `json`.
+    identity: ObjectRef,
 }
+
+impl PartialEq for DesiredObject {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source && self.json.get() == other.json.get()
+    }
+}
+
+// Not the text: a release's Secret carries its values.
+impl fmt::Debug for DesiredObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesiredObject")
+            .field("source", &self.source)
+            .field("object", &self.identity.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How deep a manifest may nest: what serde_json reads back (its recursion
+/// limit is 128), with room for the labels berth adds.
+pub const MAX_MANIFEST_DEPTH: usize = 120;
 
 /// A rendered document that is not a usable object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,88 +149,141 @@ pub fn parse_manifest(
             return Err(error(None, "missing metadata.name".into()));
         }
     }
-    Ok(Some(DesiredObject {
-        source: source.to_string(),
-        manifest,
-    }))
+    if depth(&manifest) > MAX_MANIFEST_DEPTH {
+        return Err(error(
+            None,
+            format!("nested deeper than {MAX_MANIFEST_DEPTH} levels"),
+        ));
+    }
+    Ok(Some(DesiredObject::new(source.to_string(), manifest)))
+}
+
+/// Nesting depth of a JSON value (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 impl DesiredObject {
+    /// An object from its manifest, which must be a mapping nested at most
+    /// [`MAX_MANIFEST_DEPTH`] deep (as [`parse_manifest`] checks).
+    pub fn new(source: String, manifest: Value) -> DesiredObject {
+        let identity = identity_of(&manifest);
+        // Serializing a `Value` cannot fail: its keys are strings.
+        let json = serde_json::value::to_raw_value(&manifest).unwrap_or_default();
+        DesiredObject {
+            source,
+            json,
+            identity,
+        }
+    }
+
+    /// The manifest as a JSON tree, parsed from its text.
+    pub fn manifest(&self) -> Value {
+        // The text was written from a `Value` no deeper than serde_json
+        // reads back, so it parses.
+        serde_json::from_str(self.json.get()).unwrap_or(Value::Null)
+    }
+
+    /// The manifest as compact JSON text, as the apply sends it.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
+
+    /// Changes the manifest: parsed, changed by `change`, written back.
+    pub fn edit<T>(&mut self, change: impl FnOnce(&mut Value) -> T) -> T {
+        let mut manifest = self.manifest();
+        let result = change(&mut manifest);
+        *self = DesiredObject::new(std::mem::take(&mut self.source), manifest);
+        result
+    }
+
     pub fn api_version(&self) -> &str {
-        self.manifest["apiVersion"].as_str().unwrap_or_default()
+        &self.identity.api_version
     }
 
     pub fn kind(&self) -> &str {
-        self.manifest["kind"].as_str().unwrap_or_default()
+        &self.identity.kind
     }
 
     pub fn name(&self) -> &str {
-        self.manifest
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.identity.name
     }
 
     pub fn namespace(&self) -> Option<&str> {
-        self.manifest
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .filter(|ns| !ns.is_empty())
+        self.identity.namespace.as_deref()
     }
 
-    pub fn object_ref(&self) -> ObjectRef {
-        ObjectRef {
-            api_version: self.api_version().to_string(),
-            kind: self.kind().to_string(),
-            namespace: self.namespace().map(str::to_string),
-            name: self.name().to_string(),
-        }
+    pub fn object_ref(&self) -> &ObjectRef {
+        &self.identity
     }
 
-    fn metadata_mut(&mut self) -> &mut Map<String, Value> {
-        if !self.manifest["metadata"].is_object() {
-            self.manifest["metadata"] = Value::Object(Map::new());
-        }
-        match &mut self.manifest["metadata"] {
-            Value::Object(metadata) => metadata,
-            // Made an object just above.
-            _ => unreachable!("metadata is an object"),
-        }
-    }
-
-    pub fn set_namespace(&mut self, namespace: Option<&str>) {
-        let metadata = self.metadata_mut();
-        match namespace {
-            Some(ns) => metadata.insert("namespace".into(), Value::String(ns.to_string())),
-            None => metadata.remove("namespace"),
-        };
-    }
-
-    /// Marks the object as owned by `release`, applied by the agent of `cluster`.
-    pub fn add_ownership(&mut self, release: &str, cluster: &str) {
+    /// Places the object in `namespace` (or none, for a cluster-scoped
+    /// kind), marks it as owned by `release`, applied by the agent of
+    /// `cluster`, and returns its digest: one edit for what a plan changes.
+    pub fn prepare(&mut self, namespace: Option<&str>, release: &str, cluster: &str) -> String {
         let source = self.source.clone();
-        let metadata = self.metadata_mut();
-        for (key, entries) in [
-            (
-                "labels",
-                vec![(RELEASE_LABEL, release), (AGENT_LABEL, cluster)],
-            ),
-            ("annotations", vec![(SOURCE_ANNOTATION, source.as_str())]),
-        ] {
-            if !metadata.get(key).is_some_and(Value::is_object) {
-                metadata.insert(key.into(), Value::Object(Map::new()));
-            }
-            if let Some(Value::Object(map)) = metadata.get_mut(key) {
-                for (k, v) in entries {
-                    map.insert(k.to_string(), Value::String(v.to_string()));
-                }
-            }
-        }
+        self.edit(|manifest| {
+            let metadata = metadata_mut(manifest);
+            match namespace {
+                Some(ns) => metadata.insert("namespace".into(), Value::String(ns.to_string())),
+                None => metadata.remove("namespace"),
+            };
+            add_ownership(metadata, &source, release, cluster);
+            digest_json(manifest)
+        })
     }
 
     /// sha256 of the object's canonical JSON: equal digests mean nothing to apply.
     pub fn digest(&self) -> String {
-        digest_json(&self.manifest)
+        digest_json(&self.manifest())
+    }
+}
+
+/// apiVersion, kind, namespace and name of a manifest.
+fn identity_of(manifest: &Value) -> ObjectRef {
+    let text = |pointer: &str| manifest.pointer(pointer).and_then(Value::as_str);
+    ObjectRef {
+        api_version: text("/apiVersion").unwrap_or_default().to_string(),
+        kind: text("/kind").unwrap_or_default().to_string(),
+        namespace: text("/metadata/namespace")
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_string),
+        name: text("/metadata/name").unwrap_or_default().to_string(),
+    }
+}
+
+/// The manifest's metadata, made a mapping if it was not one.
+fn metadata_mut(manifest: &mut Value) -> &mut Map<String, Value> {
+    if !manifest["metadata"].is_object() {
+        manifest["metadata"] = Value::Object(Map::new());
+    }
+    match &mut manifest["metadata"] {
+        Value::Object(metadata) => metadata,
+        // Made an object just above.
+        _ => unreachable!("metadata is an object"),
+    }
+}
+
+fn add_ownership(metadata: &mut Map<String, Value>, source: &str, release: &str, cluster: &str) {
+    for (key, entries) in [
+        (
+            "labels",
+            vec![(RELEASE_LABEL, release), (AGENT_LABEL, cluster)],
+        ),
+        ("annotations", vec![(SOURCE_ANNOTATION, source)]),
+    ] {
+        if !metadata.get(key).is_some_and(Value::is_object) {
+            metadata.insert(key.into(), Value::Object(Map::new()));
+        }
+        if let Some(Value::Object(map)) = metadata.get_mut(key) {
+            for (k, v) in entries {
+                map.insert(k.to_string(), Value::String(v.to_string()));
+            }
+        }
     }
 }
 
@@ -269,7 +351,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_a_manifest_and_adds_ownership() {
+    fn parses_a_manifest_and_prepares_it() {
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  labels: {app: demo}\ndata:\n  a: \"1\"\n";
         let mut object = parse_manifest("demo/templates/cm.yaml", 1, text)
             .unwrap()
@@ -277,13 +359,47 @@ mod tests {
         assert_eq!(object.kind(), "ConfigMap");
         assert_eq!(object.namespace(), None);
         let before = object.digest();
-        object.set_namespace(Some("demo"));
-        object.add_ownership("demo", "gke-1");
-        assert_ne!(object.digest(), before);
-        assert_eq!(object.manifest["metadata"]["labels"]["app"], "demo");
-        assert_eq!(object.manifest["metadata"]["labels"][RELEASE_LABEL], "demo");
-        assert_eq!(object.manifest["metadata"]["labels"][AGENT_LABEL], "gke-1");
+        let digest = object.prepare(Some("demo"), "demo", "gke-1");
+        assert_ne!(digest, before);
+        assert_eq!(digest, object.digest());
+        let manifest = object.manifest();
+        assert_eq!(manifest["metadata"]["labels"]["app"], "demo");
+        assert_eq!(manifest["metadata"]["labels"][RELEASE_LABEL], "demo");
+        assert_eq!(manifest["metadata"]["labels"][AGENT_LABEL], "gke-1");
+        assert_eq!(
+            manifest["metadata"]["annotations"][SOURCE_ANNOTATION],
+            "demo/templates/cm.yaml"
+        );
         assert_eq!(object.object_ref().to_string(), "ConfigMap demo/settings");
+        // What the apply sends is the same object, as compact JSON.
+        let sent: Value = serde_json::from_str(object.json().get()).unwrap();
+        assert_eq!(sent, manifest);
+        assert!(!object.json().get().contains('\n'));
+        // A cluster-scoped kind loses the namespace it was given.
+        object.prepare(None, "demo", "gke-1");
+        assert_eq!(object.namespace(), None);
+        assert!(object.manifest()["metadata"].get("namespace").is_none());
+    }
+
+    #[test]
+    fn a_manifest_nested_too_deep_is_refused() {
+        let deep = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: {}1{}\n",
+            "[".repeat(MAX_MANIFEST_DEPTH),
+            "]".repeat(MAX_MANIFEST_DEPTH)
+        );
+        let error = parse_manifest("t.yaml", 1, &deep).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!("t.yaml: document 1: nested deeper than {MAX_MANIFEST_DEPTH} levels")
+        );
+        let fits = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: {}1{}\n",
+            "[".repeat(MAX_MANIFEST_DEPTH - 1),
+            "]".repeat(MAX_MANIFEST_DEPTH - 1)
+        );
+        let object = parse_manifest("t.yaml", 1, &fits).unwrap().unwrap();
+        assert_eq!(object.manifest()["kind"], "ConfigMap");
     }
 
     #[test]

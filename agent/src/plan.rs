@@ -2,6 +2,7 @@
 //! the guards that refuse an unsafe plan before anything is written.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -72,7 +73,7 @@ pub enum PlanError {
 /// also the kinds defined by CRDs in the same render, before they exist.
 pub struct KindResolver {
     client: Client,
-    cache: HashMap<GroupVersionKind, (ApiResource, bool)>,
+    cache: HashMap<GroupVersionKind, (Arc<ApiResource>, bool)>,
     /// (group, kind) → (plural, namespaced) of CRDs in the render.
     rendered_crds: HashMap<(String, String), (String, bool)>,
 }
@@ -100,7 +101,8 @@ impl KindResolver {
             .iter()
             .filter(|o| o.kind() == "CustomResourceDefinition")
         {
-            let spec = &object.manifest["spec"];
+            let manifest = object.manifest();
+            let spec = &manifest["spec"];
             if let (Some(group), Some(kind), Some(plural)) = (
                 spec["group"].as_str(),
                 spec["names"]["kind"].as_str(),
@@ -123,22 +125,23 @@ impl KindResolver {
     pub async fn resolve(
         &mut self,
         object: &ObjectRef,
-    ) -> Result<Option<(ApiResource, bool, KindState)>, kube::Error> {
+    ) -> Result<Option<(Arc<ApiResource>, bool, KindState)>, kube::Error> {
         let gvk = GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
         if let Some((resource, namespaced)) = self.cache.get(&gvk) {
-            return Ok(Some((resource.clone(), *namespaced, KindState::Served)));
+            return Ok(Some((Arc::clone(resource), *namespaced, KindState::Served)));
         }
         match kube::discovery::pinned_kind(&self.client, &gvk).await {
             Ok((resource, capabilities)) => {
                 let namespaced = capabilities.scope == ApiScope::Namespaced;
-                self.cache.insert(gvk, (resource.clone(), namespaced));
+                let resource = Arc::new(resource);
+                self.cache.insert(gvk, (Arc::clone(&resource), namespaced));
                 Ok(Some((resource, namespaced, KindState::Served)))
             }
             Err(error) if is_missing_kind(&error) => {
                 let key = (object.group().to_string(), object.kind.clone());
                 Ok(self.rendered_crds.get(&key).map(|(plural, namespaced)| {
                     (
-                        ApiResource::from_gvk_with_plural(&gvk, plural),
+                        Arc::new(ApiResource::from_gvk_with_plural(&gvk, plural)),
                         *namespaced,
                         KindState::Pending,
                     )
@@ -171,8 +174,8 @@ pub enum Action {
 #[derive(Clone, Debug)]
 pub struct PlannedObject {
     pub object: DesiredObject,
-    pub object_ref: ObjectRef,
-    pub resource: ApiResource,
+    /// Shared by the objects of one kind.
+    pub resource: Arc<ApiResource>,
     pub namespaced: bool,
     pub kind_state: KindState,
     pub digest: String,
@@ -183,6 +186,12 @@ pub struct PlannedObject {
     pub live: Option<Box<DynamicObject>>,
     /// What the API server would store, from a server-side dry run.
     pub dry_run: Option<Box<DynamicObject>>,
+}
+
+impl PlannedObject {
+    pub fn object_ref(&self) -> &ObjectRef {
+        self.object.object_ref()
+    }
 }
 
 /// The plan of one sync.
@@ -210,7 +219,7 @@ impl Plan {
                 .objects
                 .iter()
                 .map(|p| InventoryEntry {
-                    object: p.object_ref.clone(),
+                    object: p.object_ref().clone(),
                     digest: p.digest.clone(),
                 })
                 .collect(),
@@ -257,7 +266,7 @@ pub async fn plan(
     let mut planned: Vec<PlannedObject> = Vec::with_capacity(rendered.len());
     let mut seen: BTreeMap<ObjectRef, String> = BTreeMap::new();
     for mut object in rendered {
-        let before = object.object_ref();
+        let before = object.object_ref().clone();
         let Some((resource, namespaced, kind_state)) =
             resolver
                 .resolve(&before)
@@ -274,7 +283,7 @@ pub async fn plan(
                 source_file: object.source.clone(),
             });
         };
-        if namespaced {
+        let namespace = if namespaced {
             let namespace = object.namespace().unwrap_or(&release.namespace).to_string();
             if !allowed_namespaces.contains(namespace.as_str()) {
                 return Err(PlanError::OutOfScope {
@@ -286,7 +295,7 @@ pub async fn plan(
                     ),
                 });
             }
-            object.set_namespace(Some(&namespace));
+            Some(namespace)
         } else {
             if !release
                 .scope
@@ -303,27 +312,25 @@ pub async fn plan(
                     ),
                 });
             }
-            object.set_namespace(None);
-        }
-        object.add_ownership(&release.name, &settings.cluster);
+            None
+        };
+        let digest = object.prepare(namespace.as_deref(), &release.name, &settings.cluster);
         let object_ref = object.object_ref();
         if let Some(first) = seen.insert(object_ref.clone(), object.source.clone()) {
             return Err(PlanError::Duplicate {
-                object: object_ref,
+                object: object_ref.clone(),
                 first,
                 second: object.source.clone(),
             });
         }
-        let digest = object.digest();
         let action =
-            if !settings.full_compare && previous.digest_of(&object_ref) == Some(digest.as_str()) {
+            if !settings.full_compare && previous.digest_of(object_ref) == Some(digest.as_str()) {
                 Action::Skip
             } else {
                 Action::Apply
             };
         planned.push(PlannedObject {
             object,
-            object_ref,
             resource,
             namespaced,
             kind_state,
@@ -333,8 +340,12 @@ pub async fn plan(
             dry_run: None,
         });
     }
-    planned
-        .sort_by(|a, b| apply_order((&a.object_ref, a.namespaced), (&b.object_ref, b.namespaced)));
+    planned.sort_by(|a, b| {
+        apply_order(
+            (a.object_ref(), a.namespaced),
+            (b.object_ref(), b.namespaced),
+        )
+    });
 
     let prune: Vec<ObjectRef> = if release.prune {
         previous
@@ -384,11 +395,11 @@ async fn preflight(
         }
         let api = dynamic_api(client, item);
         item.live = api
-            .get_opt(&item.object_ref.name)
+            .get_opt(&item.object_ref().name)
             .await
             .map(|live| live.map(Box::new))
             .map_err(|source| PlanError::Kube {
-                context: format!("reading {}", item.object_ref),
+                context: format!("reading {}", item.object_ref()),
                 source,
             })?;
         if let Some(live) = &item.live {
@@ -401,20 +412,20 @@ async fn preflight(
                 Some(owner) if owner == &release.name => {}
                 Some(other) => {
                     return Err(PlanError::NotOwned {
-                        object: item.object_ref.clone(),
+                        object: item.object_ref().clone(),
                         owner: format!("berth release {other}"),
                     });
                 }
                 None if release.adopt_existing => {}
                 None => {
                     return Err(PlanError::NotOwned {
-                        object: item.object_ref.clone(),
+                        object: item.object_ref().clone(),
                         owner: "no berth release (created by someone else)".into(),
                     });
                 }
             }
         }
-        if let Some(namespace) = &item.object_ref.namespace {
+        if let Some(namespace) = &item.object_ref().namespace {
             let exists = match existing_namespaces.get(namespace) {
                 Some(exists) => *exists,
                 None => {
@@ -439,9 +450,9 @@ async fn preflight(
         let params = apply_params(settings.force_conflicts).dry_run();
         match api
             .patch(
-                &item.object_ref.name,
+                &item.object_ref().name,
                 &params,
-                &Patch::Apply(&item.object.manifest),
+                &Patch::Apply(item.object.json()),
             )
             .await
         {
@@ -461,19 +472,19 @@ async fn preflight(
             }
             Err(kube::Error::Api(status)) => {
                 return Err(PlanError::Rejected {
-                    object: item.object_ref.clone(),
+                    object: item.object_ref().clone(),
                     source_file: item.object.source.clone(),
                     cause: status.message,
                 });
             }
             Err(source) => {
                 return Err(PlanError::Kube {
-                    context: format!("dry-run apply of {}", item.object_ref),
+                    context: format!("dry-run apply of {}", item.object_ref()),
                     source,
                 });
             }
         }
-        debug!(object = %item.object_ref, "preflight passed");
+        debug!(object = %item.object_ref(), "preflight passed");
     }
     Ok(())
 }
@@ -504,9 +515,9 @@ pub fn apply_params(force_conflicts: bool) -> PatchParams {
 
 /// The dynamic API for a planned object.
 pub fn dynamic_api(client: &Client, item: &PlannedObject) -> Api<DynamicObject> {
-    match (&item.object_ref.namespace, item.namespaced) {
-        (Some(namespace), true) => Api::namespaced_with(client.clone(), namespace, &item.resource),
-        _ => Api::all_with(client.clone(), &item.resource),
+    match (&item.object_ref().namespace, item.namespaced) {
+        (Some(namespace), true) => Api::namespaced_with(client.clone(), namespace, &*item.resource),
+        _ => Api::all_with(client.clone(), &*item.resource),
     }
 }
 

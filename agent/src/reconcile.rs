@@ -1028,7 +1028,7 @@ async fn run_stages(
         .objects
         .iter()
         .map(|p| Tracked {
-            object: p.object_ref.clone(),
+            object: p.object_ref().clone(),
             resource: p.resource.clone(),
         })
         .collect();

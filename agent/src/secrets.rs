@@ -453,9 +453,9 @@ pub fn secret_object(
             )
         })
         .collect();
-    DesiredObject {
-        source: "berth/secrets".to_string(),
-        manifest: serde_json::json!({
+    DesiredObject::new(
+        "berth/secrets".to_string(),
+        serde_json::json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
@@ -466,43 +466,48 @@ pub fn secret_object(
             },
             "data": data,
         }),
-    }
+    )
 }
 
-/// Pod templates of the workload kinds that run pods.
-fn pod_template_metadata(object: &mut DesiredObject) -> Option<&mut Value> {
-    let pointer = match object.kind() {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => "/spec/template",
-        "CronJob" => "/spec/jobTemplate/spec/template",
-        _ => return None,
-    };
-    let template = object.manifest.pointer_mut(pointer)?;
-    let template = template.as_object_mut()?;
-    Some(
-        template
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new())),
-    )
+/// Where the pod template sits in a workload kind that runs pods.
+fn pod_template_pointer(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => Some("/spec/template"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        _ => None,
+    }
 }
 
 /// Stamps the checksum on every workload's pod template.
 pub fn stamp_checksum(objects: &mut [DesiredObject], checksum: &str) -> usize {
     let mut stamped = 0;
     for object in objects.iter_mut() {
-        if let Some(metadata) = pod_template_metadata(object)
-            && let Some(metadata) = metadata.as_object_mut()
-        {
-            let annotations = metadata
-                .entry("annotations")
+        let Some(pointer) = pod_template_pointer(object.kind()) else {
+            continue;
+        };
+        let done = object.edit(|manifest| {
+            let Some(template) = manifest.pointer_mut(pointer).and_then(Value::as_object_mut)
+            else {
+                return false;
+            };
+            let metadata = template
+                .entry("metadata")
                 .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(annotations) = annotations.as_object_mut() {
-                annotations.insert(
-                    CHECKSUM_ANNOTATION.to_string(),
-                    Value::String(checksum.to_string()),
-                );
-                stamped += 1;
-            }
-        }
+            let Some(annotations) = metadata.as_object_mut().and_then(|metadata| {
+                metadata
+                    .entry("annotations")
+                    .or_insert_with(|| Value::Object(Map::new()))
+                    .as_object_mut()
+            }) else {
+                return false;
+            };
+            annotations.insert(
+                CHECKSUM_ANNOTATION.to_string(),
+                Value::String(checksum.to_string()),
+            );
+            true
+        });
+        stamped += usize::from(done);
     }
     stamped
 }
@@ -561,20 +566,18 @@ mod tests {
             r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"m"}}"#,
         ]
         .iter()
-        .map(|text| DesiredObject {
-            source: "t".into(),
-            manifest: serde_json::from_str(text).unwrap(),
-        })
+        .map(|text| DesiredObject::new("t".into(), serde_json::from_str(text).unwrap()))
         .collect();
         assert_eq!(stamp_checksum(&mut objects, "abc"), 2);
         assert_eq!(
-            objects[0].manifest["spec"]["template"]["metadata"]["annotations"][CHECKSUM_ANNOTATION],
+            objects[0].manifest()["spec"]["template"]["metadata"]["annotations"]
+                [CHECKSUM_ANNOTATION],
             "abc"
         );
-        let cron = &objects[1].manifest["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"];
+        let cron = &objects[1].manifest()["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"];
         assert_eq!(cron[CHECKSUM_ANNOTATION], "abc");
         assert_eq!(cron["a"], "b");
-        assert!(objects[2].manifest.get("spec").is_none());
+        assert!(objects[2].manifest().get("spec").is_none());
     }
 
     #[test]

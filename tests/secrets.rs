@@ -298,6 +298,9 @@ async fn vault_down_or_sealed_keeps_everything_and_recovers() {
             .contains("cannot be reached"),
         "{report:?}"
     );
+    // A one-shot run of this commit applies nothing either: it exits with
+    // the deferral's own code, not 0.
+    assert_eq!(berth_sync_once(&agent), berth::EXIT_DEFERRED);
     assert_eq!(
         secrets.get(&name).await.unwrap().metadata.resource_version,
         before
@@ -333,6 +336,170 @@ async fn vault_down_or_sealed_keeps_everything_and_recovers() {
         secret_value(&agent.client, release, &name).await.as_deref(),
         Some("steady-Pw-1")
     );
+    assert_eq!(berth_sync_once(&agent), 0);
+}
+
+/// Runs `berth sync --once` (the real command, in this process) with
+/// `agent`'s configuration file; returns its exit code.
+fn berth_sync_once(agent: &TestAgent) -> i32 {
+    use clap::Parser as _;
+    // The command installs a global log subscriber unless one is there:
+    // this binary's captured log comes first, whichever test runs first.
+    CapturedLog::global();
+    let config = agent._dir.path().join("berth.yaml");
+    // The command starts a runtime of its own: not on this test's.
+    std::thread::spawn(move || {
+        let cli = berth::Cli::parse_from([
+            "berth",
+            "sync",
+            "--once",
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        berth::run(cli).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_or_destroyed_entry_fails_the_commit_and_a_deleted_cluster_entry_falls_back() {
+    let cluster = shared().await;
+    let vault = VaultServer::start_dev().await.unwrap();
+    vault.enable_approle().await.unwrap();
+    let release = "vault-deleted";
+    let cluster_entry = format!("{release}/par-staging-1/database-password");
+    let default_entry = format!("{release}/default/database-password");
+    vault
+        .kv_put(&cluster_entry, &[("value", "cluster-Pw-1")])
+        .await
+        .unwrap();
+    // `vault kv delete`: Vault then answers 404 with the entry's metadata.
+    vault.kv_delete(&cluster_entry).await.unwrap();
+    let repo = repo_with_secret(release);
+    let scratch = tempfile::tempdir().unwrap();
+    let extra = approle_agent_config(&vault, scratch.path(), release, "par-staging-1").await;
+    let mut agent = TestAgent::with_config(cluster, &repo.file_url(), STAGING_PARIS, &extra).await;
+
+    // Neither entry has a value: the commit fails (no deferral), naming
+    // both paths and saying the cluster entry was deleted.
+    let report = agent.sync(true).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "not found in Vault at secret/{cluster_entry} (its latest version, 1, was deleted at "
+        )) && error.contains(&format!(
+            "`vault kv undelete` restores it) nor secret/{default_entry}"
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("cannot be reached"), "{error}");
+    assert!(
+        Api::<Deployment>::namespaced(agent.client.clone(), release)
+            .get_opt(&format!("{release}-demo"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing applied"
+    );
+
+    // A default entry serves the cluster whose own entry was deleted.
+    let version = vault
+        .kv_put(&default_entry, &[("value", "default-Pw-1")])
+        .await
+        .unwrap();
+    succeeded(&agent.sync(true).await);
+    let name = format!("{release}-secrets");
+    assert_eq!(
+        secret_value(&agent.client, release, &name).await.as_deref(),
+        Some("default-Pw-1")
+    );
+
+    // The default entry's latest version destroyed: the commit fails again
+    // and the Secret stays as it was.
+    let (status, body) = vault
+        .request(
+            reqwest::Method::PUT,
+            &format!("secret/destroy/{default_entry}"),
+            Some(vault.root_token()),
+            Some(serde_json::json!({ "versions": [version] })),
+        )
+        .await
+        .unwrap();
+    assert!(status.is_success(), "{status} {body}");
+    let report = agent.sync(true).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "nor secret/{default_entry} (its latest version, {version}, was destroyed; write a new version)"
+        )),
+        "{error}"
+    );
+    assert_eq!(
+        secret_value(&agent.client, release, &name).await.as_deref(),
+        Some("default-Pw-1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mount_that_is_not_kv_version_2_is_named() {
+    let cluster = shared().await;
+    let vault = VaultServer::start_dev().await.unwrap();
+    vault.enable_approle().await.unwrap();
+    let release = "vault-kv1";
+    let root = Some(vault.root_token());
+    let (status, body) = vault
+        .request(
+            reqwest::Method::POST,
+            "sys/mounts/kv1",
+            root,
+            Some(serde_json::json!({ "type": "kv", "options": { "version": "1" } })),
+        )
+        .await
+        .unwrap();
+    assert!(status.is_success(), "{status} {body}");
+    // Where a KV v2 read of the default entry looks, a KV v1 mount has a
+    // plain key whose answer has no version metadata.
+    let (status, body) = vault
+        .request(
+            reqwest::Method::POST,
+            &format!("kv1/data/{release}/default/database-password"),
+            root,
+            Some(serde_json::json!({ "value": "v1-Pw" })),
+        )
+        .await
+        .unwrap();
+    assert!(status.is_success(), "{status} {body}");
+    let policy = format!("path \"kv1/data/{release}/*\" {{ capabilities = [\"read\"] }}\n");
+    vault.write_policy(release, &policy).await.unwrap();
+    let (role_id, secret_id) = vault.approle_role(release, &[release]).await.unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let (role_file, secret_file) = (
+        scratch.path().join("role-id"),
+        scratch.path().join("secret-id"),
+    );
+    std::fs::write(&role_file, role_id).unwrap();
+    std::fs::write(&secret_file, secret_id).unwrap();
+    let extra = format!(
+        "vault:\n  address: {}\n  kv_mount: kv1\n  auth:\n    approle:\n      role_id_file: {}\n      secret_id_file: {}\n",
+        vault.addr(),
+        role_file.display(),
+        secret_file.display()
+    );
+    let repo = repo_with_secret(release);
+    let mut agent = TestAgent::with_config(cluster, &repo.file_url(), STAGING_PARIS, &extra).await;
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+    let error = report.error.unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "Vault's answer for kv1/{release}/default/database-password is not a KV version 2 entry (is kv1 a KV version 2 mount?)"
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("v1-Pw"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -102,14 +102,20 @@ pub enum SecretsError {
     )]
     PermissionDenied { path: String },
     #[error(
-        "secret {name} of release {release} not found in Vault at {cluster_path} nor {default_path}"
+        "secret {name} of release {release} not found in Vault at {cluster_entry} nor {default_entry}"
     )]
     NotFound {
         release: String,
         name: String,
-        cluster_path: String,
-        default_path: String,
+        /// The entry's path, followed by why it is not read when it exists
+        /// (" (its latest version, 3, was deleted at ...)").
+        cluster_entry: String,
+        default_entry: String,
     },
+    #[error(
+        "Vault's answer for {path} is not a KV version 2 entry (is {mount} a KV version 2 mount?)"
+    )]
+    NotKv2 { path: String, mount: String },
     #[error("Vault entry {path} has no field {field:?}")]
     MissingField { path: String, field: String },
     #[error("reading {path} from Vault failed: {cause}")]
@@ -165,20 +171,93 @@ pub struct VaultSession {
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
+/// Tells apart Vault not answering (unreachable: defer and retry), answering
+/// that it is sealed (defer), and answering something else (a failure).
 fn client_error(address: &str, error: ClientError) -> SecretsError {
+    use rustify::errors::ClientError as Http;
     match error {
-        ClientError::APIError { code: 503, .. } => SecretsError::Sealed {
+        ClientError::APIError { code: 503, .. }
+        | ClientError::RestClientError {
+            source: Http::ServerResponseError { code: 503, .. },
+        } => SecretsError::Sealed {
             address: address.to_string(),
         },
-        ClientError::RestClientError { source } => SecretsError::Unreachable {
+        // Vault (or a proxy before it) is overloaded or failing: as good as
+        // unreachable, and likely to pass.
+        ClientError::APIError { code, .. }
+        | ClientError::RestClientError {
+            source: Http::ServerResponseError { code, .. },
+        } if code == 429 || (500..600).contains(&code) => SecretsError::Unreachable {
             address: address.to_string(),
-            cause: source.to_string(),
+            cause: format!("Vault answered with status {code}"),
+        },
+        // An answer with a status but no `errors` list, which vaultrs leaves
+        // as the HTTP layer's error: Vault answered.
+        ClientError::RestClientError {
+            source: Http::ServerResponseError { code, .. },
+        } => SecretsError::Read {
+            path: address.to_string(),
+            cause: format!("Vault answered with status {code}"),
+        },
+        ClientError::RestClientError {
+            source: source @ (Http::RequestError { .. } | Http::ResponseError { .. }),
+        } => SecretsError::Unreachable {
+            address: address.to_string(),
+            cause: error_chain(&source),
         },
         other => SecretsError::Read {
             path: address.to_string(),
-            cause: other.to_string(),
+            cause: error_chain(&other),
         },
     }
+}
+
+/// An error and its causes, `: `-separated (the HTTP layer's own message
+/// says little: "Error sending HTTP request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What Vault holds at one entry path.
+enum Entry {
+    Value(SecretValue),
+    /// No such entry.
+    Missing,
+    /// The entry exists but its latest version cannot be read: why (" (its
+    /// latest version, 3, was deleted at ...)").
+    Unreadable(String),
+}
+
+/// Why a KV v2 read answered 404 although the entry exists: its latest
+/// version was deleted (soft, undoable) or destroyed. `None` for a plain
+/// 404 (no such entry).
+fn deleted_version(answer: Option<&str>) -> Option<String> {
+    let answer: Value = serde_json::from_str(answer?).ok()?;
+    let metadata = answer.pointer("/data/metadata")?;
+    let version = metadata
+        .get("version")
+        .and_then(Value::as_u64)
+        .map(|v| format!(", {v},"))
+        .unwrap_or_default();
+    if metadata.get("destroyed").and_then(Value::as_bool) == Some(true) {
+        return Some(format!(
+            " (its latest version{version} was destroyed; write a new version)"
+        ));
+    }
+    let deleted = metadata
+        .get("deletion_time")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())?;
+    Some(format!(
+        " (its latest version{version} was deleted at {deleted}; `vault kv undelete` restores it)"
+    ))
 }
 
 impl VaultSession {
@@ -324,12 +403,8 @@ impl VaultSession {
         self.login().await
     }
 
-    /// Reads one field of a KV v2 entry. `Ok(None)` when the entry does not exist.
-    async fn read_entry(
-        &mut self,
-        path: &str,
-        field: &str,
-    ) -> Result<Option<SecretValue>, SecretsError> {
+    /// Reads one field of a KV v2 entry.
+    async fn read_entry(&mut self, path: &str, field: &str) -> Result<Entry, SecretsError> {
         let mount = self.config.kv_mount.clone();
         let full = format!("{mount}/{path}");
         let mut relogged = false;
@@ -345,9 +420,27 @@ impl VaultSession {
                         Value::String(s) => s.as_bytes().to_vec(),
                         other => other.to_string().into_bytes(),
                     };
-                    return Ok(Some(SecretValue(bytes)));
+                    return Ok(Entry::Value(SecretValue(bytes)));
                 }
-                Err(ClientError::APIError { code: 404, .. }) => return Ok(None),
+                Err(ClientError::APIError { code: 404, .. }) => return Ok(Entry::Missing),
+                // A deleted or destroyed latest version: Vault answers 404
+                // with the entry's metadata (and no `errors` list).
+                Err(ClientError::RestClientError {
+                    source: rustify::errors::ClientError::ServerResponseError { code: 404, content },
+                }) => {
+                    return Ok(match deleted_version(content.as_deref()) {
+                        Some(why) => Entry::Unreadable(why),
+                        None => Entry::Missing,
+                    });
+                }
+                Err(
+                    ClientError::RestClientError {
+                        source: rustify::errors::ClientError::ResponseParseError { .. },
+                    }
+                    | ClientError::JsonParseError { .. },
+                ) => {
+                    return Err(SecretsError::NotKv2 { path: full, mount });
+                }
                 // A token that stopped working (Vault restarted, token revoked): log in once more.
                 Err(ClientError::APIError { code: 403, .. }) if !relogged => {
                     relogged = true;
@@ -384,25 +477,30 @@ impl VaultSession {
                 cluster,
                 &secret.name,
             );
-            let value = match self.read_entry(&cluster_path, field).await? {
-                Some(value) => {
-                    debug!(secret = %secret.name, path = %cluster_path, "read cluster-specific secret");
-                    value
+            // A deleted cluster entry is as good as none: the default one
+            // is read, and if neither has a value both are named.
+            let mut notes = [String::new(), String::new()];
+            let mut found = None;
+            for (path, note) in [&cluster_path, &default_path].into_iter().zip(&mut notes) {
+                match self.read_entry(path, field).await? {
+                    Entry::Value(value) => {
+                        debug!(secret = %secret.name, %path, "read secret");
+                        found = Some(value);
+                        break;
+                    }
+                    Entry::Missing => {}
+                    Entry::Unreadable(why) => *note = why,
                 }
-                None => match self.read_entry(&default_path, field).await? {
-                    Some(value) => {
-                        debug!(secret = %secret.name, path = %default_path, "read default secret");
-                        value
-                    }
-                    None => {
-                        return Err(SecretsError::NotFound {
-                            release: release.name.clone(),
-                            name: secret.name.clone(),
-                            cluster_path: format!("{}/{cluster_path}", self.config.kv_mount),
-                            default_path: format!("{}/{default_path}", self.config.kv_mount),
-                        });
-                    }
-                },
+            }
+            let Some(value) = found else {
+                let [cluster_note, default_note] = notes;
+                let mount = &self.config.kv_mount;
+                return Err(SecretsError::NotFound {
+                    release: release.name.clone(),
+                    name: secret.name.clone(),
+                    cluster_entry: format!("{mount}/{cluster_path}{cluster_note}"),
+                    default_entry: format!("{mount}/{default_path}{default_note}"),
+                });
             };
             values.insert(secret.name.clone(), value);
         }
@@ -578,6 +676,70 @@ mod tests {
         assert_eq!(cron[CHECKSUM_ANNOTATION], "abc");
         assert_eq!(cron["a"], "b");
         assert!(objects[2].manifest().get("spec").is_none());
+    }
+
+    #[test]
+    fn a_deleted_or_destroyed_version_is_told_from_a_missing_entry() {
+        // Vault's 404 answers to a KV v2 read (no `errors` list with the
+        // metadata).
+        let deleted = r#"{"data":{"data":null,"metadata":{"created_time":"2026-12-04T10:00:00Z","deletion_time":"2026-12-04T11:00:00Z","destroyed":false,"version":3}}}"#;
+        assert_eq!(
+            deleted_version(Some(deleted)).as_deref(),
+            Some(
+                " (its latest version, 3, was deleted at 2026-12-04T11:00:00Z; `vault kv undelete` restores it)"
+            )
+        );
+        let destroyed = r#"{"data":{"data":null,"metadata":{"deletion_time":"","destroyed":true,"version":2}}}"#;
+        assert_eq!(
+            deleted_version(Some(destroyed)).as_deref(),
+            Some(" (its latest version, 2, was destroyed; write a new version)")
+        );
+        assert_eq!(deleted_version(Some(r#"{"errors":[]}"#)), None);
+        assert_eq!(deleted_version(Some("not json")), None);
+        assert_eq!(deleted_version(None), None);
+    }
+
+    #[test]
+    fn only_no_answer_overload_or_a_seal_defer_a_sync() {
+        use rustify::errors::ClientError as Http;
+        let answered = |code: u16| ClientError::RestClientError {
+            source: Http::ServerResponseError {
+                code,
+                content: Some("{}".into()),
+            },
+        };
+        let classified = |error| client_error("http://vault:8200", error);
+        assert!(matches!(
+            classified(answered(503)),
+            SecretsError::Sealed { .. }
+        ));
+        assert!(classified(answered(502)).is_transient());
+        assert!(classified(answered(429)).is_transient());
+        assert!(
+            classified(ClientError::APIError {
+                code: 500,
+                errors: vec!["internal error".into()]
+            })
+            .is_transient()
+        );
+        let refused = classified(answered(400));
+        assert!(!refused.is_transient());
+        assert_eq!(
+            refused.to_string(),
+            "reading http://vault:8200 from Vault failed: Vault answered with status 400"
+        );
+        let unreachable = classified(ClientError::RestClientError {
+            source: Http::RequestError {
+                source: anyhow::anyhow!("connection refused"),
+                url: "http://vault:8200/v1/secret/data/x".into(),
+                method: "GET".into(),
+            },
+        });
+        assert!(unreachable.is_transient());
+        assert_eq!(
+            unreachable.to_string(),
+            "Vault at http://vault:8200 cannot be reached: Error sending HTTP request: connection refused"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use berth_agent::diff::diff_applications;
 use berth_agent::health::Health;
 use berth_agent::inventory::{HistoryEntry, InventoryStore, Outcome, releases};
 use berth_agent::logging::{self, LogFormat};
-use berth_agent::reconcile::{read_chart, read_release, render_release};
+use berth_agent::reconcile::{SyncReport, read_chart, read_release, render_release};
 use berth_agent::release::{DEFAULT_RELEASE_FILE, explain, format_explanation};
 use berth_agent::source::{RepoPath, RepoTree};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -146,6 +146,32 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// `berth sync --once` exits 1 when a sync failed, ended degraded or was
+/// rolled back.
+pub const EXIT_FAILED: i32 = 1;
+/// `berth sync --once` exits 3 when a sync was deferred (Vault down or
+/// sealed): nothing was applied, and the same run later may succeed.
+pub const EXIT_DEFERRED: i32 = 3;
+
+/// The exit code of `berth sync --once`: a failure outweighs a deferral,
+/// and a run that applied nothing because it was deferred is no success.
+fn sync_exit_code(reports: &[SyncReport]) -> i32 {
+    let failed = reports.iter().any(|r| {
+        matches!(r.outcome, Outcome::Failed | Outcome::RolledBack)
+            || r.health
+                .as_ref()
+                .is_some_and(|v| v.health == Health::Degraded)
+    });
+    let deferred = reports.iter().any(|r| r.outcome == Outcome::Deferred);
+    if failed {
+        EXIT_FAILED
+    } else if deferred {
+        EXIT_DEFERRED
+    } else {
+        0
+    }
+}
+
 /// Finds the repository root and release file for `berth render DIR`.
 fn locate_release(dir: &Path, release_file: Option<&str>) -> Result<(PathBuf, String)> {
     if let Some(release_file) = release_file {
@@ -234,18 +260,7 @@ async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
             let mut agent = Agent::new(config, client);
             let reports = agent.sync_once(app.as_deref(), !changed_only).await;
             agent.finish().await;
-            // A sync that failed, ended degraded or was rolled back is a
-            // failure for the script that ran it.
-            let failed = reports
-                .iter()
-                .filter(|r| {
-                    matches!(r.outcome, Outcome::Failed | Outcome::RolledBack)
-                        || r.health
-                            .as_ref()
-                            .is_some_and(|v| v.health == Health::Degraded)
-                })
-                .count();
-            Ok(if failed > 0 { 1 } else { 0 })
+            Ok(sync_exit_code(&reports))
         }
         BerthCommand::Run { .. } => {
             serve(config, &config_path, client, shutdown_signal()).await?;

@@ -80,6 +80,7 @@ struct RawConcurrency {
     fetches: Option<usize>,
     renders: Option<usize>,
     applies: Option<usize>,
+    requests: Option<usize>,
 }
 
 /// How many applications may be in each stage at once, across the agent.
@@ -91,6 +92,9 @@ pub struct Concurrency {
     pub renders: usize,
     /// Plans (reads and dry runs) and applies: requests to the API server.
     pub applies: usize,
+    /// Requests to the API server in flight at once, watches aside: each
+    /// holds a connection (`kubernetes.rs`).
+    pub requests: usize,
 }
 
 impl Default for Concurrency {
@@ -99,6 +103,7 @@ impl Default for Concurrency {
             fetches: 8,
             renders: std::thread::available_parallelism().map_or(2, |n| n.get()),
             applies: 8,
+            requests: 32,
         }
     }
 }
@@ -584,6 +589,11 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             "applies",
             raw_concurrency.and_then(|c| c.applies),
             defaults.applies,
+        ),
+        requests: limit(
+            "requests",
+            raw_concurrency.and_then(|c| c.requests),
+            defaults.requests,
         ),
     };
     let state_namespace = raw.state_namespace.unwrap_or_else(|| "berth-system".into());

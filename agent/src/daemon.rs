@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument as _, debug, error, info, warn};
@@ -40,8 +39,8 @@ const DRIFT_SETTLE: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
-    #[error("connecting to Kubernetes: {0}")]
-    Kubernetes(String),
+    #[error(transparent)]
+    Kubernetes(#[from] crate::kubernetes::KubernetesError),
     #[error("application {application}: {cause}")]
     Credentials { application: String, cause: String },
     #[error("source: {0}")]
@@ -51,23 +50,6 @@ pub enum AgentError {
     Task { application: String, cause: String },
     #[error("cannot listen on {address}: {cause}")]
     Listen { address: String, cause: String },
-}
-
-/// A Kubernetes client from the configured kubeconfig, or in-cluster / `KUBECONFIG`.
-pub async fn kube_client(config: &AgentConfig) -> Result<Client, AgentError> {
-    let client_config = match &config.kubeconfig {
-        Some(path) => {
-            let kubeconfig = Kubeconfig::read_from(path)
-                .map_err(|e| AgentError::Kubernetes(format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| AgentError::Kubernetes(format!("{}: {e}", path.display())))?
-        }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| AgentError::Kubernetes(e.to_string()))?,
-    };
-    Client::try_from(client_config).map_err(|e| AgentError::Kubernetes(e.to_string()))
 }
 
 /// Resolves credential references (files, environment variables) to secrets.
@@ -472,7 +454,9 @@ impl Follower {
                 || self
                     .last_full_compare
                     .is_none_or(|t| t.elapsed() >= state.config().full_compare_interval);
-            let report = self.poll(&state, false, full_compare).await;
+            // Boxed: a sync's future is large (some 22 KiB), and a follower
+            // rests between polls far longer than it syncs.
+            let report = Box::pin(self.poll(&state, false, full_compare)).await;
             if let Some(report) = report
                 && let Some(release) = &report.release
                 && !report.tracked.is_empty()
@@ -579,6 +563,7 @@ impl Follower {
             vault: state.vault.as_ref(),
             source: self.source.as_ref(),
             limits: &state.limits,
+            watches: &state.drift,
         };
         let mut report = sync(target(tree)).await;
         if let Some(kept) = report.held_back_to.clone()

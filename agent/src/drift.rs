@@ -12,6 +12,11 @@
 //! per object is a 32-byte digest of what other field managers own in it
 //! and its release's name, so memory grows with the number of objects, not
 //! their size.
+//!
+//! The same watches wake health waits ([`DriftWatches::changes`]): a
+//! release waiting for its rollout hears which of its objects changed
+//! (status writes included) and reads only those, instead of opening a
+//! watch of its own per kind and namespace while it waits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,7 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::health::Tracked;
 use crate::metrics::Metrics;
-use crate::objects::{FIELD_MANAGER, RELEASE_LABEL};
+use crate::objects::{FIELD_MANAGER, ObjectRef, RELEASE_LABEL};
 
 /// One watch: a kind (api version and kind).
 type KindKey = (String, String);
@@ -37,6 +42,8 @@ type KindKey = (String, String);
 #[derive(Default)]
 struct Releases {
     by_name: HashMap<String, (Arc<Notify>, BTreeSet<KindKey>)>,
+    /// Health waits in progress, per release, with the kinds they wait on.
+    waiting: HashMap<String, Vec<Arc<ChangedObjects>>>,
 }
 
 impl Releases {
@@ -47,6 +54,88 @@ impl Releases {
             drifted.notify_one();
         }
         watched.is_some()
+    }
+
+    /// Tells the health waits of `release` that `object` changed.
+    fn changed(&self, release: &str, object: &ObjectRef) {
+        for changes in self.waiting.get(release).into_iter().flatten() {
+            changes.add(object);
+        }
+    }
+
+    fn holds(&self, key: &KindKey) -> bool {
+        self.by_name.values().any(|(_, held)| held.contains(key))
+            || self
+                .waiting
+                .values()
+                .flatten()
+                .any(|changes| changes.kinds.contains(key))
+    }
+}
+
+/// The objects of one release seen changing since a health wait last
+/// looked, and the wake-up for it.
+pub struct ChangedObjects {
+    /// The kinds waited on (their watches run while the wait does).
+    kinds: BTreeSet<KindKey>,
+    objects: Mutex<BTreeSet<ObjectRef>>,
+    notify: Notify,
+}
+
+impl ChangedObjects {
+    fn add(&self, object: &ObjectRef) {
+        self.objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(object.clone());
+        self.notify.notify_one();
+    }
+
+    /// Waits until an object changed (at once if one did since the last
+    /// call) and returns those that did.
+    pub async fn next(&self) -> BTreeSet<ObjectRef> {
+        self.notify.notified().await;
+        std::mem::take(&mut *self.objects.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A health wait's place in the [`DriftWatches`]; dropping it ends it.
+pub struct HealthSubscription {
+    watches: Arc<DriftWatches>,
+    release: String,
+    changes: Arc<ChangedObjects>,
+    /// Whether every kind waited on is watched (a kind berth may not watch
+    /// across the cluster is not: its objects must be read now and then).
+    all_watched: bool,
+}
+
+impl HealthSubscription {
+    pub fn changes(&self) -> &ChangedObjects {
+        &self.changes
+    }
+
+    pub fn all_watched(&self) -> bool {
+        self.all_watched
+    }
+}
+
+impl Drop for HealthSubscription {
+    fn drop(&mut self) {
+        {
+            let mut releases = self
+                .watches
+                .releases
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some(waits) = releases.waiting.get_mut(&self.release) {
+                waits.retain(|changes| !Arc::ptr_eq(changes, &self.changes));
+                if waits.is_empty() {
+                    releases.waiting.remove(&self.release);
+                }
+            }
+        }
+        let mut kinds = self.watches.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        self.watches.stop_unused(&mut kinds);
     }
 }
 
@@ -85,16 +174,7 @@ impl DriftWatches {
     /// `release`'s objects (`objects`, what its last sync left); starts the
     /// watches of kinds no release held before.
     fn watch(&self, release: &str, objects: &[Tracked], drifted: &Arc<Notify>) {
-        let mut resources: BTreeMap<KindKey, &ApiResource> = BTreeMap::new();
-        for tracked in objects {
-            resources.insert(
-                (
-                    tracked.resource.api_version.clone(),
-                    tracked.resource.kind.clone(),
-                ),
-                &tracked.resource,
-            );
-        }
+        let resources = kinds_of(objects);
         {
             let mut releases = self.releases.write().unwrap_or_else(|p| p.into_inner());
             releases.by_name.insert(
@@ -103,6 +183,48 @@ impl DriftWatches {
             );
         }
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        self.start(&mut kinds, resources);
+        self.stop_unused(&mut kinds);
+    }
+
+    /// From now on, records which of `release`'s objects of the kinds of
+    /// `objects` change, for a health wait; starts the watches of kinds no
+    /// release held before. Ends when the subscription is dropped.
+    pub fn changes(self: &Arc<Self>, release: &str, objects: &[Tracked]) -> HealthSubscription {
+        let resources = kinds_of(objects);
+        let changes = Arc::new(ChangedObjects {
+            kinds: resources.keys().cloned().collect(),
+            objects: Mutex::default(),
+            notify: Notify::new(),
+        });
+        {
+            let mut releases = self.releases.write().unwrap_or_else(|p| p.into_inner());
+            releases
+                .waiting
+                .entry(release.to_string())
+                .or_default()
+                .push(Arc::clone(&changes));
+        }
+        let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
+        let keys: Vec<KindKey> = resources.keys().cloned().collect();
+        self.start(&mut kinds, resources);
+        let all_watched = keys
+            .iter()
+            .all(|key| kinds.get(key).is_some_and(|task| !task.is_finished()));
+        HealthSubscription {
+            watches: Arc::clone(self),
+            release: release.to_string(),
+            changes,
+            all_watched,
+        }
+    }
+
+    /// Starts the watches of `resources` not yet watched.
+    fn start(
+        &self,
+        kinds: &mut BTreeMap<KindKey, JoinHandle<()>>,
+        resources: BTreeMap<KindKey, &ApiResource>,
+    ) {
         for (key, resource) in resources {
             if kinds.contains_key(&key) {
                 continue;
@@ -114,13 +236,12 @@ impl DriftWatches {
             debug!(kind = %key.1, api_version = %key.0, "watching for drift");
             let task = tokio::spawn(watch_kind(
                 api,
-                key.1.clone(),
+                key.clone(),
                 Arc::clone(&self.releases),
                 Arc::clone(&self.metrics),
             ));
             kinds.insert(key, task);
         }
-        self.stop_unused(&mut kinds);
     }
 
     /// Stops waking anyone for `release`; stops the watches of kinds no
@@ -138,10 +259,7 @@ impl DriftWatches {
     fn stop_unused(&self, kinds: &mut BTreeMap<KindKey, JoinHandle<()>>) {
         let releases = self.releases.read().unwrap_or_else(|p| p.into_inner());
         kinds.retain(|key, task| {
-            let used = releases
-                .by_name
-                .values()
-                .any(|(_, held)| held.contains(key));
+            let used = releases.holds(key);
             if !used {
                 debug!(kind = %key.1, api_version = %key.0, "no release holds this kind; its drift watch stops");
                 task.abort();
@@ -160,6 +278,22 @@ impl DriftWatches {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// The kinds of `objects`, each with its API resource.
+fn kinds_of(objects: &[Tracked]) -> BTreeMap<KindKey, &ApiResource> {
+    objects
+        .iter()
+        .map(|tracked| {
+            (
+                (
+                    tracked.resource.api_version.clone(),
+                    tracked.resource.kind.clone(),
+                ),
+                &*tracked.resource,
+            )
+        })
+        .collect()
 }
 
 /// Watches still running: one refused (403) ended, and stays in the map so
@@ -248,10 +382,16 @@ struct Seen {
 
 async fn watch_kind(
     api: Api<PartialObjectMeta<DynamicObject>>,
-    kind: String,
+    (api_version, kind): KindKey,
     releases: Arc<RwLock<Releases>>,
     metrics: Arc<Metrics>,
 ) {
+    let reference = |object: &PartialObjectMeta<DynamicObject>| ObjectRef {
+        api_version: api_version.clone(),
+        kind: kind.clone(),
+        namespace: object.namespace(),
+        name: object.name_any(),
+    };
     let config = watcher::Config::default().labels(RELEASE_LABEL);
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     // uid → what was last seen; what the first list finds is what the
@@ -308,6 +448,10 @@ async fn watch_kind(
                 let Some(release) = object.labels().get(RELEASE_LABEL).cloned() else {
                     continue;
                 };
+                releases
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .changed(&release, &reference(&object));
                 let uid = object.uid().unwrap_or_default();
                 if let Some(found) = &mut relisted {
                     found.insert(uid.clone());
@@ -345,6 +489,10 @@ async fn watch_kind(
                 else {
                     continue;
                 };
+                releases
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .changed(&release, &reference(&object));
                 (
                     release,
                     format!("{kind} {} deleted or unlabelled", object.name_any()),

@@ -1,21 +1,21 @@
 //! Whether applied objects work: one rule per kind (docs/health.md), and
-//! the wait after apply that watches a release's objects until every one is
-//! healthy, one turns degraded, or the release's health timeout passes.
+//! the wait after apply that follows a release's objects (through the
+//! agent's shared watches) until every one is healthy, one turns degraded,
+//! or the release's health timeout passes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::runtime::watcher;
 use kube::{Client, ResourceExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::debug;
 
-use crate::objects::{ObjectRef, RELEASE_LABEL};
+use crate::drift::DriftWatches;
+use crate::objects::ObjectRef;
 
 /// What a release (or one object) amounts to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -381,12 +381,23 @@ impl Verdict {
     }
 }
 
-/// Watches `objects` (applied by `release`) until every one is healthy
+/// How often a waiting release's unhealthy objects are read again though
+/// no watch said they changed: a safety net for a missed event, and the
+/// pace for kinds berth may not watch across the cluster.
+const RECHECK: Duration = Duration::from_secs(30);
+const RECHECK_UNWATCHED: Duration = Duration::from_secs(2);
+
+/// Waits until every one of `objects` (applied by `release`) is healthy
 /// (healthy), one is degraded (degraded, at once), or `timeout` passes
 /// (degraded, with why the first unhealthy object is not healthy, its pods'
 /// reasons included).
+///
+/// The wait opens no watch of its own: the agent's shared watches (one per
+/// kind across the cluster, [`DriftWatches`]) say which of the release's
+/// objects changed, and only those are read again.
 pub async fn wait(
     client: &Client,
+    watches: &Arc<DriftWatches>,
     release: &str,
     objects: &[Tracked],
     timeout: Duration,
@@ -398,54 +409,30 @@ pub async fn wait(
     if watched.is_empty() {
         return Verdict::healthy();
     }
-    // One watch per kind and namespace, of the release's objects only.
-    let mut groups: BTreeMap<(String, String, Option<String>), &ApiResource> = BTreeMap::new();
-    for t in &watched {
-        groups.insert(
-            (
-                t.resource.api_version.clone(),
-                t.resource.kind.clone(),
-                t.object.namespace.clone(),
-            ),
-            &t.resource,
-        );
-    }
-    let config = watcher::Config::default().labels(&format!("{RELEASE_LABEL}={release}"));
-    // Objects of a list carry no kind: each event is tagged with its watch's.
-    let streams = groups.into_iter().map(|((_, kind, namespace), resource)| {
-        let api: Api<DynamicObject> = match &namespace {
-            Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
-            None => Api::all_with(client.clone(), resource),
-        };
-        watcher(api, config.clone())
-            .map(move |event| (kind.clone(), event))
-            .boxed()
-    });
-    let mut events = futures::stream::select_all(streams);
+    let owned: Vec<Tracked> = watched.iter().map(|t| (*t).clone()).collect();
+    // Subscribed before the first read, so that no change between the read
+    // and the wait is missed.
+    let subscription = watches.changes(release, &owned);
+    let recheck = if subscription.all_watched() {
+        RECHECK
+    } else {
+        RECHECK_UNWATCHED
+    };
     let mut live: HashMap<ObjectRef, Value> = HashMap::new();
+    let mut stale: Vec<&Tracked> = watched.clone();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let (kind, event) = match tokio::time::timeout_at(deadline, events.next()).await {
-            Err(_) | Ok(None) => break,
-            Ok(Some((_, Err(error)))) => {
-                // The watcher retries by itself; keep waiting.
-                debug!(%error, "health watch interrupted");
-                continue;
-            }
-            Ok(Some((kind, Ok(event)))) => (kind, event),
-        };
-        match event {
-            watcher::Event::Apply(object) | watcher::Event::InitApply(object) => {
-                if let Some(reference) = reference_of(&kind, &object, &watched) {
-                    live.insert(reference, serde_json::to_value(&object).unwrap_or_default());
+        for tracked in stale.drain(..) {
+            match read(client, tracked).await {
+                Ok(Some(object)) => {
+                    live.insert(tracked.object.clone(), what_health_reads(object));
                 }
-            }
-            watcher::Event::Delete(object) => {
-                if let Some(reference) = reference_of(&kind, &object, &watched) {
-                    live.remove(&reference);
+                Ok(None) => {
+                    live.remove(&tracked.object);
                 }
+                // Read again at the next change or recheck.
+                Err(error) => debug!(object = %tracked.object, %error, "reading for health failed"),
             }
-            watcher::Event::Init | watcher::Event::InitDone => {}
         }
         match first_unhealthy(&watched, &live) {
             None => return Verdict::healthy(),
@@ -456,6 +443,19 @@ pub async fn wait(
                 };
             }
             Some(_) => {}
+        }
+        tokio::select! {
+            changed = subscription.changes().next() => {
+                stale = watched.iter().copied().filter(|t| changed.contains(&t.object)).collect();
+            }
+            _ = tokio::time::sleep(recheck) => {
+                stale = watched
+                    .iter()
+                    .copied()
+                    .filter(|t| live.get(&t.object).is_none_or(|v| assess(&t.object.kind, v).health != Health::Healthy))
+                    .collect();
+            }
+            _ = tokio::time::sleep_until(deadline) => break,
         }
     }
     // Timed out: say why, down to the pods.
@@ -470,6 +470,15 @@ pub async fn wait(
             humantime::format_duration(timeout)
         ),
     }
+}
+
+/// One object as it is now; `None` when it does not exist.
+async fn read(client: &Client, tracked: &Tracked) -> Result<Option<DynamicObject>, kube::Error> {
+    let api: Api<DynamicObject> = match &tracked.object.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &*tracked.resource),
+        None => Api::all_with(client.clone(), &*tracked.resource),
+    };
+    api.get_opt(&tracked.object.name).await
 }
 
 /// "Kind namespace/name: why", with the first of its pods that says why it
@@ -490,15 +499,22 @@ async fn explain(
     }
 }
 
-fn reference_of(kind: &str, object: &DynamicObject, watched: &[&Tracked]) -> Option<ObjectRef> {
-    watched
-        .iter()
-        .find(|t| {
-            t.object.kind == kind
-                && t.object.name == object.name_any()
-                && t.object.namespace == object.namespace()
-        })
-        .map(|t| t.object.clone())
+/// Of a watched object, what the rules read: its generation, spec and
+/// status. The pod template and the managed fields (most of a workload's
+/// bytes) are dropped, as a fleet's releases wait for health at once.
+fn what_health_reads(object: DynamicObject) -> Value {
+    let mut kept = object.data;
+    if let Value::Object(fields) = &mut kept {
+        if let Some(Value::Object(spec)) = fields.get_mut("spec") {
+            spec.remove("template");
+            spec.remove("volumeClaimTemplates");
+        }
+        fields.insert(
+            "metadata".into(),
+            serde_json::json!({ "generation": object.metadata.generation }),
+        );
+    }
+    kept
 }
 
 /// The release so far: the first degraded object, else the first one still
@@ -582,6 +598,29 @@ mod tests {
                 "ProgressDeadlineExceeded: ReplicaSet \"web-1\" has timed out progressing.".into()
             )
         );
+    }
+
+    #[test]
+    fn a_watched_workload_keeps_what_the_rules_read_and_not_its_template() {
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "generation": 2,
+                "managedFields": [{"manager": "berth", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"spec": {"containers": [{"name": "web", "image": "web:2"}]}}},
+            "status": {"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}
+        }))
+        .unwrap();
+        let whole = serde_json::to_value(&object).unwrap();
+        let kept = what_health_reads(object);
+        assert_eq!(kept.pointer("/spec/template"), None);
+        assert_eq!(kept.pointer("/metadata/managedFields"), None);
+        assert_eq!(
+            kept["spec"]["selector"],
+            json!({"matchLabels": {"app": "web"}})
+        );
+        assert_eq!(assess("Deployment", &kept), assess("Deployment", &whole));
+        assert_eq!(assess("Deployment", &kept).health, Health::Healthy);
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! `helm.sh/hook-delete-policy` says when it is deleted. Test hooks, and the
 //! delete and rollback events, are never run (docs/health.md says why).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams, DynamicObject, Patch};
 use kube::{Client, ResourceExt as _};
 use tracing::info;
 
+use crate::drift::DriftWatches;
 use crate::health::{self, Health, Tracked};
 use crate::objects::{DesiredObject, FIELD_MANAGER, ObjectRef};
 use crate::plan::KindResolver;
@@ -143,6 +145,7 @@ pub enum HookError {
 /// the rest. Returns how many ran.
 pub async fn run(
     client: &Client,
+    watches: &Arc<DriftWatches>,
     release: &ReleaseFile,
     cluster: &str,
     hooks: &[Hook],
@@ -155,101 +158,113 @@ pub async fn run(
             .cmp(&b.weight)
             .then_with(|| a.object.name().cmp(b.object.name()))
     });
+    let run = HookRun {
+        client,
+        watches,
+        release,
+        cluster,
+        event,
+        timeout,
+    };
     let mut resolver = KindResolver::new(client.clone());
     for hook in &due {
-        run_one(
-            client,
-            &mut resolver,
-            release,
-            cluster,
-            hook,
-            event,
-            timeout,
-        )
-        .await?;
+        run.one(&mut resolver, hook).await?;
     }
     Ok(due.len())
 }
 
-async fn run_one(
-    client: &Client,
-    resolver: &mut KindResolver,
-    release: &ReleaseFile,
-    cluster: &str,
-    hook: &Hook,
+/// What every hook of one event shares.
+struct HookRun<'a> {
+    client: &'a Client,
+    watches: &'a Arc<DriftWatches>,
+    release: &'a ReleaseFile,
+    cluster: &'a str,
     event: HookEvent,
     timeout: Duration,
-) -> Result<(), HookError> {
-    let mut object = hook.object.clone();
-    let declared = object.object_ref().clone();
-    let kube_error = |context: &'static str| {
-        let object = declared.clone();
-        move |source| HookError::Kube {
+}
+
+impl HookRun<'_> {
+    async fn one(&self, resolver: &mut KindResolver, hook: &Hook) -> Result<(), HookError> {
+        let HookRun {
+            client,
+            watches,
+            release,
+            cluster,
             event,
-            object,
-            context,
-            source,
+            timeout,
+        } = *self;
+        let mut object = hook.object.clone();
+        let declared = object.object_ref().clone();
+        let kube_error = |context: &'static str| {
+            let object = declared.clone();
+            move |source| HookError::Kube {
+                event,
+                object,
+                context,
+                source,
+            }
+        };
+        let Some((resource, namespaced, _)) = resolver
+            .resolve(&declared)
+            .await
+            .map_err(kube_error("looking up its kind"))?
+        else {
+            return Err(HookError::UnknownKind {
+                event,
+                object: declared.clone(),
+                kind: declared.kind.clone(),
+            });
+        };
+        let namespace =
+            namespaced.then(|| object.namespace().unwrap_or(&release.namespace).to_string());
+        object.prepare(namespace.as_deref(), &release.name, cluster);
+        let reference = object.object_ref().clone();
+        let api: Api<DynamicObject> = match &reference.namespace {
+            Some(namespace) => Api::namespaced_with(client.clone(), namespace, &*resource),
+            None => Api::all_with(client.clone(), &*resource),
+        };
+        if let Some(namespace) = &reference.namespace {
+            // On install the release's namespace does not exist yet.
+            crate::inventory::ensure_namespace(client.clone(), namespace)
+                .await
+                .map_err(kube_error("creating its namespace"))?;
         }
-    };
-    let Some((resource, namespaced, _)) = resolver
-        .resolve(&declared)
+        if hook.deletes("before-hook-creation") {
+            delete_and_wait(&api, &reference.name)
+                .await
+                .map_err(kube_error("deleting the previous run"))?;
+        }
+        info!(%event, hook = %reference, "running hook");
+        api.patch(
+            &reference.name,
+            &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(object.json()),
+        )
         .await
-        .map_err(kube_error("looking up its kind"))?
-    else {
-        return Err(HookError::UnknownKind {
-            event,
-            object: declared.clone(),
-            kind: declared.kind.clone(),
-        });
-    };
-    let namespace =
-        namespaced.then(|| object.namespace().unwrap_or(&release.namespace).to_string());
-    object.prepare(namespace.as_deref(), &release.name, cluster);
-    let reference = object.object_ref().clone();
-    let api: Api<DynamicObject> = match &reference.namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &*resource),
-        None => Api::all_with(client.clone(), &*resource),
-    };
-    if let Some(namespace) = &reference.namespace {
-        // On install the release's namespace does not exist yet.
-        crate::inventory::ensure_namespace(client.clone(), namespace)
-            .await
-            .map_err(kube_error("creating its namespace"))?;
-    }
-    if hook.deletes("before-hook-creation") {
-        delete_and_wait(&api, &reference.name)
-            .await
-            .map_err(kube_error("deleting the previous run"))?;
-    }
-    info!(%event, hook = %reference, "running hook");
-    api.patch(
-        &reference.name,
-        &kube::api::PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(object.json()),
-    )
-    .await
-    .map_err(kube_error("applying it"))?;
-    let tracked = Tracked {
-        object: reference.clone(),
-        resource,
-    };
-    let verdict = health::wait(client, &release.name, &[tracked], timeout).await;
-    let succeeded = verdict.health == Health::Healthy;
-    if (succeeded && hook.deletes("hook-succeeded")) || (!succeeded && hook.deletes("hook-failed"))
-    {
-        delete_and_wait(&api, &reference.name)
-            .await
-            .map_err(kube_error("deleting it after its run"))?;
-    }
-    if succeeded {
-        info!(%event, hook = %reference, "hook succeeded");
-        Ok(())
-    } else {
-        Err(HookError::Failed {
-            event,
-            object: reference,
-            reason: verdict.reason,
-        })
+        .map_err(kube_error("applying it"))?;
+        let tracked = Tracked {
+            object: reference.clone(),
+            resource,
+        };
+        let verdict = health::wait(client, watches, &release.name, &[tracked], timeout).await;
+        let succeeded = verdict.health == Health::Healthy;
+        if (succeeded && hook.deletes("hook-succeeded"))
+            || (!succeeded && hook.deletes("hook-failed"))
+        {
+            delete_and_wait(&api, &reference.name)
+                .await
+                .map_err(kube_error("deleting it after its run"))?;
+        }
+        if succeeded {
+            info!(%event, hook = %reference, "hook succeeded");
+            Ok(())
+        } else {
+            Err(HookError::Failed {
+                event,
+                object: reference,
+                reason: verdict.reason,
+            })
+        }
     }
 }
 

@@ -20,7 +20,8 @@
 //! and [`diff`]. [`daemon`] follows every application and calls `sync`;
 //! [`drift`] watches what a release owns and wakes its follower when someone
 //! else changes it; [`limits`] bounds how many applications are in each
-//! stage at once; [`logging`] writes the sync log.
+//! stage at once; [`logging`] writes the sync log; [`kubernetes`] makes
+//! the client they share, with a bound on requests in flight.
 
 pub mod apply;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod events;
 pub mod health;
 pub mod hooks;
 pub mod inventory;
+pub mod kubernetes;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -8,6 +8,20 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::Concurrency;
 
+/// Threads for blocking work beside the bounded fetches and renders:
+/// reading release files, opening trees, loading the configuration.
+const SPARE_BLOCKING_THREADS: usize = 4;
+
+/// How many threads tokio's blocking pool may start. Fetches (which may
+/// hang on a repository) and renders hold a thread each within their own
+/// bounds; the rest is short file work. Without a bound, a fleet waking at
+/// once started a thread per application reading its release file (54 at
+/// 200 releases), and each thread's allocator pages stayed resident after
+/// it ended.
+pub fn blocking_threads(concurrency: &Concurrency) -> usize {
+    concurrency.fetches + concurrency.renders + SPARE_BLOCKING_THREADS
+}
+
 /// One semaphore per bounded stage.
 pub struct Limits {
     fetches: Semaphore,
@@ -54,6 +68,7 @@ mod tests {
             fetches: 2,
             renders: 1,
             applies: 1,
+            requests: 4,
         });
         let first = limits.fetch().await;
         let second = limits.fetch().await;

@@ -416,16 +416,6 @@ pub async fn prepare_release(
         recordable,
         rollback,
     };
-    let previous = clock
-        .time(
-            "inventory",
-            store(config, client, &release.name)
-                .load()
-                .instrument(info_span!("inventory")),
-        )
-        .await
-        .map_err(|e| stopped(e.into(), false, None))?;
-
     let context = config.context.clone();
     let rendering = async {
         let _permit = limits.render().await;
@@ -463,10 +453,20 @@ pub async fn prepare_release(
     // large release is held once, not three times.
     let objects = std::mem::take(&mut rendered.objects);
     rendered.manifests = String::new();
-    let planning = async {
-        let _permit = limits.apply().await;
-        plan::plan(client, &rendered.release, objects, &previous, &settings).await
-    };
+    // The inventory is read with the plan, in its place among the requests
+    // to the API server: a fleet waking at once reads a few at a time, not
+    // every release's at once.
+    let _permit = limits.apply().await;
+    let previous = clock
+        .time(
+            "inventory",
+            store(config, client, &rendered.release.name)
+                .load()
+                .instrument(info_span!("inventory")),
+        )
+        .await
+        .map_err(|e| stopped(e.into(), false, None))?;
+    let planning = plan::plan(client, &rendered.release, objects, &previous, &settings);
     let plan = clock
         .time("plan", planning.instrument(info_span!("plan")))
         .await
@@ -528,6 +528,8 @@ pub struct SyncTarget<'a> {
     pub source: Option<&'a GitSource>,
     /// How many syncs render and apply at once.
     pub limits: &'a Limits,
+    /// The agent's shared watches, which also tell health waits what changed.
+    pub watches: &'a Arc<crate::drift::DriftWatches>,
 }
 
 /// Why a sync runs.
@@ -672,7 +674,13 @@ async fn settle(
     let timeout = file
         .health_timeout()
         .unwrap_or(target.config.health_timeout);
-    let waiting = health::wait(target.client, &file.name, &applied.tracked, timeout);
+    let waiting = health::wait(
+        target.client,
+        target.watches,
+        &file.name,
+        &applied.tracked,
+        timeout,
+    );
     let mut verdict = clock
         .time("health", waiting.instrument(info_span!("health")))
         .await;
@@ -680,6 +688,7 @@ async fn settle(
         let event = HookEvent::around(applied.install, false);
         let hooks = hooks::run(
             target.client,
+            target.watches,
             file,
             &target.config.context.cluster,
             &applied.hooks,
@@ -873,6 +882,7 @@ async fn run_stages(
         full_compare,
         vault,
         limits,
+        watches,
         ..
     } = *target;
     let started_at = jiff::Timestamp::now().to_string();
@@ -976,6 +986,7 @@ async fn run_stages(
         let event = HookEvent::around(install, true);
         let hooks = hooks::run(
             client,
+            watches,
             &rendered.release,
             &config.context.cluster,
             &rendered.hooks,

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use berth_agent::config::AgentConfig;
 use berth_agent::context::ClusterContext;
-use berth_agent::daemon::{Agent, kube_client, serve};
+use berth_agent::daemon::{Agent, serve};
 use berth_agent::diff::diff_applications;
 use berth_agent::health::Health;
 use berth_agent::inventory::{HistoryEntry, InventoryStore, Outcome, releases};
+use berth_agent::kubernetes::kube_client;
 use berth_agent::logging::{self, LogFormat};
 use berth_agent::reconcile::{SyncReport, read_chart, read_release, render_release};
 use berth_agent::release::{DEFAULT_RELEASE_FILE, explain, format_explanation};
@@ -140,8 +141,21 @@ pub fn run(cli: Cli) -> Result<i32> {
             render(&dir, &context, release_file.as_deref(), explain)
         }
         command => {
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(run_online(command, format))
+            let config_path = match &command {
+                BerthCommand::Sync { config, .. }
+                | BerthCommand::Run { config }
+                | BerthCommand::Diff { config, .. }
+                | BerthCommand::History { config, .. }
+                | BerthCommand::Status { config } => config.clone(),
+                _ => bail!("not an online command"),
+            };
+            let config = AgentConfig::load(&config_path)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .max_blocking_threads(berth_agent::limits::blocking_threads(&config.concurrency))
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(run_online(command, config, config_path, format))
         }
     }
 }
@@ -230,16 +244,12 @@ fn render(
     Ok(0)
 }
 
-async fn run_online(command: BerthCommand, format: LogFormat) -> Result<i32> {
-    let config_path = match &command {
-        BerthCommand::Sync { config, .. }
-        | BerthCommand::Run { config }
-        | BerthCommand::Diff { config, .. }
-        | BerthCommand::History { config, .. }
-        | BerthCommand::Status { config } => config.clone(),
-        _ => bail!("not an online command"),
-    };
-    let config = AgentConfig::load(&config_path)?;
+async fn run_online(
+    command: BerthCommand,
+    config: AgentConfig,
+    config_path: PathBuf,
+    format: LogFormat,
+) -> Result<i32> {
     logging::init(&config.log, format);
     let client = kube_client(&config).await?;
     match command {

@@ -97,7 +97,8 @@ impl TestAgent {
         let path = dir.path().join("berth.yaml");
         std::fs::write(&path, format!("{config}{extra}")).unwrap();
         let config = AgentConfig::load(&path).unwrap();
-        let client = cluster.admin_client().await.unwrap();
+        // The agent's own client, as `berth run` makes it.
+        let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
         Self {
             agent: Agent::new(config, client.clone()),
             client,

@@ -1047,3 +1047,85 @@ async fn a_release_of_ten_thousand_objects_syncs_and_its_inventory_round_trips()
     assert_eq!(inventory.commit, second);
     assert_eq!(inventory.objects.len(), OBJECTS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn releases_waiting_for_health_share_the_agents_watches_and_few_connections() {
+    // A cluster of its own: every watch and connection counted is this agent's.
+    let cluster = berth_harness::TestCluster::start("waits").await.unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("fleet-wait-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let repo = monorepo("fleet-waits", &names);
+    // Images that never pull: every release waits until its health timeout.
+    for name in &names {
+        let path = repo.path().join("apps").join(name).join("release.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (repository, tag) = berth_harness::cluster::MISSING_IMAGE
+            .rsplit_once(':')
+            .unwrap();
+        let text = text
+            .replace(
+                "repository: ghcr.io/example/demo",
+                &format!("repository: {repository}"),
+            )
+            .replace("tag: \"1.4.0\"", &format!("tag: \"{tag}\""));
+        std::fs::write(&path, format!("{text}healthTimeout: 20s\n")).unwrap();
+    }
+    repo.commit("images that never pull").unwrap();
+    let git = berth_harness::git::GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let url = git.url_for(&repo);
+    const REQUESTS: usize = 2;
+    let agent = TestAgent::with_application_entries(
+        &cluster,
+        &monorepo_entries(&url, &names),
+        STAGING_PARIS,
+        &format!("concurrency: {{ requests: {REQUESTS} }}\n"),
+    )
+    .await;
+    let client = agent.client.clone();
+    let watches_at_start = apiserver_watches(&client).await;
+    let daemon = Daemon::start(agent);
+    let me = [std::process::id()];
+    // Sampled while the releases sync and then wait for their verdicts.
+    let mut most_connections = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(8) {
+        let connections =
+            berth_harness::process::connections_to(&me, cluster.server_url()).unwrap();
+        most_connections = most_connections.max(connections);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Every release applied its Deployment and none has its verdict yet.
+    for name in &names {
+        let deployments =
+            Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), name);
+        assert!(
+            deployments
+                .get_opt(&format!("{name}-demo"))
+                .await
+                .unwrap()
+                .is_some(),
+            "{name} not applied"
+        );
+        let status = daemon.status(name);
+        assert!(
+            status.last_report.is_none(),
+            "{name} judged before its timeout"
+        );
+    }
+
+    // Eight releases wait for their Deployments: through the agent's one
+    // watch of Deployments, not one watch each.
+    let watches = apiserver_watches(&client).await;
+    let opened = watches["deployments"] - watches_at_start["deployments"];
+    eprintln!(
+        "while 8 releases wait: {opened} Deployment watches, at most {most_connections} connections"
+    );
+    assert_eq!(opened, 1.0, "{watches:?}");
+    // Requests hold at most REQUESTS connections; each watch one more (one
+    // per kind: Deployment, Service, ConfigMap).
+    assert!(
+        most_connections <= REQUESTS + 3,
+        "{most_connections} connections to the API server at once"
+    );
+    let _ = daemon.stop().await;
+}

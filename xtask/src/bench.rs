@@ -48,6 +48,10 @@ pub struct FleetOptions {
     /// (and the control plane alone, for its own traffic).
     #[arg(long, default_value_t = 60)]
     pub idle_seconds: u64,
+    /// Run this berth binary instead of building the workspace's release
+    /// build (another build, or a wrapper that runs it under a profiler).
+    #[arg(long)]
+    pub berth: Option<PathBuf>,
 }
 
 impl FleetOptions {
@@ -86,18 +90,23 @@ pub fn fleet(options: FleetOptions) -> Result<()> {
         .parent()
         .context("the workspace directory")?
         .to_path_buf();
-    println!("building berth (release)");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--quiet", "--release", "-p", "berth"])
-        .current_dir(&workspace)
-        .status()?;
-    if !status.success() {
-        bail!("building berth failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let berth = target.join("release/berth");
+    let berth = match &options.berth {
+        Some(berth) => berth.clone(),
+        None => {
+            println!("building berth (release)");
+            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["build", "--quiet", "--release", "-p", "berth"])
+                .current_dir(&workspace)
+                .status()?;
+            if !status.success() {
+                bail!("building berth failed");
+            }
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"))
+                .join("release/berth")
+        }
+    };
     if options.flux {
         println!(
             "building Flux's controllers (tests/tools/build-flux.sh; cached after the first run)"
@@ -320,10 +329,14 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         &difference(&request_counts(&client).await?, &idle_before),
         &noise,
     );
+    println!(
+        "idle requests, the control plane's own subtracted: {}",
+        by_resource(&idle_requests)
+    );
     let idle_cpu = cpu_seconds(pid)? - cpu_before;
     let idle_ref_checks = git.ref_checks() - refs_before;
     let idle_rss = proc_status_kib(pid, "VmRSS")?;
-    let idle_connections = api_connections(&[pid], cluster.server_url())?;
+    let idle_connections = berth_harness::process::connections_to(&[pid], cluster.server_url())?;
     let cycles = options.idle().as_secs() as f64 / POLL_INTERVAL_SECS as f64;
 
     // Commit → applied, announced by a webhook, then found by polling;
@@ -387,10 +400,10 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         peak_kib: peak,
         idle_rss_kib: idle_rss,
         idle_cpu_per_minute: idle_cpu * 60.0 / options.idle().as_secs_f64(),
-        idle_requests: per_cycle(&idle_requests, cycles),
+        idle_requests: per_cycle(&by_verb(&idle_requests), cycles),
         idle_connections,
         ref_checks_per_cycle: format!("{:.1}", idle_ref_checks as f64 / cycles),
-        full_comparison_requests: per_cycle(&full_requests, 1.0),
+        full_comparison_requests: per_cycle(&by_verb(&full_requests), 1.0),
         full_comparison: format!("{:.1} s", full_took.as_secs_f64()),
         pushed: percentiles(&mut pushed),
         polled: percentiles(&mut polled),
@@ -656,13 +669,51 @@ async fn request_counts(client: &kube::Client) -> Result<BTreeMap<String, f64>> 
                 .map(|v| v.trim_end_matches('"').to_string())
                 .unwrap_or_default()
         };
+        // Node heartbeats (kwok's and the control plane's leases and node
+        // status), which neither berth nor Flux writes, vary from window to
+        // window; they are left out rather than subtracted.
+        let resource = label("resource");
+        if resource == "nodes" || resource == "leases" {
+            continue;
+        }
         let mut verb = label("verb");
         if !label("dry_run").is_empty() {
             verb.push_str(" (dry run)");
         }
-        *counts.entry(verb).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+        let subresource = label("subresource");
+        let key = if subresource.is_empty() {
+            format!("{verb}\t{resource}")
+        } else {
+            format!("{verb}\t{resource}/{subresource}")
+        };
+        *counts.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
     }
     Ok(counts)
+}
+
+/// Counts keyed "VERB\tresource" summed by verb.
+fn by_verb(counts: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let mut verbs = BTreeMap::new();
+    for (key, n) in counts {
+        let verb = key.split('\t').next().unwrap_or(key);
+        *verbs.entry(verb.to_string()).or_insert(0.0) += n;
+    }
+    verbs
+}
+
+/// "PATCH events 3, GET configmaps 1": what a window's requests were, for
+/// the run's output.
+fn by_resource(counts: &BTreeMap<String, f64>) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n >= 1.0)
+        .map(|(key, n)| format!("{} {n:.0}", key.replace('\t', " ")))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn difference(
@@ -723,53 +774,6 @@ fn percentiles(samples: &mut [Duration]) -> String {
 
 /// Established TCP connections of `pids` to the API server at `server`
 /// (`https://127.0.0.1:PORT`), from /proc/net/tcp and the processes' fds.
-fn api_connections(pids: &[u32], server: &str) -> Result<usize> {
-    let port: u16 = server
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.trim_end_matches('/').parse().ok())
-        .with_context(|| format!("no port in {server}"))?;
-    let mut inodes = std::collections::BTreeSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // rem_address is field 2 (hex ip:port), st field 3 (01: established), inode field 9.
-            let (Some(remote), Some(state), Some(inode)) =
-                (fields.get(2), fields.get(3), fields.get(9))
-            else {
-                continue;
-            };
-            let remote_port = remote
-                .rsplit(':')
-                .next()
-                .and_then(|p| u16::from_str_radix(p, 16).ok());
-            if remote_port == Some(port) && *state == "01" {
-                inodes.insert(inode.to_string());
-            }
-        }
-    }
-    let mut count = 0;
-    for pid in pids {
-        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))?.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let target = target.to_string_lossy();
-            if let Some(inode) = target
-                .strip_prefix("socket:[")
-                .and_then(|t| t.strip_suffix(']'))
-                && inodes.contains(inode)
-            {
-                count += 1;
-            }
-        }
-    }
-    Ok(count)
-}
-
 fn proc_status_kib(pid: u32, field: &str) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
@@ -999,13 +1003,17 @@ async fn run_flux(
         &difference(&request_counts(client).await?, &idle_before),
         noise,
     );
+    println!(
+        "Flux: idle requests, the control plane's own subtracted: {}",
+        by_resource(&idle_requests)
+    );
     let idle_cpu = cpu() - cpu_before;
     let idle_ref_checks = git.ref_checks() - refs_before;
     let idle_rss: f64 = pids
         .iter()
         .map(|p| proc_status_kib(*p, "VmRSS").unwrap_or(0.0))
         .sum();
-    let idle_connections = api_connections(&pids, cluster.server_url())?;
+    let idle_connections = berth_harness::process::connections_to(&pids, cluster.server_url())?;
     let cycles = options.idle().as_secs() as f64 / POLL_INTERVAL_SECS as f64;
 
     let small: Vec<&Release> = releases.iter().filter(|r| !r.large).collect();
@@ -1025,7 +1033,7 @@ async fn run_flux(
         peak_kib: peak,
         idle_rss_kib: idle_rss,
         idle_cpu_per_minute: idle_cpu * 60.0 / options.idle().as_secs_f64(),
-        idle_requests: per_cycle(&idle_requests, cycles),
+        idle_requests: per_cycle(&by_verb(&idle_requests), cycles),
         idle_connections,
         ref_checks_per_cycle: format!("{:.1}", idle_ref_checks as f64 / cycles),
         full_comparison_requests: "- (no such operation)".into(),

@@ -1,6 +1,6 @@
 //! Finding the pinned test servers (kube-apiserver, kube-controller-manager,
-//! kube-scheduler, etcd, kwok, helm, vault), building them first when they
-//! are missing.
+//! kube-scheduler, etcd, kwok, helm 3 and 4, vault) and berth's helm-render
+//! programs, building them first when they are missing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -9,6 +9,10 @@ use anyhow::{Context, Result, bail};
 
 /// The pins, shared with `tests/tools/build-test-servers.sh`.
 const VERSIONS_ENV: &str = include_str!("../tools/versions.env");
+/// helm-render's sources: their stamps hold a hash of them, as the build
+/// script writes it, so that an edit rebuilds.
+const HELM_RENDER_3: &[u8] = include_bytes!("../tools/helm-render/v3/main.go");
+const HELM_RENDER_4: &[u8] = include_bytes!("../tools/helm-render/v4/main.go");
 
 /// Paths of the built servers.
 #[derive(Clone, Debug)]
@@ -18,8 +22,31 @@ pub struct TestServers {
     pub kube_scheduler: PathBuf,
     pub kwok: PathBuf,
     pub etcd: PathBuf,
+    /// Helm 3 (`HELM_VERSION`).
     pub helm: PathBuf,
+    /// Helm 4 (`HELM4_VERSION`).
+    pub helm4: PathBuf,
+    /// Helm's rendering packages behind a JSON-lines interface
+    /// (tests/tools/helm-render), per Helm major.
+    pub helm_render3: PathBuf,
+    pub helm_render4: PathBuf,
     pub vault: PathBuf,
+}
+
+impl TestServers {
+    /// The helm binary of Helm major `major` (3 or 4).
+    pub fn helm_of(&self, major: u8) -> &Path {
+        if major == 3 { &self.helm } else { &self.helm4 }
+    }
+
+    /// The helm-render program of Helm major `major` (3 or 4).
+    pub fn helm_render_of(&self, major: u8) -> &Path {
+        if major == 3 {
+            &self.helm_render3
+        } else {
+            &self.helm_render4
+        }
+    }
 }
 
 /// The script that builds the servers.
@@ -40,6 +67,13 @@ pub fn tools_dir() -> PathBuf {
     cache.join("berth").join("tools")
 }
 
+/// The stamp of a helm-render build: the Helm pin and the source's hash.
+fn helm_render_stamp(version: &str, source: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hash = hex::encode(sha2::Sha256::digest(source));
+    format!("{version} {}", &hash[..16])
+}
+
 /// `(binary, pinned version)` for every server.
 pub fn pinned_versions() -> Vec<(&'static str, String)> {
     let lookup = |key: &str| {
@@ -57,6 +91,15 @@ pub fn pinned_versions() -> Vec<(&'static str, String)> {
         ("kwok", lookup("KWOK_VERSION")),
         ("etcd", lookup("ETCD_VERSION")),
         ("helm", lookup("HELM_VERSION")),
+        ("helm4", lookup("HELM4_VERSION")),
+        (
+            "helm-render3",
+            helm_render_stamp(&lookup("HELM_VERSION"), HELM_RENDER_3),
+        ),
+        (
+            "helm-render4",
+            helm_render_stamp(&lookup("HELM4_VERSION"), HELM_RENDER_4),
+        ),
         ("vault", lookup("VAULT_VERSION")),
     ]
 }
@@ -137,6 +180,9 @@ fn build_stale(control_plane_only: bool) -> Result<TestServers> {
         kwok: bin.join("kwok"),
         etcd: bin.join("etcd"),
         helm: bin.join("helm"),
+        helm4: bin.join("helm4"),
+        helm_render3: bin.join("helm-render3"),
+        helm_render4: bin.join("helm-render4"),
         vault: bin.join("vault"),
     })
 }
@@ -147,10 +193,11 @@ mod tests {
 
     #[test]
     fn every_server_has_a_pinned_version() {
-        for (name, version) in pinned_versions() {
+        for (name, stamp) in pinned_versions() {
+            let version = stamp.split(' ').next().unwrap_or_default();
             assert!(
                 version.starts_with('v') && version.matches('.').count() == 2,
-                "{name} has no exact pin in versions.env: {version:?}"
+                "{name} has no exact pin in versions.env: {stamp:?}"
             );
         }
     }

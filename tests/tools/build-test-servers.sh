@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real servers berth's integration tests run against (kube-apiserver,
-# kube-controller-manager, kube-scheduler, etcd, kwok, helm, vault) from the Go
-# module proxy at the versions pinned in versions.env.
+# kube-controller-manager, kube-scheduler, etcd, kwok, helm 3 and 4, vault) from
+# the Go module proxy at the versions pinned in versions.env, and helm-render:
+# berth's own small programs (tests/tools/helm-render) that link Helm's
+# rendering packages, one per Helm major, for the differential tests.
 #
 # Idempotent: each binary has a stamp holding its version; a binary whose stamp
 # matches the pin is not rebuilt. The cache lives outside the clone so a fresh
@@ -128,25 +130,60 @@ build_etcd() {
   echo "$version" >"$stamp_dir/$name"
 }
 
-build_helm() {
-  local name=helm version=$HELM_VERSION
+# The -ldflags helm's own Makefile gives, for Helm <major> built in <dir>:
+# the version and, for Helm 3, the default Capabilities.KubeVersion derived
+# from the client-go it is built with (Helm 4 reads that from its build
+# information) so that `helm template` matches releases.
+helm_ldflags() { # major version dir
+  local major=$1 version=$2 dir=$3 pkg=helm.sh/helm/v$1
+  local flags="-s -w -X $pkg/internal/version.version=$version -X $pkg/internal/version.gitTreeState=clean"
+  if [[ $major == 3 ]]; then
+    local client_go kube_major kube_minor
+    client_go=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/client-go)
+    client_go=${client_go#v}
+    kube_major=$(( ${client_go%%.*} + 1 ))
+    kube_minor=$(echo "$client_go" | cut -d. -f2)
+    flags+=" -X $pkg/pkg/chartutil.k8sVersionMajor=$kube_major -X $pkg/pkg/chartutil.k8sVersionMinor=$kube_minor"
+    flags+=" -X $pkg/pkg/lint/rules.k8sVersionMajor=$kube_major -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube_minor"
+  fi
+  echo "$flags"
+}
+
+build_helm() { # major: 3 builds helm, 4 builds helm4
+  local major=$1 name version pkg=helm.sh/helm/v$1
+  if [[ $major == 3 ]]; then name=helm version=$HELM_VERSION; else name=helm4 version=$HELM4_VERSION; fi
   up_to_date $name "$version" && { echo "$name $version: cached in $bin_dir"; return; }
-  echo "$name $version: building from helm.sh/helm/v3"
+  echo "$name $version: building from $pkg"
   local dir="$src_dir/$name"
-  prepare_module "$dir" helm.sh/helm/v3 "$version" helm.sh/helm/v3/cmd/helm
+  prepare_module "$dir" $pkg "$version" $pkg/cmd/helm
   (cd "$dir" && go mod tidy)
-  # helm's own Makefile derives the default Capabilities.KubeVersion from the
-  # client-go it is built with; do the same so `helm template` matches releases.
-  local client_go kube_major kube_minor
-  client_go=$(cd "$dir" && go list -m -f '{{.Version}}' k8s.io/client-go)
-  client_go=${client_go#v}
-  kube_major=$(( ${client_go%%.*} + 1 ))
-  kube_minor=$(echo "$client_go" | cut -d. -f2)
-  local pkg=helm.sh/helm/v3
-  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" \
-    -ldflags "-s -w -X $pkg/internal/version.version=$version -X $pkg/internal/version.gitTreeState=clean -X $pkg/pkg/chartutil.k8sVersionMajor=$kube_major -X $pkg/pkg/chartutil.k8sVersionMinor=$kube_minor -X $pkg/pkg/lint/rules.k8sVersionMajor=$kube_major -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube_minor" \
-    $pkg/cmd/helm)
+  (cd "$dir" && go build -trimpath -o "$bin_dir/$name" -ldflags "$(helm_ldflags "$major" "$version" "$dir")" $pkg/cmd/helm)
   echo "$version" >"$stamp_dir/$name"
+}
+
+# helm-render3 and helm-render4: tests/tools/helm-render/v3 and v4 built
+# against the pinned Helm modules. The stamp holds the pin and a hash of the
+# source, so an edit rebuilds.
+build_helm_render() { # major module version
+  local major=$1 module=$2 version=$3 name=helm-render$1
+  local source="$here/helm-render/v$major/main.go" stamp
+  stamp="$version $(sha256sum "$source" | cut -c1-16)"
+  up_to_date "$name" "$stamp" && { echo "$name ($module $version): cached in $bin_dir"; return; }
+  echo "$name: building against $module $version"
+  local dir="$src_dir/$name"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cp "$source" "$dir/main.go"
+  cat >"$dir/go.mod" <<MOD
+module berth.invalid/test-servers/$name
+
+go 1.24
+
+require $module $version
+MOD
+  (cd "$dir" && go mod tidy)
+  (cd "$dir" && go build -trimpath -ldflags "$(helm_ldflags "$major" "$version" "$dir")" -o "$bin_dir/$name" .)
+  echo "$stamp" >"$stamp_dir/$name"
 }
 
 build_vault() {
@@ -209,7 +246,10 @@ build_etcd
 build_kubernetes
 build_kwok
 if ! $control_plane_only; then
-  build_helm
+  build_helm 3
+  build_helm 4
+  build_helm_render 3 helm.sh/helm/v3 "$HELM_VERSION"
+  build_helm_render 4 helm.sh/helm/v4 "$HELM4_VERSION"
   build_vault
 fi
 echo "test servers ready in $bin_dir ($(( $(date +%s) - started ))s)"

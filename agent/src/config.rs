@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_chart::HelmCompat;
 use serde::Deserialize;
 
 use crate::context::ClusterContext;
@@ -25,7 +26,7 @@ pub enum ConfigError {
 /// file only when it names one of them, so unrelated variables that share
 /// the prefix (`BERTH_TOOLS_DIR` of the test harness, a team's own) are not
 /// read as unknown configuration keys.
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 17] = [
     "context",
     "cache_dir",
     "kubeconfig",
@@ -35,6 +36,7 @@ const TOP_LEVEL_KEYS: [&str; 16] = [
     "health_timeout",
     "history_limit",
     "max_prune_fraction",
+    "helm_compat",
     "concurrency",
     "log",
     "vault",
@@ -63,6 +65,7 @@ struct RawConfig {
     health_timeout: Option<String>,
     history_limit: Option<usize>,
     max_prune_fraction: Option<f64>,
+    helm_compat: Option<HelmCompat>,
     concurrency: Option<RawConcurrency>,
     log: Option<String>,
     vault: Option<VaultConfig>,
@@ -271,6 +274,9 @@ pub struct AgentConfig {
     pub history_limit: usize,
     /// Largest share of a release's objects one sync may delete.
     pub max_prune_fraction: f64,
+    /// How charts render where Helm 3 and Helm 4 differ, unless a release
+    /// file says (`helmCompat`).
+    pub helm_compat: HelmCompat,
     pub concurrency: Concurrency,
     /// tracing filter, e.g. `info` or `berth=debug`.
     pub log: String,
@@ -734,6 +740,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             health_timeout,
             history_limit: raw.history_limit.unwrap_or(10).max(1),
             max_prune_fraction,
+            helm_compat: raw.helm_compat.unwrap_or_default(),
             concurrency,
             log: raw.log.unwrap_or_else(|| "info".into()),
             vault: raw.vault,

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_chart::{ChartFiles, RenderError, RenderOptions};
+use berth_chart::{ChartFiles, HelmCompat, RenderError, RenderOptions};
 use kube::Client;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -186,11 +186,13 @@ pub fn render_release(
     release_path: &RepoPath,
     release: ReleaseFile,
     context: &ClusterContext,
+    helm: HelmCompat,
 ) -> Result<RenderedRelease, SyncError> {
     let chart = read_chart(tree, release_path, &release)?;
     let options = RenderOptions {
         release_name: release.name.clone(),
         namespace: release.namespace.clone(),
+        helm: release.helm_compat.unwrap_or(helm),
         ..RenderOptions::default()
     };
     // As `helm install` does: the chart's crds/ first, then its templates; hooks are left out below.
@@ -417,10 +419,11 @@ pub async fn prepare_release(
         rollback,
     };
     let context = config.context.clone();
+    let helm = config.helm_compat;
     let rendering = async {
         let _permit = limits.render().await;
         blocking("rendering", move || {
-            render_release(&tree, &release_path, release, &context)
+            render_release(&tree, &release_path, release, &context, helm)
         })
         .await
     };

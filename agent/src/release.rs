@@ -59,6 +59,10 @@ pub struct ReleaseFile {
     /// last commit that was healthy on this cluster (default false).
     #[serde(default)]
     pub rollback: bool,
+    /// Render as Helm 3 or Helm 4 renders where they differ (default: the
+    /// agent's `helm_compat`, itself 4 by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm_compat: Option<berth_chart::HelmCompat>,
 }
 
 fn default_chart_path() -> String {
@@ -664,5 +668,24 @@ targets:
             ReleaseFile::parse(text, "r.yaml").unwrap_err().line,
             Some(1)
         );
+    }
+
+    #[test]
+    fn helm_compat_is_read_as_a_number_or_a_name_and_checked() {
+        let parse = |key: &str| {
+            ReleaseFile::parse(&format!("name: demo\nnamespace: demo\n{key}"), "r.yaml")
+        };
+        assert_eq!(parse("").unwrap().helm_compat, None);
+        assert_eq!(
+            parse("helmCompat: 3\n").unwrap().helm_compat,
+            Some(berth_chart::HelmCompat::V3)
+        );
+        assert_eq!(
+            parse("helmCompat: \"v4\"\n").unwrap().helm_compat,
+            Some(berth_chart::HelmCompat::V4)
+        );
+        let error = parse("helmCompat: 2\n").unwrap_err();
+        assert!(error.to_string().contains("Helm 3 or Helm 4"), "{error}");
+        assert_eq!(error.line, Some(3), "{error}");
     }
 }

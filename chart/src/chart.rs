@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use gotemplate::{Source, Value};
+use gotemplate::{MapRef, Source, Value};
 
-use crate::RenderError;
 use crate::load::text_of;
-use crate::values::{Merge, merge_values, parse_values};
+use crate::values::{Merge, merge_values, parse_values_as};
+use crate::{HelmCompat, RenderError};
 
 /// One chart of the tree.
 #[derive(Debug, Clone)]
@@ -78,6 +78,7 @@ pub fn load(
     all: &BTreeMap<String, Vec<u8>>,
     prefix: &str,
     parent_path: Option<&str>,
+    helm: HelmCompat,
 ) -> Result<Chart, RenderError> {
     // The files are only borrowed until each lands where the chart keeps it:
     // a large chart is read once instead of copied at every step.
@@ -95,13 +96,14 @@ pub fn load(
             .map_err(|e| RenderError::plain(".helmignore", e))?;
         view.retain(|path, _| !rules.excludes(path));
     }
-    load_view(&view, prefix, parent_path)
+    load_view(&view, prefix, parent_path, helm)
 }
 
 fn load_view(
     all: &BTreeMap<&str, &[u8]>,
     prefix: &str,
     parent_path: Option<&str>,
+    helm: HelmCompat,
 ) -> Result<Chart, RenderError> {
     let mut own: BTreeMap<&str, &[u8]> = BTreeMap::new();
     for (path, data) in all.range(prefix..) {
@@ -141,7 +143,14 @@ fn load_view(
         ));
     }
     let values = match own.get("values.yaml") {
-        Some(b) => parse_values(&format!("{prefix}values.yaml"), b)?,
+        // Helm 4 reads a chart's values.yaml as it reads a values file (every
+        // document merged).
+        Some(b) => {
+            let path = format!("{prefix}values.yaml");
+            parse_values_as(&path, b, helm).map_err(|e| {
+                RenderError::plain(&path, format!("cannot load {path}: {}", e.message))
+            })?
+        }
         None => Value::new_map(BTreeMap::new()),
     };
     let schema = own.get("values.schema.json").map(|b| b.to_vec());
@@ -191,11 +200,12 @@ fn load_view(
             all,
             &format!("{prefix}charts/{dir}/"),
             Some(&full_path),
+            helm,
         )?);
     }
     for (path, data) in sub_tgz {
         let unpacked = crate::load::ChartFiles::from_tgz(data, &path)?;
-        subcharts.push(load(&unpacked.files, "", Some(&full_path))?);
+        subcharts.push(load(&unpacked.files, "", Some(&full_path), helm)?);
     }
     // Helm orders dependencies by name regardless of how they were stored.
     subcharts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -216,19 +226,49 @@ fn load_view(
 
 /// Coalesces user values over chart defaults (recursively for the chart and
 /// its subcharts), as `helm template` does: maps merge, user values win, an
-/// explicit null in user values deletes the key, globals flow down.
-pub fn coalesce(chart: &Chart, user: &Value) -> Value {
+/// explicit null in user values deletes the key, globals flow down. With
+/// `drop_default_nulls` (Helm 4), nulls among a chart's defaults are dropped
+/// rather than handed to templates.
+pub fn coalesce(chart: &Chart, user: &Value, drop_default_nulls: bool) -> Value {
     let dst = match user {
         Value::Map(_) => user.deep_copy(),
         _ => Value::new_map(BTreeMap::new()),
     };
-    coalesce_chart(chart, &dst);
+    coalesce_chart(chart, &dst, drop_default_nulls);
     dst
 }
 
-fn coalesce_chart(chart: &Chart, dst: &Value) {
+/// Removes null entries from `m`, at every depth (Helm 4's cleanNilValues).
+fn drop_nulls(m: &MapRef) {
+    m.borrow_mut().retain(|_, v| !v.is_nil());
+    for v in m.borrow().values() {
+        if let Value::Map(sub) = v {
+            drop_nulls(sub);
+        }
+    }
+}
+
+fn coalesce_chart(chart: &Chart, dst: &Value, drop_default_nulls: bool) {
     // A copy: coalescing fills maps in place and must not change the chart's defaults.
-    merge_values(dst, &chart.values.deep_copy(), Merge::Defaults);
+    let defaults = chart.values.deep_copy();
+    if let (true, Value::Map(defaults), Value::Map(given)) = (drop_default_nulls, &defaults, dst) {
+        // Helm 4 keeps the nulls of a subchart's table the user also gives:
+        // that table is merged, not coalesced, there.
+        let given = given.borrow();
+        let merged = |key: &str| {
+            matches!(given.get(key), Some(Value::Map(_)))
+                && chart.subcharts.iter().any(|s| s.name == key)
+        };
+        defaults.borrow_mut().retain(|_, v| !v.is_nil());
+        for (key, v) in defaults.borrow().iter() {
+            if let Value::Map(table) = v
+                && !merged(key)
+            {
+                drop_nulls(table);
+            }
+        }
+    }
+    merge_values(dst, &defaults, Merge::Defaults);
     let Value::Map(dm) = dst else { return };
     for sub in &chart.subcharts {
         let entry = dm.borrow().get(&sub.name).cloned();
@@ -255,6 +295,6 @@ fn coalesce_chart(chart: &Chart, dst: &Value) {
             );
             sm.borrow_mut().insert("global".into(), merged);
         }
-        coalesce_chart(sub, &sub_values);
+        coalesce_chart(sub, &sub_values, drop_default_nulls);
     }
 }

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use gotemplate::Value;
 
-use crate::RenderError;
 use crate::chart::{Chart, coalesce};
 use crate::values::{fill_defaults, yaml_key_string};
+use crate::{HelmCompat, RenderError};
 
 /// One entry of Chart.yaml `dependencies` (or requirements.yaml for v1 charts).
 #[derive(Debug, Clone)]
@@ -70,22 +70,27 @@ fn dependencies(c: &Chart) -> Vec<Dependency> {
 
 /// Fails like `helm template` when a dependency in Chart.yaml has no chart
 /// in charts/, in the chart or any subchart.
-pub fn check_tree(c: &Chart) -> Result<(), RenderError> {
-    check_dependencies(c)?;
-    c.subcharts.iter().try_for_each(check_tree)
+pub fn check_tree(c: &Chart, helm: HelmCompat) -> Result<(), RenderError> {
+    check_dependencies(c, helm)?;
+    c.subcharts.iter().try_for_each(|sub| check_tree(sub, helm))
 }
 
-fn check_dependencies(c: &Chart) -> Result<(), RenderError> {
+fn check_dependencies(c: &Chart, helm: HelmCompat) -> Result<(), RenderError> {
     let missing: Vec<String> = dependencies(c)
         .into_iter()
         .filter(|d| !c.subcharts.iter().any(|s| s.name == d.name))
         .map(|d| d.name)
         .collect();
     if !missing.is_empty() {
+        // Helm 4 words it in lower case, with quotes for the command.
+        let (an, build) = match helm {
+            HelmCompat::V3 => ("An", "`helm dependency build`"),
+            HelmCompat::V4 => ("an", "'helm dependency build'"),
+        };
         return Err(RenderError::plain(
             &c.full_path,
             format!(
-                "An error occurred while checking for chart dependencies. You may need to run `helm dependency build` to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: {}",
+                "{an} error occurred while checking for chart dependencies. You may need to run {build} to fetch missing dependencies: found in Chart.yaml, but missing in charts/ directory: {}",
                 missing.join(", ")
             ),
         ));
@@ -114,9 +119,9 @@ fn reroot(c: &mut Chart, full_path: &str) {
 /// aliases (a chart copied under each alias), conditions and tags (disabled
 /// charts removed, recursively), then `import-values` (bottom-up, imported
 /// values below the parent's own).
-pub fn process(root: &mut Chart, user: &Value) {
+pub fn process(root: &mut Chart, user: &Value, helm: HelmCompat) {
     apply_aliases(root);
-    let top = coalesce(root, user);
+    let top = coalesce(root, user, helm == HelmCompat::V4);
     remove_disabled(root, &top, "");
     import_values(root);
 }
@@ -215,7 +220,8 @@ fn import_values(c: &mut Chart) {
     if deps.iter().all(|d| d.imports.is_empty()) {
         return;
     }
-    let cvals = coalesce(c, &Value::new_map(BTreeMap::new()));
+    // Imports merge (Helm's MergeValues): chart defaults keep their nulls.
+    let cvals = coalesce(c, &Value::new_map(BTreeMap::new()), false);
     let imported = Value::new_map(BTreeMap::new());
     for d in &deps {
         for (child, parent) in &d.imports {

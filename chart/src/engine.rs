@@ -11,25 +11,52 @@ use crate::chart::{self, Chart};
 use crate::funcs::helm::NO_VALUE;
 use crate::load::text_of;
 use crate::{
-    ChartFiles, Manifest, RenderError, RenderOptions, RenderOutput, dependencies, funcs, manifests,
-    objects, schema,
+    ChartFiles, HelmCompat, Manifest, RenderError, RenderOptions, RenderOutput, dependencies,
+    funcs, manifests, objects, schema,
 };
+
+/// What Helm takes for notes: every rendered file whose name ends so.
+const NOTES: &str = "NOTES.txt";
 
 pub(crate) fn render(
     chart: &ChartFiles,
     user: &Value,
     options: &RenderOptions,
 ) -> Result<RenderOutput, RenderError> {
-    let mut root = chart::load(&chart.files, "", None)?;
+    let (mut rendered, crds) = render_files(chart, user, options)?;
+    // NOTES.txt files are rendered like every template (a failure fails the
+    // render) and then set aside: `helm template` prints no notes.
+    rendered.retain(|(name, _)| !name.ends_with(NOTES));
+    rendered.sort_by(|a, b| a.0.cmp(&b.0));
+    let (manifests, hooks) = manifests::sort_manifests(rendered, options.helm)?;
+    Ok(RenderOutput {
+        crds,
+        manifests,
+        hooks,
+    })
+}
+
+/// Each executed template's text, by template name.
+pub(crate) type RenderedFiles = Vec<(String, String)>;
+
+/// The engine's own output, as Helm's engine.Render gives it: each executed
+/// template's text by name (NOTES.txt included), and the enabled charts'
+/// crds/ files.
+pub(crate) fn render_files(
+    chart: &ChartFiles,
+    user: &Value,
+    options: &RenderOptions,
+) -> Result<(RenderedFiles, Vec<Manifest>), RenderError> {
+    let mut root = chart::load(&chart.files, "", None, options.helm)?;
     if root.is_library {
         return Err(RenderError::plain(
             &root.name,
             "library charts are not installable".to_string(),
         ));
     }
-    dependencies::check_tree(&root)?;
-    dependencies::process(&mut root, user);
-    let coalesced = chart::coalesce(&root, user);
+    dependencies::check_tree(&root, options.helm)?;
+    dependencies::process(&mut root, user, options.helm);
+    let coalesced = chart::coalesce(&root, user, options.helm == HelmCompat::V4);
     let caps = objects::capabilities(options)?;
     if !options.skip_schema_validation {
         schema::check(&root, &coalesced)?;
@@ -50,7 +77,7 @@ pub(crate) fn render(
         let (da, db) = (a.0.matches('/').count(), b.0.matches('/').count());
         db.cmp(&da).then_with(|| b.0.cmp(&a.0))
     });
-    let mut set = TemplateSet::new(funcs::table());
+    let mut set = TemplateSet::new(funcs::table(options.helm));
     for (name, text, _) in &all {
         set.add(name, text.clone()).map_err(|e| RenderError {
             file: e.name.clone(),
@@ -60,16 +87,10 @@ pub(crate) fn render(
         })?;
     }
     let release = objects::release_value(options);
-    let mut rendered = execute(Rc::new(set), &all, &charts, &release, &caps)?;
-    rendered.sort_by(|a, b| a.0.cmp(&b.0));
-    let (manifests, hooks) = manifests::sort_manifests(rendered)?;
+    let rendered = execute(Rc::new(set), &all, &charts, &release, &caps, options.helm)?;
     let mut crds = Vec::new();
     crd_files(&root, &charts, &mut crds);
-    Ok(RenderOutput {
-        crds,
-        manifests,
-        hooks,
-    })
+    Ok((rendered, crds))
 }
 
 /// Executes every renderable template of the set: (template name, output).
@@ -79,15 +100,26 @@ fn execute(
     charts: &[(&Chart, Value)],
     release: &Value,
     caps: &Value,
+    helm: HelmCompat,
 ) -> Result<Vec<(String, String)>, RenderError> {
     let mut rendered: Vec<(String, String)> = Vec::new();
     let tops: Vec<Value> = charts
         .iter()
-        .map(|(c, vals)| objects::top_values(c, vals, release, caps))
+        .map(|(c, vals)| objects::top_values(c, vals, release, caps, helm))
         .collect();
+    for (parent, (c, _)) in charts.iter().enumerate() {
+        for sub in &c.subcharts {
+            if let Some(idx) = charts
+                .iter()
+                .position(|(e, _)| e.full_path == sub.full_path)
+            {
+                objects::add_subchart(&tops[parent], &sub.name, &tops[idx]);
+            }
+        }
+    }
     for (name, _, idx) in all {
         let base = name.rsplit('/').next().unwrap_or(name);
-        if base.starts_with('_') || name.ends_with("/templates/NOTES.txt") {
+        if base.starts_with('_') {
             continue;
         }
         let (c, _) = &charts[*idx];
@@ -112,6 +144,8 @@ fn execute(
                     e.column.unwrap_or(0),
                     cause
                 )
+            } else if helm == HelmCompat::V4 {
+                helm4_execution_error(&e.message).unwrap_or_else(|| e.message.clone())
             } else {
                 e.message.clone()
             };
@@ -130,6 +164,91 @@ fn execute(
         rendered.push((name.clone(), out));
     }
     Ok(rendered)
+}
+
+/// One step of a template error as Helm 4 lays it out: where, in which
+/// action, and what went wrong.
+#[derive(PartialEq)]
+struct Trace<'a> {
+    location: &'a str,
+    action: Option<(&'a str, &'a str)>,
+    message: &'a str,
+}
+
+impl Trace<'_> {
+    /// Go's text/template error text: "template: <file:line:col>: executing
+    /// \"<name>\" at <<action>>: <message>", or "template: <file>: <message>".
+    fn parse(link: &str) -> Option<Trace<'_>> {
+        let rest = link.strip_prefix("template: ")?;
+        // A message ends where a wrapped error's own text begins.
+        let cut = |m: &str| -> usize { m.find(" template:").unwrap_or(m.len()) };
+        if rest.starts_with("no template ") {
+            return Some(Trace {
+                location: "",
+                action: None,
+                message: link,
+            });
+        }
+        if let Some((location, after)) = rest.split_once(": executing ") {
+            let after = after.strip_prefix('"')?;
+            let (name, after) = after.split_once('"')?;
+            let after = after.strip_prefix(" at <")?;
+            let (action, message) = after.split_once(">: ")?;
+            return Some(Trace {
+                location,
+                action: Some((name, action)),
+                message: &message[..cut(message)],
+            });
+        }
+        let sep = rest.rfind(": ")?;
+        let message = &rest[sep + 2..];
+        Some(Trace {
+            location: &rest[..sep],
+            action: None,
+            message: &message[..cut(message)],
+        })
+    }
+
+    fn write(&self, out: &mut String) {
+        if !self.location.is_empty() {
+            out.push_str(self.location);
+            out.push_str("\n  ");
+        }
+        if let Some((name, action)) = self.action {
+            out.push_str(&format!("executing \"{name}\" at <{action}>:\n    "));
+        }
+        if !self.message.is_empty() {
+            out.push_str(self.message);
+            out.push('\n');
+        }
+    }
+}
+
+/// A template execution error as Helm 4 reports it: each template of the
+/// chain (an `include` inside an `include`...) on lines of its own. Helm 4
+/// keeps Go's one-line text when a link of the chain is not a template's
+/// error (a function's own failure, `tpl`'s): then `None`.
+fn helm4_execution_error(message: &str) -> Option<String> {
+    let mut traces: Vec<Trace> = Vec::new();
+    let mut link = message;
+    loop {
+        let trace = Trace::parse(link)?;
+        if traces.last() != Some(&trace) {
+            traces.push(trace);
+        }
+        // A function's error is wrapped (Go's %w) after "error calling <name>: ".
+        let Some(at) = link.find("error calling ") else {
+            break;
+        };
+        let (name, inner) = link[at + "error calling ".len()..].split_once(": ")?;
+        if !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        link = inner;
+    }
+    let mut out = String::new();
+    traces.iter().for_each(|t| t.write(&mut out));
+    Some(out.trim().to_string())
 }
 
 /// crds/ files, the chart's own first, then its enabled subcharts' (helm's CRDObjects).

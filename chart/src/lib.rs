@@ -62,6 +62,84 @@ pub use gotemplate::Value;
 pub use load::ChartFiles;
 pub use objects::DEFAULT_KUBE_VERSION;
 
+/// The Helm major a render follows where Helm 3 and Helm 4 differ (install
+/// order of webhook configurations, the default Kubernetes version, the
+/// functions Helm 4 adds, how documents are split; docs/helm-compatibility.md
+/// lists every difference).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum HelmCompat {
+    /// As helm v3 renders.
+    V3,
+    /// As helm v4 renders: the current major, and the default.
+    #[default]
+    V4,
+}
+
+impl HelmCompat {
+    /// The major version number: 3 or 4.
+    pub fn major(self) -> u8 {
+        match self {
+            HelmCompat::V3 => 3,
+            HelmCompat::V4 => 4,
+        }
+    }
+}
+
+impl std::fmt::Display for HelmCompat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.major())
+    }
+}
+
+impl std::str::FromStr for HelmCompat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().trim_start_matches(['v', 'V']) {
+            "3" => Ok(HelmCompat::V3),
+            "4" => Ok(HelmCompat::V4),
+            _ => Err(format!(
+                "unknown Helm version {s:?}: berth renders as Helm 3 or Helm 4 (3 or 4)"
+            )),
+        }
+    }
+}
+
+// A release file and the agent's configuration write `helmCompat: 3` (a
+// number) or `"v3"` (a string). A visitor, so that serde_yaml can say where
+// a wrong one is.
+impl<'de> serde::Deserialize<'de> for HelmCompat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Major;
+        impl serde::de::Visitor<'_> for Major {
+            type Value = HelmCompat;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("the Helm major to render as: 3 or 4")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<HelmCompat, E> {
+                self.visit_str(&n.to_string())
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<HelmCompat, E> {
+                self.visit_str(&n.to_string())
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<HelmCompat, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Major)
+    }
+}
+
+impl serde::Serialize for HelmCompat {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(self.major())
+    }
+}
+
 /// How to render: the release and the cluster the chart is rendered for.
 #[derive(Debug, Clone)]
 pub struct RenderOptions {
@@ -76,6 +154,8 @@ pub struct RenderOptions {
     pub api_versions: Vec<String>,
     /// Skip values.schema.json validation (`--skip-schema-validation`).
     pub skip_schema_validation: bool,
+    /// Which Helm major to follow where they differ.
+    pub helm: HelmCompat,
 }
 
 impl Default for RenderOptions {
@@ -88,6 +168,7 @@ impl Default for RenderOptions {
             kube_version: None,
             api_versions: vec![],
             skip_schema_validation: false,
+            helm: HelmCompat::default(),
         }
     }
 }
@@ -152,9 +233,24 @@ pub fn render(
     engine::render(chart, values, options)
 }
 
+/// What the template engine makes of `chart`, before documents are split and
+/// ordered: each executed template's text by name ("<chart>/templates/x.yaml",
+/// NOTES.txt included), as Helm's `engine.Render` returns it. The
+/// differential tests compare this with Helm's own engine.
+pub fn render_templates(
+    chart: &ChartFiles,
+    values: &Value,
+    options: &RenderOptions,
+) -> Result<std::collections::BTreeMap<String, String>, RenderError> {
+    Ok(engine::render_files(chart, values, options)?
+        .0
+        .into_iter()
+        .collect())
+}
+
 /// The chart's own default values (its values.yaml as read).
 pub fn default_values(chart: &ChartFiles) -> Result<Value, RenderError> {
-    Ok(chart::load(&chart.files, "", None)?.values)
+    Ok(chart::load(&chart.files, "", None, HelmCompat::default())?.values)
 }
 
 #[cfg(test)]

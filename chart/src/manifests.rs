@@ -3,9 +3,11 @@
 
 use gotemplate::Value;
 
-use crate::{Hook, Manifest, RenderError, yaml11};
+use crate::{HelmCompat, Hook, Manifest, RenderError, yaml11};
 
-/// Helm's install order of kinds; unknown kinds come after these.
+/// Helm 4's install order of kinds; unknown kinds come after these. Helm 3's
+/// is the same less the last two (the webhook configurations), which it
+/// sorts by name among the kinds it does not know.
 pub const INSTALL_ORDER: &[&str] = &[
     "PriorityClass",
     "Namespace",
@@ -43,7 +45,63 @@ pub const INSTALL_ORDER: &[&str] = &[
     "IngressClass",
     "Ingress",
     "APIService",
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
 ];
+
+/// The install order of kinds `helm` follows.
+pub fn install_order(helm: HelmCompat) -> &'static [&'static str] {
+    match helm {
+        HelmCompat::V3 => &INSTALL_ORDER[..INSTALL_ORDER.len() - 2],
+        HelmCompat::V4 => INSTALL_ORDER,
+    }
+}
+
+/// A template's output split into documents as `helm` splits it. Helm 3 cuts
+/// at "---" after a newline (or at the start), swallowing the whitespace
+/// around it, and trims each document; Helm 4 cuts at "---" starting a line
+/// (and the spaces or tabs after it) and trims only the start of each
+/// document, so its trailing newlines are printed.
+pub fn split_documents(text: &str, helm: HelmCompat) -> Vec<&str> {
+    let mut docs = Vec::new();
+    match helm {
+        HelmCompat::V3 => {
+            let mut rest = text.trim();
+            if let Some(r) = rest.strip_prefix("---") {
+                rest = r;
+            }
+            while let Some(i) = rest.find("\n---") {
+                docs.push(rest[..i].trim());
+                rest = &rest[i + 4..];
+            }
+            docs.push(rest.trim());
+        }
+        HelmCompat::V4 => {
+            let text = text.trim_start();
+            let mut start = 0;
+            let mut line = 0;
+            loop {
+                if text[line..].starts_with("---") {
+                    docs.push(&text[start..line]);
+                    start = line + 3;
+                    start += text[start..]
+                        .find(|c| c != ' ' && c != '\t')
+                        .unwrap_or(text.len() - start);
+                }
+                match text[line..].find('\n') {
+                    Some(i) => line += i + 1,
+                    None => break,
+                }
+            }
+            docs.push(&text[start..]);
+            for doc in &mut docs {
+                *doc = doc.trim_start();
+            }
+        }
+    }
+    docs.retain(|d| !d.trim().is_empty());
+    docs
+}
 
 /// Head of a document: its kind and hook annotations.
 struct DocHead {
@@ -92,31 +150,12 @@ fn doc_head(content: &str) -> Result<DocHead, String> {
 /// Splits rendered files into documents and orders them as `helm template` prints.
 pub(crate) fn sort_manifests(
     files: Vec<(String, String)>,
+    helm: HelmCompat,
 ) -> Result<(Vec<Manifest>, Vec<Hook>), RenderError> {
-    // Helm splits on "---" at the start of the text or of a line (its separator
-    // also swallows the whitespace around it) and trims each document.
-    let split = |t: &'_ str| -> Vec<String> {
-        let mut out = Vec::new();
-        let mut rest = t;
-        if let Some(r) = rest.strip_prefix("---") {
-            rest = r;
-        }
-        while let Some(i) = rest.find("\n---") {
-            out.push(rest[..i].to_string());
-            rest = &rest[i + 4..];
-        }
-        out.push(rest.to_string());
-        out
-    };
     let mut generic: Vec<(DocHead, Manifest)> = Vec::new();
     let mut hooks: Vec<(DocHead, Manifest)> = Vec::new();
     for (source, text) in files {
-        let trimmed = text.trim();
-        for d in split(trimmed) {
-            let d = d.trim();
-            if d.is_empty() {
-                continue;
-            }
+        for d in split_documents(&text, helm) {
             let head = doc_head(d).map_err(|e| {
                 RenderError::plain(&source, format!("YAML parse error on {source}: {e}"))
             })?;
@@ -131,7 +170,8 @@ pub(crate) fn sort_manifests(
             }
         }
     }
-    let rank = |k: &str| INSTALL_ORDER.iter().position(|x| *x == k);
+    let order = install_order(helm);
+    let rank = |k: &str| order.iter().position(|x| *x == k);
     let by_kind = |a: &DocHead, b: &DocHead| match (rank(&a.kind), rank(&b.kind)) {
         (Some(x), Some(y)) => x.cmp(&y),
         (Some(_), None) => std::cmp::Ordering::Less,

@@ -11,12 +11,33 @@ use gotemplate::{FuncError, Object, Struct, Value};
 
 use crate::chart::Chart;
 use crate::yaml_emit::to_yaml_string;
-use crate::{RenderError, RenderOptions};
+use crate::{HelmCompat, RenderError, RenderOptions};
 
-/// Kubernetes version reported when none is given (helm v3.22.0's default).
+/// Kubernetes version reported when none is given (helm v4.3.2's default;
+/// see [`default_kube_version`]).
 pub const DEFAULT_KUBE_VERSION: &str = "v1.37.0";
 
-/// API versions helm v3.22.0 reports by default for `.Capabilities.APIVersions`.
+/// Kubernetes version `helm` reports when none is given: the minor of the
+/// Kubernetes client it links (helm v3.21.4: 1.36, helm v4.3.2: 1.37).
+pub fn default_kube_version(helm: HelmCompat) -> &'static str {
+    match helm {
+        HelmCompat::V3 => "v1.36.0",
+        HelmCompat::V4 => DEFAULT_KUBE_VERSION,
+    }
+}
+
+/// The Helm release `.Capabilities.HelmVersion` names: the pinned reference
+/// of each major (tests/tools/versions.env), built with this Go.
+fn helm_version(helm: HelmCompat) -> &'static str {
+    match helm {
+        HelmCompat::V3 => "v3.21.4",
+        HelmCompat::V4 => "v4.3.2",
+    }
+}
+const HELM_GO_VERSION: &str = "go1.26.8";
+
+/// API versions helm v4.3.2 reports by default for `.Capabilities.APIVersions`
+/// (Helm 3's differ: see [`default_api_versions`]).
 const DEFAULT_API_VERSIONS: &[&str] = &[
     "v1",
     "admissionregistration.k8s.io/v1",
@@ -107,13 +128,13 @@ impl Object for Files {
             "GetBytes" => Ok(Value::Bytes(Rc::new(
                 files.get(&path).cloned().unwrap_or_default(),
             ))),
+            // Helm drops one final newline before splitting.
             "Lines" => Ok(match files.get(&path) {
-                Some(b) => Value::list(
-                    String::from_utf8_lossy(b)
-                        .split('\n')
-                        .map(Value::str)
-                        .collect(),
-                ),
+                Some(b) => {
+                    let text = String::from_utf8_lossy(b);
+                    let text = text.strip_suffix('\n').unwrap_or(&text);
+                    Value::list(text.split('\n').map(Value::str).collect())
+                }
                 None => Value::list(vec![]),
             }),
             "Glob" => glob_regex(&path).map(|re| {
@@ -259,11 +280,32 @@ pub(crate) fn glob_regex(pattern: &str) -> Result<regex_lite::Regex, FuncError> 
     regex_lite::Regex::new(&re).map_err(|e| FuncError::new(format!("bad glob pattern: {e}")))
 }
 
+/// `.Capabilities.APIVersions` when none are added. helm v3.21.4 links the
+/// Kubernetes 1.36 client: it lacks two groups' versions helm v4.3.2 knows
+/// and has scheduling's older alpha.
+fn default_api_versions(helm: HelmCompat) -> Vec<String> {
+    let all = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string());
+    match helm {
+        HelmCompat::V4 => all.collect(),
+        HelmCompat::V3 => all
+            .filter(|v| v != "lifecycle.k8s.io/v1alpha1" && v != "storagemigration.k8s.io/v1")
+            .map(|v| {
+                if v == "scheduling.k8s.io/v1alpha3" {
+                    "scheduling.k8s.io/v1alpha2".to_string()
+                } else {
+                    v
+                }
+            })
+            .collect(),
+    }
+}
+
 pub(crate) fn capabilities(options: &RenderOptions) -> Result<Value, RenderError> {
+    let helm_compat = options.helm;
     let kv = options
         .kube_version
         .clone()
-        .unwrap_or_else(|| DEFAULT_KUBE_VERSION.to_string());
+        .unwrap_or_else(|| default_kube_version(helm_compat).to_string());
     let kv = if kv.starts_with('v') {
         kv
     } else {
@@ -278,8 +320,22 @@ pub(crate) fn capabilities(options: &RenderOptions) -> Result<Value, RenderError
             format!("invalid kube version {kv:?}"),
         ));
     }
+    let package = match helm_compat {
+        HelmCompat::V3 => "chartutil",
+        HelmCompat::V4 => "common",
+    };
+    // encoding/json writes its exported fields by their Go names.
+    let text = |pairs: &[(&str, &str)]| {
+        Value::new_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Value::str(*v)))
+                .collect(),
+        )
+    };
+    let kube_json = text(&[("Version", &kv), ("Major", &major), ("Minor", &minor)]);
     let kube = Struct::new(
-        "*chartutil.KubeVersion",
+        format!("{package}.KubeVersion"),
         vec![
             ("Version", Value::str(kv.clone())),
             ("Major", Value::str(major)),
@@ -289,22 +345,36 @@ pub(crate) fn capabilities(options: &RenderOptions) -> Result<Value, RenderError
         ],
         kv,
     )
+    .with_json(kube_json)
     .into_value();
-    let mut api: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    let mut api = default_api_versions(helm_compat);
     api.extend(options.api_versions.iter().cloned());
-    let helm = Struct::new(
-        "chartutil.HelmVersion",
-        vec![
-            ("Version", Value::str("v3.22.0")),
-            ("GitCommit", Value::str("")),
-            ("GitTreeState", Value::str("clean")),
-            ("GoVersion", Value::str("go1.26.8")),
-        ],
-        "{v3.22.0  clean go1.26.8}".into(),
-    )
-    .into_value();
+    let version = helm_version(helm_compat);
+    let mut fields = vec![
+        ("Version", Value::str(version)),
+        ("GitCommit", Value::str("")),
+        ("GitTreeState", Value::str("clean")),
+        ("GoVersion", Value::str(HELM_GO_VERSION)),
+    ];
+    let mut display = format!("{{{version}  clean {HELM_GO_VERSION}}}");
+    // BuildInfo's JSON tags; the empty git commit is left out.
+    let mut json = vec![
+        ("version", version),
+        ("git_tree_state", "clean"),
+        ("go_version", HELM_GO_VERSION),
+    ];
+    let client = DEFAULT_KUBE_VERSION.trim_end_matches(".0");
+    if helm_compat == HelmCompat::V4 {
+        // Helm 4 also names the Kubernetes client it links.
+        fields.push(("KubeClientVersion", Value::str(client)));
+        display = format!("{{{version}  clean {HELM_GO_VERSION} {client}}}");
+        json.push(("kube_client_version", client));
+    }
+    let helm = Struct::new("version.BuildInfo", fields, display)
+        .with_json(text(&json))
+        .into_value();
     Ok(Struct::new(
-        "*chartutil.Capabilities",
+        format!("*{package}.Capabilities"),
         vec![
             ("KubeVersion", kube),
             ("APIVersions", Value::Object(Rc::new(VersionSet(api)))),
@@ -326,6 +396,138 @@ pub(crate) fn release_value(o: &RenderOptions) -> Value {
     Value::new_map(m)
 }
 
+/// `.Chart` as Helm 4 gives it: the metadata as a map keyed by Go's field
+/// names (every field present, lists never nil), plus `IsRoot`.
+fn chart_map(c: &Chart, is_root: bool) -> Value {
+    let y = |k: &str| {
+        c.metadata
+            .get(k)
+            .map(crate::values::from_yaml)
+            .unwrap_or(Value::Nil)
+    };
+    let items = |k: &str| match y(k) {
+        Value::List(items) => items.as_ref().clone(),
+        _ => vec![],
+    };
+    // Maintainers and dependencies are Go structs too: maps of their fields.
+    let fields_of = |item: &Value, fields: &[(&str, &str)]| {
+        let mut m = BTreeMap::new();
+        for (go, yaml) in fields {
+            let v = item.map_get(yaml).unwrap_or(Value::Nil);
+            let v = match (v, *go) {
+                (Value::List(l), _) => Value::List(l),
+                (Value::Nil, "Tags" | "ImportValues") => Value::list(vec![]),
+                (Value::Nil, _) => Value::str(""),
+                (v, _) => Value::str(v.to_go_string()),
+            };
+            m.insert(go.to_string(), v);
+        }
+        m
+    };
+    let maintainers = items("maintainers")
+        .iter()
+        .map(|m| {
+            Value::new_map(fields_of(
+                m,
+                &[("Name", "name"), ("Email", "email"), ("URL", "url")],
+            ))
+        })
+        .collect();
+    let dependencies = items("dependencies")
+        .iter()
+        .map(|d| {
+            let mut m = fields_of(
+                d,
+                &[
+                    ("Name", "name"),
+                    ("Version", "version"),
+                    ("Repository", "repository"),
+                    ("Condition", "condition"),
+                    ("Tags", "tags"),
+                    ("ImportValues", "import-values"),
+                    ("Alias", "alias"),
+                ],
+            );
+            let name = d
+                .map_get("alias")
+                .filter(|a| !a.is_empty())
+                .or_else(|| d.map_get("name"))
+                .map(|n| n.to_go_string())
+                .unwrap_or_default();
+            let enabled = c.subcharts.iter().any(|s| s.name == name);
+            m.insert("Enabled".into(), Value::Bool(enabled));
+            Value::new_map(m)
+        })
+        .collect();
+    let annotations = match y("annotations") {
+        Value::Map(m) => Value::Map(m),
+        _ => Value::new_map(BTreeMap::new()),
+    };
+    let text = |k: &str| Value::str(c.meta(k));
+    let fields = [
+        ("Name", Value::str(c.name.clone())),
+        ("Home", text("home")),
+        ("Sources", Value::list(items("sources"))),
+        ("Version", Value::str(c.version())),
+        ("Description", text("description")),
+        ("Keywords", Value::list(items("keywords"))),
+        ("Maintainers", Value::list(maintainers)),
+        ("Icon", text("icon")),
+        ("APIVersion", text("apiVersion")),
+        ("Condition", text("condition")),
+        ("Tags", text("tags")),
+        ("AppVersion", Value::str(c.app_version())),
+        (
+            "Deprecated",
+            Value::Bool(matches!(y("deprecated"), Value::Bool(true))),
+        ),
+        ("Annotations", annotations),
+        ("KubeVersion", text("kubeVersion")),
+        ("Dependencies", Value::list(dependencies)),
+        ("Type", text("type")),
+        ("IsRoot", Value::Bool(is_root)),
+    ];
+    Value::new_map(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
+/// A chart metadata entry (a maintainer, a dependency) as the Go struct
+/// Helm 3 gives templates: `fields` are (Go name, YAML and JSON name); empty
+/// fields are left out of its JSON, as their tags say.
+fn go_struct(item: &Value, type_name: &str, fields: &[(&str, &str)]) -> Value {
+    let mut go = Vec::new();
+    let mut json = BTreeMap::new();
+    for (name, key) in fields {
+        let value = item.map_get(key).unwrap_or(Value::Nil);
+        let value = match (value, *name) {
+            (Value::Nil, "Enabled") => Value::Bool(false),
+            (Value::Nil, "Tags" | "ImportValues") => Value::Nil,
+            (Value::Nil, _) => Value::str(""),
+            (v @ (Value::List(_) | Value::Bool(_)), _) => v,
+            (v, _) => Value::str(v.to_go_string()),
+        };
+        if !value.is_empty() {
+            json.insert(key.to_string(), value.clone());
+        }
+        go.push((*name, value));
+    }
+    let display = format!(
+        "&{{{}}}",
+        go.iter()
+            .map(|(_, v)| v.to_go_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    Struct::new(type_name, go, display)
+        .with_json(Value::new_map(json))
+        .into_value()
+}
+
+/// `.Chart` as Helm 3 gives it: a struct embedding the metadata.
 fn chart_value(c: &Chart, is_root: bool) -> Value {
     let y = |k: &str| {
         c.metadata
@@ -341,6 +543,35 @@ fn chart_value(c: &Chart, is_root: bool) -> Value {
         Value::Nil => Value::new_map(BTreeMap::new()),
         v => v,
     };
+    // Maintainers and dependencies are Go structs: `.Name`, not `.name`.
+    let structs = |key: &str, type_name: &str, fields: &[(&str, &str)]| match y(key) {
+        Value::List(items) => Value::list(
+            items
+                .iter()
+                .map(|item| go_struct(item, type_name, fields))
+                .collect(),
+        ),
+        _ => Value::list(vec![]),
+    };
+    let maintainers = structs(
+        "maintainers",
+        "*chart.Maintainer",
+        &[("Name", "name"), ("Email", "email"), ("URL", "url")],
+    );
+    let dependencies = structs(
+        "dependencies",
+        "*chart.Dependency",
+        &[
+            ("Name", "name"),
+            ("Version", "version"),
+            ("Repository", "repository"),
+            ("Condition", "condition"),
+            ("Tags", "tags"),
+            ("Enabled", "enabled"),
+            ("ImportValues", "import-values"),
+            ("Alias", "alias"),
+        ],
+    );
     let deprecated = matches!(y("deprecated"), Value::Bool(true));
     let fields = vec![
         ("Name", Value::str(c.name.clone())),
@@ -349,7 +580,7 @@ fn chart_value(c: &Chart, is_root: bool) -> Value {
         ("Version", Value::str(c.version())),
         ("Description", Value::str(c.meta("description"))),
         ("Keywords", list_or_empty("keywords")),
-        ("Maintainers", list_or_empty("maintainers")),
+        ("Maintainers", maintainers),
         ("Icon", Value::str(c.meta("icon"))),
         ("APIVersion", Value::str(c.meta("apiVersion"))),
         ("Condition", Value::str(c.meta("condition"))),
@@ -358,7 +589,7 @@ fn chart_value(c: &Chart, is_root: bool) -> Value {
         ("Deprecated", Value::Bool(deprecated)),
         ("Annotations", annotations),
         ("KubeVersion", Value::str(c.meta("kubeVersion"))),
-        ("Dependencies", list_or_empty("dependencies")),
+        ("Dependencies", dependencies),
         ("Type", Value::str(c.meta("type"))),
     ];
     let display = format!(
@@ -377,18 +608,39 @@ fn chart_value(c: &Chart, is_root: bool) -> Value {
 /// The top-level object of chart `c`'s templates. As in Helm, one map
 /// serves every template of the chart: a template that changes it (`set $
 /// "Values" ...`) changes it for the templates executed after it.
-pub(crate) fn top_values(c: &Chart, vals: &Value, release: &Value, caps: &Value) -> Value {
+pub(crate) fn top_values(
+    c: &Chart,
+    vals: &Value,
+    release: &Value,
+    caps: &Value,
+    helm: HelmCompat,
+) -> Value {
     let is_root = !c.full_path.contains('/');
     let mut m = BTreeMap::new();
     m.insert("Values".into(), vals.clone());
     m.insert("Release".into(), release.clone());
-    m.insert("Chart".into(), chart_value(c, is_root));
+    let chart = match helm {
+        HelmCompat::V3 => chart_value(c, is_root),
+        HelmCompat::V4 => chart_map(c, is_root),
+    };
+    m.insert("Chart".into(), chart);
+    m.insert("Subcharts".into(), Value::new_map(BTreeMap::new()));
     m.insert("Capabilities".into(), caps.clone());
     m.insert(
         "Files".into(),
         Value::Object(Rc::new(Files(c.files.clone()))),
     );
     Value::new_map(m)
+}
+
+/// Gives `top` (a chart's top-level object) `.Subcharts.<name>`: the top-level
+/// object of each of its enabled subcharts, as Helm does.
+pub(crate) fn add_subchart(top: &Value, name: &str, sub_top: &Value) {
+    if let Some(Value::Map(subcharts)) = top.map_get("Subcharts") {
+        subcharts
+            .borrow_mut()
+            .insert(name.to_string(), sub_top.clone());
+    }
 }
 
 /// Names the template about to run in its chart's top-level object.

@@ -86,8 +86,22 @@ fn missing_values_print_nothing() {
 #[test]
 fn nil_pointer_error_is_located() {
     let e = render_one("a: 1\nb: {{ .Values.x.y }}", "{}").expect_err("fails");
+    // Helm 4 (the default) lays the error out on lines; Helm 3 keeps Go's one line.
     assert_eq!(
         e.message,
+        "demo/templates/t.yaml:2:13\n  executing \"demo/templates/t.yaml\" at <.Values.x.y>:\n    nil pointer evaluating interface {}.y"
+    );
+    let c = chart(&[
+        ("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 0.1.0\n"),
+        ("templates/t.yaml", "a: 1\nb: {{ .Values.x.y }}"),
+    ]);
+    let options = RenderOptions {
+        helm: HelmCompat::V3,
+        ..opts()
+    };
+    let v3 = render(&c, &no_values(), &options).expect_err("fails");
+    assert_eq!(
+        v3.message,
         "template: demo/templates/t.yaml:2:13: executing \"demo/templates/t.yaml\" at <.Values.x.y>: nil pointer evaluating interface {}.y"
     );
     assert_eq!(
@@ -97,7 +111,7 @@ fn nil_pointer_error_is_located() {
 }
 
 fn run(src: &str) -> Result<String, ExecErrorText> {
-    let mut set = TemplateSet::new(funcs::table());
+    let mut set = TemplateSet::new(funcs::table(crate::HelmCompat::default()));
     set.add("t", src)
         .map_err(|e| ExecErrorText(e.to_string()))?;
     let mut values = BTreeMap::new();
@@ -350,9 +364,10 @@ fn a_schema_pattern_that_re2_refuses_is_refused_like_helm_does() {
 }
 
 /// Found on istiod (its `zzz_profile.yaml`) and linkerd-viz; the expected
-/// text is `helm template rel .` (v3.22.0) of the same files.
+/// text is `helm template rel .` of the same files (helm v3.22.0, and v4.3.2
+/// for the Helm 4 order).
 #[test]
-fn later_templates_see_what_earlier_ones_set_on_the_top_object_and_kinds_sort_as_helm_3() {
+fn later_templates_see_what_earlier_ones_set_on_the_top_object_and_kinds_sort_as_helm_does() {
     let c = chart(&[
         ("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 0.1.0\n"),
         ("values.yaml", "pilot: null\nbase:\n  a: 1\n"),
@@ -366,15 +381,27 @@ fn later_templates_see_what_earlier_ones_set_on_the_top_object_and_kinds_sort_as
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  replaced: {{ .Values.replaced | quote }}\n  a: {{ .Values.a | quote }}\n---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: v\n---\napiVersion: example.com/v1\nkind: Zebra\nmetadata:\n  name: z\n---\napiVersion: example.com/v1\nkind: Aardvark\nmetadata:\n  name: a\n---\napiVersion: apiregistration.k8s.io/v1\nkind: APIService\nmetadata:\n  name: api\n",
         ),
     ]);
-    let out = documents(render(&c, &no_values(), &opts()).expect("renders"));
-    let kinds: Vec<&str> = out
-        .iter()
-        .filter_map(|m| m.content.lines().find_map(|l| l.strip_prefix("kind: ")))
-        .collect();
+    let kinds_as = |helm| {
+        let options = RenderOptions { helm, ..opts() };
+        let out = documents(render(&c, &no_values(), &options).expect("renders"));
+        assert!(
+            out[0]
+                .content
+                .trim_end()
+                .ends_with("data:\n  replaced: \"true\"\n  a: \"1\""),
+            "{}",
+            out[0].content
+        );
+        out.iter()
+            .filter_map(|m| m.content.lines().find_map(|l| l.strip_prefix("kind: ")))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     // Helm 3's install order has no webhook configurations: they sort with
-    // the kinds it does not know, by name.
+    // the kinds it does not know, by name. Helm 4 puts them last of the
+    // kinds it knows.
     assert_eq!(
-        kinds,
+        kinds_as(HelmCompat::V3),
         [
             "ConfigMap",
             "APIService",
@@ -383,11 +410,14 @@ fn later_templates_see_what_earlier_ones_set_on_the_top_object_and_kinds_sort_as
             "Zebra"
         ]
     );
-    assert!(
-        out[0]
-            .content
-            .ends_with("data:\n  replaced: \"true\"\n  a: \"1\""),
-        "{}",
-        out[0].content
+    assert_eq!(
+        kinds_as(HelmCompat::V4),
+        [
+            "ConfigMap",
+            "APIService",
+            "ValidatingWebhookConfiguration",
+            "Aardvark",
+            "Zebra"
+        ]
     );
 }

@@ -14,7 +14,7 @@ use super::strvals::{SetKind, parse_into};
 use super::{funcs, values, yaml11};
 
 fn new_set() -> TemplateSet {
-    TemplateSet::new(funcs::table())
+    TemplateSet::new(funcs::table(crate::HelmCompat::default()))
 }
 
 fn template_text() -> impl Strategy<Value = String> {

@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use gotemplate::{MapRef, Value};
 
-use crate::RenderError;
 use crate::load::text_of;
+use crate::{HelmCompat, RenderError};
 
 /// How [`merge`] settles a key both maps hold (nested maps always merge
 /// key by key; a key only the source has is always copied).
@@ -84,23 +84,65 @@ pub(crate) fn merge_values(dst: &Value, src: &Value, how: Merge) {
 /// Reads a values file as helm does (YAML 1.1 typing; empty means an empty
 /// map). `path` names the file in errors.
 pub fn parse_values(path: &str, bytes: &[u8]) -> Result<Value, RenderError> {
+    values_map(bytes).map_err(|e| RenderError::plain(path, format!("cannot load {path}: {e}")))
+}
+
+/// The first YAML document of `bytes` as a map, or sigs.k8s.io/yaml's words.
+fn values_map(bytes: &[u8]) -> Result<Value, String> {
     let text = text_of(bytes);
-    let v = crate::yaml11::parse_first(&text).map_err(|e| {
-        RenderError::plain(
-            path,
-            format!("cannot load {path}: error converting YAML to JSON: yaml: {e}"),
-        )
-    })?;
+    let v = crate::yaml11::parse_first(&text)
+        .map_err(|e| format!("error converting YAML to JSON: yaml: {e}"))?;
+    json_representable(&v)?;
     match v {
         Value::Nil => Ok(Value::new_map(BTreeMap::new())),
         v @ Value::Map(_) => Ok(v),
-        other => Err(RenderError::plain(
-            path,
-            format!(
-                "cannot load {path}: error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-                other.kind_name()
-            ),
+        other => Err(format!(
+            "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            other.kind_name()
         )),
+    }
+}
+
+/// Reads a values file as `helm template -f` of `helm` does: Helm 3 reads
+/// its first YAML document, Helm 4 merges every document into one map (a
+/// later document's keys win). The message is the reader's (the command
+/// adds "failed to parse <file>").
+pub fn parse_values_as(path: &str, bytes: &[u8], helm: HelmCompat) -> Result<Value, RenderError> {
+    if helm == HelmCompat::V3 {
+        return values_map(bytes).map_err(|e| RenderError::plain(path, e));
+    }
+    let cannot =
+        |e: String| RenderError::plain(path, format!("cannot unmarshal yaml document: {e}"));
+    let documents = crate::yaml11::parse_all(&text_of(bytes))
+        .map_err(|e| cannot(format!("error converting YAML to JSON: yaml: {e}")))?;
+    let merged = Value::new_map(BTreeMap::new());
+    for document in documents {
+        json_representable(&document).map_err(cannot)?;
+        match document {
+            Value::Nil => {}
+            Value::Map(_) => merge_values(&merged, &document, Merge::Overlay),
+            other => {
+                return Err(cannot(format!(
+                    "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    other.kind_name()
+                )));
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// Helm reads YAML through JSON, which has no NaN or infinity: a value file
+/// holding `.nan` or `.inf` fails as encoding/json fails.
+fn json_representable(v: &Value) -> Result<(), String> {
+    match v {
+        Value::Float(f) if !f.is_finite() => Err(format!(
+            "error converting YAML to JSON: json: unsupported value: {}",
+            gotemplate::value::format_float_g(*f)
+        )),
+        Value::List(items) => items.iter().try_for_each(json_representable),
+        Value::Map(m) => m.borrow().values().try_for_each(json_representable),
+        _ => Ok(()),
     }
 }
 

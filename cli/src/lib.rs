@@ -53,6 +53,10 @@ pub enum BerthCommand {
         /// Instead of manifests, show each value and the layer that set it.
         #[arg(long)]
         explain: bool,
+        /// Render as Helm 3 or 4 renders where they differ, unless the
+        /// release file says (`helmCompat`); as the agent's `helm_compat`.
+        #[arg(long, value_name = "3|4", default_value_t = berth_chart::HelmCompat::default())]
+        helm_compat: berth_chart::HelmCompat,
     },
     /// Sync every application once: fetch, render, plan, apply, prune, record.
     Sync {
@@ -136,9 +140,16 @@ pub fn run(cli: Cli) -> Result<i32> {
             context,
             release_file,
             explain,
+            helm_compat,
         } => {
             logging::init("warn", format);
-            render(&dir, &context, release_file.as_deref(), explain)
+            render(
+                &dir,
+                &context,
+                release_file.as_deref(),
+                explain,
+                helm_compat,
+            )
         }
         command => {
             let config_path = match &command {
@@ -218,6 +229,7 @@ fn render(
     context: &str,
     release_file: Option<&str>,
     explain_values: bool,
+    helm: berth_chart::HelmCompat,
 ) -> Result<i32> {
     let context: ClusterContext = context.parse().context("--context")?;
     let (root, release_file) = locate_release(dir, release_file)?;
@@ -233,7 +245,7 @@ fn render(
         );
         return Ok(0);
     }
-    let rendered = render_release(&tree, &release_path, release, &context)?;
+    let rendered = render_release(&tree, &release_path, release, &context, helm)?;
     if !rendered.release.targets(&context) {
         eprintln!(
             "note: release {} does not target {context}; an agent there would skip it",

@@ -94,6 +94,10 @@ pub struct TemplateFlags {
     /// Accepted and ignored, as by `helm template` (release metadata only).
     #[arg(long)]
     pub description: Option<String>,
+    /// Render as this Helm major renders where Helm 3 and 4 differ (3 or 4;
+    /// docs/helm-compatibility.md lists the differences).
+    #[arg(long, value_name = "3|4", default_value_t = berth_chart::HelmCompat::default())]
+    pub helm_compat: berth_chart::HelmCompat,
     /// Accepted and ignored (`helm template` is always a client-side dry run).
     #[arg(long, num_args = 0..=1, default_missing_value = "client")]
     pub dry_run: Option<String>,
@@ -157,62 +161,103 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
         kube_version: args.kube_version.clone(),
         api_versions: args.api_versions.clone(),
         skip_schema_validation: args.skip_schema_validation,
+        helm: args.helm_compat,
     };
     let out = berth_chart::render(&chart, &values, &options)?;
-    let mut text = String::new();
-    // helm template prints CRDs with --include-crds even with --skip-crds
-    // (which only matters when installing).
+    // Assembled as helm assembles it: the release manifest (CRDs with
+    // --include-crds, even with --skip-crds, which only matters when
+    // installing; then the manifests), trimmed, then the hooks.
+    let document =
+        |m: &berth_chart::Manifest| format!("---\n# Source: {}\n{}\n", m.source, m.content);
+    let mut release_manifest = String::new();
     if args.include_crds {
-        for m in &out.crds {
-            text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
-        }
+        out.crds
+            .iter()
+            .for_each(|m| release_manifest.push_str(&document(m)));
     }
-    let hooks: Vec<_> = if args.no_hooks {
-        vec![]
-    } else {
+    out.manifests
+        .iter()
+        .for_each(|m| release_manifest.push_str(&document(m)));
+    let mut text = format!("{}\n", release_manifest.trim());
+    if !args.no_hooks {
         out.hooks
             .iter()
             .filter(|h| !(args.skip_tests && h.is_test))
-            .collect()
-    };
-    let all = out
-        .manifests
-        .iter()
-        .map(|m| (m, false))
-        .chain(hooks.iter().map(|h| (&h.manifest, true)));
+            .for_each(|h| text.push_str(&document(&h.manifest)));
+    }
     if args.show_only.is_empty() {
-        for (m, _) in all {
-            text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
-        }
         return Ok(text);
     }
-    let mut found = vec![false; args.show_only.len()];
-    for (m, _) in all {
-        let mut hit = false;
-        for (i, s) in args.show_only.iter().enumerate() {
-            if matches_show_only(s, &m.source) {
-                found[i] = true;
-                hit = true;
+    // --show-only: helm splits that text again and prints, pattern by
+    // pattern, the documents whose template path (without the chart's name)
+    // matches the pattern as a file glob.
+    let documents = berth_chart::manifests::split_documents(&text, args.helm_compat);
+    let mut shown = String::new();
+    for pattern in &args.show_only {
+        let pattern = pattern.replace('\\', "/");
+        let mut missing = true;
+        for doc in &documents {
+            let Some(path) = doc
+                .lines()
+                .find_map(|l| l.split_once("# Source: ").map(|(_, s)| s))
+                .and_then(|source| source.split_once('/'))
+                .map(|(_, path)| path)
+            else {
+                continue;
+            };
+            if file_glob_matches(&pattern, path) {
+                shown.push_str(&format!("---\n{doc}\n"));
+                missing = false;
             }
         }
-        if hit {
-            text.push_str(&format!("---\n# Source: {}\n{}\n", m.source, m.content));
+        if missing {
+            bail!("could not find template {pattern} in chart");
         }
     }
-    if let Some(i) = found.iter().position(|f| !f) {
-        bail!("could not find template {} in chart", args.show_only[i]);
-    }
-    Ok(text)
+    Ok(shown)
 }
 
-/// `--show-only` takes a template path relative to the chart ("templates/x.yaml")
-/// or with the chart name ("mychart/templates/x.yaml").
-fn matches_show_only(pattern: &str, source: &str) -> bool {
-    let pattern = pattern.replace('\\', "/");
-    source == pattern
-        || source
-            .split_once('/')
-            .is_some_and(|(_, rest)| rest == pattern)
+/// Go's filepath.Match on '/'-separated paths: `*` and `?` stop at a
+/// separator, `[...]` (negated by `^`) and `\\` escapes as Go reads them; a
+/// malformed pattern matches nothing.
+fn file_glob_matches(pattern: &str, path: &str) -> bool {
+    let mut re = String::from("^");
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '\\' => match chars.next() {
+                Some(e) => re.push_str(&regex_lite::escape(&e.to_string())),
+                None => return false,
+            },
+            '[' => {
+                re.push('[');
+                if chars.clone().next() == Some('^') {
+                    chars.next();
+                    re.push('^');
+                }
+                let mut closed = false;
+                for k in chars.by_ref() {
+                    if k == ']' {
+                        closed = true;
+                        break;
+                    }
+                    if k == '\\' || k == '[' || k == '&' || k == '~' {
+                        re.push('\\');
+                    }
+                    re.push(k);
+                }
+                if !closed {
+                    return false;
+                }
+                re.push(']');
+            }
+            other => re.push_str(&regex_lite::escape(&other.to_string())),
+        }
+    }
+    re.push('$');
+    regex_lite::Regex::new(&re).is_ok_and(|r| r.is_match(path))
 }
 
 /// Values from `-f` files then `--set-json`, `--set`, `--set-string`,
@@ -227,9 +272,12 @@ pub fn user_values(args: &TemplateArgs) -> Result<Value> {
         } else {
             std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?
         };
-        let parsed =
-            berth_chart::values::parse_values(&f.display().to_string(), text.as_bytes())
-                .map_err(|e| anyhow::anyhow!("failed to parse {}: {}", f.display(), e.message))?;
+        let parsed = berth_chart::values::parse_values_as(
+            &f.display().to_string(),
+            text.as_bytes(),
+            args.helm_compat,
+        )
+        .map_err(|e| anyhow::anyhow!("failed to parse {}: {}", f.display(), e.message))?;
         strvals::merge_maps(&base, &parsed);
     }
     let apply = |list: &[String], kind: SetKind, flag: &str| -> Result<()> {

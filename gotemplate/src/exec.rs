@@ -510,6 +510,12 @@ impl Executor {
             Arg::Str(s) => Value::str(s.clone()),
             Arg::Number(n) => match (n.is_float_syntax, n.int, n.float) {
                 (false, Some(i), _) => Value::Int(i),
+                // An integer literal past int64 (Go reads it as a uint64).
+                (false, None, Some(_)) => {
+                    return Err(self
+                        .located(pos, &n.text, format!("{} overflows int", n.text))
+                        .into());
+                }
                 (_, _, Some(f)) => Value::Float(f),
                 (_, Some(i), None) => Value::Int(i),
                 _ => Value::Nil,

@@ -123,7 +123,7 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
                 Value::Nil => "<nil>".to_string(),
                 Value::Float(f) => sign(format_float_g(*f), *f < 0.0),
                 Value::Int(i) | Value::Int64(i) => sign(i.to_string(), *i < 0),
-                Value::String(s) if spec.sharp => go_quote(s),
+                other if spec.sharp => go_syntax(other, true),
                 other => other.to_go_string(),
             };
             pad(
@@ -244,7 +244,54 @@ fn format_one(verb: char, spec: &Spec, v: &Value) -> String {
             other => bad_verb('c', other),
         },
         'T' => pad(v.type_name(), spec, false),
+        'U' => match v {
+            Value::Int(i) | Value::Int64(i) => {
+                let mut s = format!("U+{:04X}", i);
+                if spec.sharp
+                    && let Some(c) = u32::try_from(*i).ok().and_then(char::from_u32)
+                {
+                    s.push_str(&format!(" '{c}'"));
+                }
+                pad(s, spec, false)
+            }
+            other => bad_verb('U', other),
+        },
         other => bad_verb(other, v),
+    }
+}
+
+/// What Go's `%#v` prints: the value in Go syntax. `top` is false inside a
+/// list or map, whose elements are interfaces (a nil one is `interface {}(nil)`).
+fn go_syntax(v: &Value, top: bool) -> String {
+    match v {
+        Value::Nil if top => "<nil>".into(),
+        Value::Nil => "interface {}(nil)".into(),
+        Value::Float(f) => crate::value::format_float_g(*f),
+        Value::String(s) => go_quote(s),
+        Value::Bytes(b) => format!(
+            "[]byte{{{}}}",
+            b.iter()
+                .map(|x| format!("0x{x:x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::List(items) => format!(
+            "[]interface {{}}{{{}}}",
+            items
+                .iter()
+                .map(|i| go_syntax(i, false))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Value::Map(m) => format!(
+            "map[string]interface {{}}{{{}}}",
+            m.borrow()
+                .iter()
+                .map(|(k, i)| format!("{}:{}", go_quote(k), go_syntax(i, false)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_go_string(),
     }
 }
 
@@ -294,6 +341,9 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
                 None
             }
         };
+        // Go refuses a width or precision past a million (BADWIDTH/BADPREC).
+        let read_num =
+            |i: &mut usize, argi: &mut usize| read_num(i, argi).filter(|n| *n <= 1_000_000);
         spec.width = read_num(&mut i, &mut argi);
         if i < chars.len() && chars[i] == '.' {
             i += 1;

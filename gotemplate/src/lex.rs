@@ -479,14 +479,25 @@ pub fn parse_number(text: &str) -> Option<NumberLit> {
     }
     .map(|v| if neg { -v } else { v });
     let is_hex = lower.starts_with("0x");
-    let is_float_syntax = !is_hex && lower.contains(['.', 'e']);
+    // Go's float forms: decimal with a point or an exponent, hexadecimal
+    // with a binary exponent (0x1p-2).
+    let is_float_syntax = if is_hex {
+        lower.contains('p')
+    } else {
+        lower.contains(['.', 'e'])
+    };
     let float = if let Some(i) = int {
         Some(i as f64)
-    } else if !is_hex {
-        lower.parse::<f64>().ok().map(|v| if neg { -v } else { v })
+    } else if is_hex {
+        lower[2..]
+            .split_once('p')
+            .and_then(|(mantissa, exponent)| hex_float(mantissa, exponent))
     } else {
-        None
-    };
+        lower.parse::<f64>().ok()
+    }
+    // Out of range is no number to Go (1e400).
+    .filter(|f| f.is_finite())
+    .map(|v| if neg && int.is_none() { -v } else { v });
     if int.is_none() && float.is_none() {
         return None;
     }
@@ -502,6 +513,22 @@ pub fn parse_number(text: &str) -> Option<NumberLit> {
         float,
         is_float_syntax,
     })
+}
+
+/// A hexadecimal float's value: `mantissa` hex digits (maybe with a point)
+/// times two to `exponent`.
+fn hex_float(mantissa: &str, exponent: &str) -> Option<f64> {
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    let mut value = 0f64;
+    for c in whole.chars().chain(fraction.chars()) {
+        value = value * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let exponent: i32 = exponent.parse().ok()?;
+    let shift = exponent.checked_sub(4 * i32::try_from(fraction.len()).ok()?)?;
+    Some(value * 2f64.powi(shift))
 }
 
 /// 1-based line number of a byte offset.

@@ -212,8 +212,11 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_control(&mut self, k: &str, pos: usize) -> Result<Node, ParseError> {
+        // As in Go, the variables declared by the pipeline and in the branches
+        // stay known to the parser until {{end}}: an `else` branch may name
+        // them (running it, one not set is an error then).
         let vars_mark = self.vars.len();
-        let pipe = self.parse_pipeline(k, k == "range")?;
+        let pipe = self.parse_pipeline(k, true)?;
         if k == "range" {
             self.range_depth += 1;
         }
@@ -238,13 +241,11 @@ impl<'a> Parser<'a> {
                 if let Some(kw) = chained {
                     let p = self.pos();
                     self.idx += 1;
-                    self.vars.truncate(vars_mark);
                     let nested = self.parse_control(kw, p)?;
                     let _ = else_pos;
                     Some(vec![nested])
                 } else {
                     self.expect_close("else")?;
-                    self.vars.truncate(vars_mark);
                     let (else_list, end) = self.parse_list(false)?;
                     match end {
                         ListEnd::End => {}

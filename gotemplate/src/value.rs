@@ -70,6 +70,9 @@ pub struct Struct {
     /// What `%v` prints (Go prints structs positionally; some types have a
     /// String method).
     display: String,
+    /// What encoding/json makes of it, where that is not every field with
+    /// its first letter lower-cased.
+    json: Option<Value>,
 }
 
 impl Struct {
@@ -85,7 +88,14 @@ impl Struct {
                 .map(|(name, value)| (name.to_string(), value))
                 .collect(),
             display,
+            json: None,
         }
+    }
+
+    /// The struct with what encoding/json makes of it (its JSON tags).
+    pub fn with_json(mut self, json: Value) -> Struct {
+        self.json = Some(json);
+        self
     }
 
     /// The struct as a template value.
@@ -119,6 +129,9 @@ impl Object for Struct {
     }
 
     fn marshal(&self) -> Value {
+        if let Some(json) = &self.json {
+            return json.clone();
+        }
         // The structs templates see carry JSON tags that lower-case the first
         // letter of each field (Helm's chart metadata).
         Value::new_map(

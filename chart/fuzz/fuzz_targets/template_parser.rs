@@ -8,6 +8,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let src = String::from_utf8_lossy(data);
-    let mut set = TemplateSet::new(funcs::table());
+    let mut set = TemplateSet::new(funcs::table(berth_chart::HelmCompat::default()));
     let _ = set.add("fuzz/templates/t.yaml", &*src);
 });

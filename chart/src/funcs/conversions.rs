@@ -59,6 +59,17 @@ fn parse_go_int(s: &str) -> Option<i64> {
 }
 
 /// spf13/cast's ToFloat64.
+/// Go's strconv.ParseFloat(s, 64) for decimal forms and Inf/NaN (hex
+/// floats aside): `None` where Go fails, also out of range.
+pub(super) fn parse_go_float(s: &str) -> Option<f64> {
+    let f: f64 = s.parse().ok()?;
+    let literal_infinity = s
+        .trim_start_matches(['+', '-'])
+        .to_ascii_lowercase()
+        .starts_with("inf");
+    (!f.is_infinite() || literal_infinity).then_some(f)
+}
+
 pub(super) fn to_f64(v: &Value) -> f64 {
     match v {
         Value::Int(i) | Value::Int64(i) => *i as f64,

@@ -4,6 +4,8 @@
 use gotemplate::func::arg::{err, string};
 use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
 
+use super::durations::{go_duration_string, parse_go_duration};
+
 pub(super) const FUNCS: &[Func] = &[
     Func::new("now", Exact(0), |_| Ok(time_value(jiff::Timestamp::now()))),
     Func::new("unixEpoch", Exact(1), |a| {
@@ -315,88 +317,6 @@ fn parse_go_time(layout: &str, text: &str) -> Result<jiff::Timestamp, String> {
     dt.to_zoned(jiff::tz::TimeZone::system())
         .map(|z| z.timestamp())
         .map_err(|e| e.to_string())
-}
-
-/// Go's time.ParseDuration, in nanoseconds.
-fn parse_go_duration(s: &str) -> Option<i64> {
-    let (neg, mut rest) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_len].parse().ok()?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += n * unit;
-    }
-    if total > i64::MAX as f64 {
-        return None;
-    }
-    Some(if neg { -(total as i64) } else { total as i64 })
-}
-
-/// Go's time.Duration.String().
-fn go_duration_string(nanos: i128) -> String {
-    if nanos == 0 {
-        return "0s".into();
-    }
-    let neg = nanos < 0;
-    let u = nanos.unsigned_abs();
-    let sign = if neg { "-" } else { "" };
-    if u < 1_000_000_000 {
-        let (v, unit) = if u < 1_000 {
-            return format!("{sign}{u}ns");
-        } else if u < 1_000_000 {
-            (u as f64 / 1e3, "µs")
-        } else {
-            (u as f64 / 1e6, "ms")
-        };
-        return format!("{sign}{}{unit}", trim_float(v));
-    }
-    let h = u / 3_600_000_000_000;
-    let m = (u / 60_000_000_000) % 60;
-    let s_nanos = u % 60_000_000_000;
-    let secs = trim_float(s_nanos as f64 / 1e9);
-    let mut out = String::from(sign);
-    if h > 0 {
-        out.push_str(&format!("{h}h{m}m"));
-    } else if m > 0 {
-        out.push_str(&format!("{m}m"));
-    }
-    out.push_str(&format!("{secs}s"));
-    out
-}
-
-fn trim_float(v: f64) -> String {
-    let s = format!("{v:.9}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    s.to_string()
 }
 
 fn duration_round(u: u128) -> String {

@@ -59,8 +59,24 @@ pub(super) const FUNCS: &[Func] = &[
         Ok(Value::from_json(&parsed))
     }),
     Func::new("fromJsonArray", Exact(1), from_json_array),
-    Func::new("toToml", Exact(1), |a| Ok(Value::String(to_toml(&a[0])))),
+    // Helm's toToml writes the encoder's error where mustToToml fails.
+    Func::new("toToml", Exact(1), |a| {
+        Ok(Value::String(to_toml(&a[0]).unwrap_or_else(|e| e.message)))
+    }),
     Func::new("fromToml", Exact(1), from_toml_text),
+];
+
+/// Helm 4's additions: the failing forms of toYaml and toToml (Helm 4's
+/// mustToJson fails where sprig's does, with the same message).
+pub(super) const HELM4_FUNCS: &[Func] = &[
+    Func::new("mustToYaml", Exact(1), |a| {
+        // toYaml goes through encoding/json: what it refuses fails here.
+        to_json_value(&a[0], 0)?;
+        Ok(yaml(&a[0], SequenceIndent::AtKey))
+    }),
+    Func::new("mustToToml", Exact(1), |a| {
+        to_toml(&a[0]).map(Value::String)
+    }),
 ];
 
 fn b64dec(a: &[Value]) -> FuncResult {
@@ -225,7 +241,7 @@ fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError
 }
 
 /// BurntSushi/toml's encoding of a dict (sprig's toToml).
-fn to_toml(v: &Value) -> String {
+fn to_toml(v: &Value) -> Result<String, FuncError> {
     fn scalar(v: &Value) -> String {
         match v {
             Value::String(s) => quote(s),
@@ -260,10 +276,12 @@ fn to_toml(v: &Value) -> String {
         }
     }
     let mut out = String::new();
-    if let Value::Map(m) = v {
-        table(&m.borrow(), "", &mut out);
+    match v {
+        Value::Map(m) => table(&m.borrow(), "", &mut out),
+        Value::Nil => {}
+        _ => return err("toml: top-level values must be Go maps or structs"),
     }
-    out
+    Ok(out)
 }
 
 fn from_toml_text(a: &[Value]) -> FuncResult {

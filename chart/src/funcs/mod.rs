@@ -1,13 +1,15 @@
 //! Helm's and sprig's template functions, one file per domain. Each file
 //! starts with its `FUNCS` table: a function is one line there (name, arity,
 //! body) and nothing else names it. [`table`] puts Go's builtins and every
-//! family into the one [`FuncTable`] templates are parsed against.
+//! family into the one [`FuncTable`] templates are parsed against; Helm 4's
+//! table also holds the functions Helm 4 added (each family's `HELM4_FUNCS`).
 
 mod conversions;
 mod crypto;
 mod dates;
 mod defaults;
 mod dicts;
+mod durations;
 mod encoding;
 pub(crate) mod helm;
 mod lists;
@@ -22,6 +24,8 @@ mod urls;
 use std::sync::{Arc, LazyLock};
 
 use gotemplate::{Func, FuncTable};
+
+use crate::HelmCompat;
 
 pub use conversions::strval;
 
@@ -44,18 +48,28 @@ const FAMILIES: &[&[Func]] = &[
     urls::FUNCS,
 ];
 
-static TABLE: LazyLock<Arc<FuncTable>> = LazyLock::new(|| {
+/// The functions Helm 4 added (Helm 3 fails to parse a template calling them).
+const HELM4_FAMILIES: &[&[Func]] = &[encoding::HELM4_FUNCS, durations::FUNCS];
+
+fn build(families: &[&[Func]]) -> Arc<FuncTable> {
     let mut table = FuncTable::builtins();
-    for family in FAMILIES {
+    for family in families {
         table.extend(family);
     }
     Arc::new(table)
-});
+}
 
-/// Every function a chart's templates may call: Go's builtins, Helm's own
-/// (`include`, `tpl`, `required`, `toYaml`, ...) and sprig's.
-pub fn table() -> Arc<FuncTable> {
-    Arc::clone(&TABLE)
+static HELM3_TABLE: LazyLock<Arc<FuncTable>> = LazyLock::new(|| build(FAMILIES));
+static HELM4_TABLE: LazyLock<Arc<FuncTable>> =
+    LazyLock::new(|| build(&[FAMILIES, HELM4_FAMILIES].concat()));
+
+/// Every function a chart's templates may call under `helm`: Go's builtins,
+/// Helm's own (`include`, `tpl`, `required`, `toYaml`, ...) and sprig's.
+pub fn table(helm: HelmCompat) -> Arc<FuncTable> {
+    match helm {
+        HelmCompat::V3 => Arc::clone(&HELM3_TABLE),
+        HelmCompat::V4 => Arc::clone(&HELM4_TABLE),
+    }
 }
 
 #[cfg(test)]
@@ -65,13 +79,24 @@ mod tests {
     #[test]
     fn no_function_is_listed_twice() {
         let mut seen = std::collections::HashSet::new();
-        for func in FAMILIES.iter().flat_map(|family| family.iter()) {
+        for func in FAMILIES
+            .iter()
+            .chain(HELM4_FAMILIES)
+            .flat_map(|family| family.iter())
+        {
             assert!(seen.insert(func.name), "{} is listed twice", func.name);
         }
-        // Helm's table holds what Helm 3 and sprig v3 offer, less the
+        // Helm's table holds what Helm and sprig v3 offer, less the
         // functions Helm removes (env, expandenv).
-        assert!(table().get("env").is_none());
-        assert!(table().get("include").is_some());
-        assert!(table().get("printf").is_some(), "Go's builtins are in");
+        for helm in [HelmCompat::V3, HelmCompat::V4] {
+            assert!(table(helm).get("env").is_none());
+            assert!(table(helm).get("include").is_some());
+            assert!(table(helm).get("printf").is_some(), "Go's builtins are in");
+        }
+        // Helm 4's additions are Helm 4's only.
+        assert!(table(HelmCompat::V3).get("mustToYaml").is_none());
+        assert!(table(HelmCompat::V4).get("mustToYaml").is_some());
+        assert!(table(HelmCompat::V3).get("durationSeconds").is_none());
+        assert!(table(HelmCompat::V4).get("durationSeconds").is_some());
     }
 }

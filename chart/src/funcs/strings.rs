@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use gotemplate::fmt::quote;
 use gotemplate::func::arg::{err, int, string};
-use gotemplate::{Arity::*, Func, FuncResult, Value};
+use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
 
 use super::conversions::strval;
 
@@ -141,8 +141,30 @@ fn joined(a: &[Value], each: impl Fn(String) -> String) -> String {
         .join(" ")
 }
 
+/// Largest string `repeat`, `indent` and `nindent` make: past it Go would
+/// fail (an overflow) or exhaust the memory; berth fails with this limit.
+const MAX_REPEAT_BYTES: usize = 64 << 20;
+
+/// Go's strings.Repeat, failing as it does on a negative count and on an
+/// output past [`MAX_REPEAT_BYTES`].
+fn go_repeat(s: &str, count: i64) -> Result<String, gotemplate::FuncError> {
+    let count =
+        usize::try_from(count).map_err(|_| FuncError::new("strings: negative Repeat count"))?;
+    // Go's own test for an output past its int.
+    if count > 0 && s.len() >= (i64::MAX as usize) / count {
+        return err("strings: Repeat output length overflow");
+    }
+    match s.len().checked_mul(count) {
+        None => err("strings: Repeat output length overflow"),
+        Some(n) if n > MAX_REPEAT_BYTES => err(format!(
+            "strings: Repeat output of {n} bytes is past berth's limit of {MAX_REPEAT_BYTES} bytes"
+        )),
+        Some(_) => Ok(s.repeat(count)),
+    }
+}
+
 fn indent(spaces: &Value, text: &Value) -> Result<String, gotemplate::FuncError> {
-    let pad = " ".repeat(int(spaces)?.max(0) as usize);
+    let pad = go_repeat(" ", int(spaces)?)?;
     let text = string(text)?;
     Ok(format!("{pad}{}", text.replace('\n', &format!("\n{pad}"))))
 }
@@ -206,13 +228,7 @@ fn untitle(a: &[Value]) -> FuncResult {
 }
 
 fn repeat(a: &[Value]) -> FuncResult {
-    let n = int(&a[0])?;
-    if n < 0 {
-        return err("strings: negative Repeat count");
-    }
-    Ok(Value::String(
-        string(&a[1])?.repeat(n.min(1 << 20) as usize),
-    ))
+    Ok(Value::String(go_repeat(&string(&a[1])?, int(&a[0])?)?))
 }
 
 fn substr(a: &[Value]) -> FuncResult {

@@ -7,11 +7,14 @@
 //! - [`vault`] runs a real Vault (dev or persistent) and configures its auth methods;
 //! - [`process`] makes sure no server outlives the test binary;
 //! - [`browser`] drives a real headless Chromium through chromedriver;
-//! - [`receiver`] records the HTTP requests sent to it (notification sinks).
+//! - [`receiver`] records the HTTP requests sent to it (notification sinks);
+//! - [`helm_differential`] renders cases with Helm's own engine (helm-render)
+//!   and with berth's, and compares them.
 
 pub mod browser;
 pub mod cluster;
 pub mod git;
+pub mod helm_differential;
 pub mod pki;
 pub mod process;
 pub mod receiver;

@@ -1,8 +1,10 @@
 //! Developer commands for berth: `cargo xtask demo`, `cargo xtask tools`,
-//! `cargo xtask cluster up|down|list`.
+//! `cargo xtask cluster up|down|list`, `cargo xtask bench fleet`,
+//! `cargo xtask fuzz-helm`.
 
 mod bench;
 mod demo;
+mod fuzz_helm;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -39,6 +41,9 @@ enum Task {
         #[command(subcommand)]
         benchmark: Benchmark,
     },
+    /// Differential testing against Helm's own engine: random charts rendered
+    /// by helm-render and by berth; disagreements kept as case files.
+    FuzzHelm(fuzz_helm::FuzzOptions),
     /// Build the pinned test servers (kube-apiserver, etcd, helm) into the cache, if missing.
     Tools {
         /// Only print the directory holding the binaries.
@@ -97,6 +102,7 @@ fn main() -> Result<()> {
         Task::Bench {
             benchmark: Benchmark::Fleet(options),
         } => bench::fleet(options)?,
+        Task::FuzzHelm(options) => fuzz_helm::run(&options)?,
         Task::Tools { print_dir } => {
             let mut command = Command::new("bash");
             command.arg(tools::build_script());

@@ -1,0 +1,238 @@
+//! berth's template engine against Helm's own (helm-render: Helm's
+//! `pkg/engine` and chart packages linked into a small Go program, one per
+//! Helm major, built by tests/tools/build-test-servers.sh), template by
+//! template, under Helm 3 and Helm 4:
+//!
+//! - every case `cargo xtask fuzz-helm` found berth and Helm disagreeing on,
+//!   kept in tests/helm_differential/ once fixed, must now agree;
+//! - the areas where charts tried by new users broke berth (number literals,
+//!   variable scope across `else` branches, nil arguments, RE2 classes,
+//!   the YAML Helm's parser accepts, the built-in objects, NOTES.txt) are
+//!   checked case by case below.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_harness::helm_differential::{Case, HelmEngine, Verdict, check};
+
+const MAJORS: [u8; 2] = [3, 4];
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("helm_differential")
+}
+
+fn engines() -> BTreeMap<u8, HelmEngine> {
+    MAJORS
+        .iter()
+        .map(|m| (*m, HelmEngine::start(*m).expect("starting helm-render")))
+        .collect()
+}
+
+#[test]
+fn cases_the_fuzzer_found_agree_with_helms_engine() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(cases_dir())
+        .expect("reading tests/helm_differential")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no cases in {}", cases_dir().display());
+    let mut engines = engines();
+    let mut failures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("reading a case");
+        let case: Case = serde_json::from_str(&text).expect("a case file");
+        let engine = engines.get_mut(&case.helm).expect("a Helm major of 3 or 4");
+        let verdict = check(engine, &case).expect("helm-render answers");
+        if verdict != Verdict::Same {
+            failures.push(format!("{}: {}", file.display(), verdict.describe()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A case of one template and a values file, under `helm`.
+fn case(helm: u8, template: &str, values: &str) -> Case {
+    let mut files = BTreeMap::new();
+    files.insert(
+        "Chart.yaml".to_string(),
+        b"apiVersion: v2\nname: weak\nversion: 0.1.0\nappVersion: \"2.0\"\ndescription: d\nmaintainers:\n  - name: m\n    email: m@example.com\n".to_vec(),
+    );
+    files.insert(
+        "values.yaml".into(),
+        b"fromChart: 1\nnothing: null\ndeep: {a: null, b: 2}\n".to_vec(),
+    );
+    files.insert("templates/t.yaml".into(), template.as_bytes().to_vec());
+    files.insert("files/blob.bin".into(), vec![0xff, 0x00, b'a', 0x80]);
+    files.insert("files/a.txt".into(), b"one\ntwo\n".to_vec());
+    Case {
+        helm,
+        files,
+        values: values.to_string(),
+        set: vec![],
+        release: "rel".into(),
+        namespace: "ns".into(),
+        kube_version: String::new(),
+    }
+}
+
+/// Cases where berth fails where Helm fails but says it in other words:
+/// (what, why). docs/helm-compatibility.md lists them.
+const OTHER_WORDS: &[(&str, &str)] = &[
+    (
+        "nil to typed parameters",
+        "a value of the wrong type for a function's parameter is reported by the function (\"error calling upper: invalid value\"), not by Go at the argument",
+    ),
+    ("nil to an int parameter", "likewise"),
+    ("bytes to a string parameter", "likewise: []byte to b64enc"),
+    (
+        "YAML Helm refuses",
+        "berth's YAML reader words a syntax error its own way, and may place it on another line",
+    ),
+];
+
+/// (what, template, values): each must come out as Helm's engine makes it,
+/// text or error, under both majors.
+const WEAK_AREAS: &[(&str, &str, &str)] = &[
+    (
+        "number literals",
+        "{{ list 0x1F 0X1f 0o17 017 0b101 1_000 0x_1F 1.5 -2.5e3 .5 1e-3 1E6 0x1p-2 'a' '\\n' 0. -0 +3 2.0 | toJson }} {{ printf \"%T %T %T %T %T\" 1 1.0 'a' 0x10 0x1p4 }}",
+        "",
+    ),
+    (
+        "an integer too large for int",
+        "{{ 9223372036854775808 }}",
+        "",
+    ),
+    (
+        "variables declared in if and seen in else branches",
+        "{{ if $x := .Values.a }}{{ $x }}{{ else if $y := .Values.b }}{{ $x }}-{{ $y }}{{ else }}{{ $x }}{{ end }}",
+        "a: 0\nb: 2\n",
+    ),
+    (
+        "variables declared in with, else with",
+        "{{ with $x := .Values.a }}{{ $x }}{{ else with $y := .Values.b }}{{ $x }}{{ $y }}{{ else }}none{{ end }}",
+        "a: \"\"\nb: [1]\n",
+    ),
+    (
+        "assignment inside range reaching outside",
+        "{{ $n := 0 }}{{ range $i, $v := .Values.l }}{{ if eq $i 1 }}{{ continue }}{{ end }}{{ $n = add $n $v }}{{ if gt $n 5 }}{{ break }}{{ end }}{{ end }}{{ $n }}",
+        "l: [1, 2, 3, 4, 5]\n",
+    ),
+    (
+        "range over an integer",
+        "{{ range $i := 3 }}{{ $i }},{{ end }}{{ range 0 }}x{{ else }}empty{{ end }}",
+        "",
+    ),
+    (
+        "nil to typed parameters",
+        "{{ upper .Values.missing }}|{{ trimPrefix .Values.missing \"x\" }}|{{ default \"d\" nil }}|{{ len (list nil) }}|{{ merge (dict) .Values.missing | toJson }}",
+        "",
+    ),
+    (
+        "nil to an int parameter",
+        "{{ repeat .Values.missing \"x\" }}",
+        "",
+    ),
+    (
+        "RE2 classes",
+        "{{ list (regexMatch \"[[:alpha:]]+\" \"abc\") (regexFind \"[^[:space:]]+\" \"  xy z\") (regexMatch \"[a-c-]\" \"-\") (regexFindAll \"[\\\\d.]+\" \"1.2 and 3\" -1) (regexReplaceAll \"[\\\\[\\\\]]\" \"[a]\" \"\") | toJson }}",
+        "",
+    ),
+    (
+        "an RE2 syntax error",
+        "{{ regexMatch \"(?<name>a)\" \"a\" }}",
+        "",
+    ),
+    (
+        "YAML flow collections indented under their key",
+        "{{ toJson .Values }}",
+        "a: [1,\n  2, 3]\nb: {x: 1,\n    y: [a,\n  b]}\nc: >-\n  folded\n  text\n",
+    ),
+    (
+        "YAML Helm refuses",
+        "{{ toJson .Values }}",
+        "a: [1, 2\nb: 1\n",
+    ),
+    (
+        "built-in objects",
+        "{{ .Chart.Name }} {{ .Chart.IsRoot }} {{ .Chart.AppVersion }} {{ (index .Chart.Maintainers 0).Name }} {{ .Template.Name }} {{ .Template.BasePath }} {{ .Release.Revision }} {{ .Release.IsUpgrade }} {{ .Capabilities.KubeVersion.Minor }} {{ .Capabilities.APIVersions.Has \"apps/v1\" }} {{ len .Subcharts }} {{ .Capabilities.HelmVersion.Version }}",
+        "",
+    ),
+    (
+        "Files methods, byte for byte",
+        "{{ .Files.GetBytes \"files/blob.bin\" | toJson }} {{ .Files.Get \"files/a.txt\" | b64enc }} {{ .Files.Lines \"files/a.txt\" | toJson }} {{ (.Files.Glob \"files/*.txt\").AsConfig }} {{ .Files.AsSecrets }} {{ .Files.Get \"nope\" }}",
+        "",
+    ),
+    (
+        "chart defaults that are null",
+        "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
+        "",
+    ),
+    (
+        "a user null removes a default",
+        "{{ toJson .Values }}",
+        "fromChart: null\ndeep: {b: null}\n",
+    ),
+    (
+        "an error inside include inside include",
+        "{{ define \"b\" }}{{ .x.y.z }}{{ end }}{{ define \"a\" }}{{ include \"b\" . }}{{ end }}{{ include \"a\" .Values }}",
+        "",
+    ),
+    ("a function's error", "{{ index (list 1) 5 }}", ""),
+    (
+        "bytes to a string parameter",
+        "{{ .Files.GetBytes \"files/a.txt\" | b64enc }}",
+        "",
+    ),
+    (
+        "printf verbs",
+        "{{ printf \"%v|%d|%s|%q|%x|%5.2f|%-4d|%04d|%T|%#v|%+v|%t|%e|%g|%c|%U|%o|%b|%%\" (dict \"a\" 1) 42 \"s\" \"q\" 255 3.14159 7 7 1.5 (list 1) (dict \"k\" \"v\") true 1234.5678 0.000012 65 65 8 5 }}",
+        "",
+    ),
+];
+
+#[test]
+fn weak_areas_render_as_helms_engine_renders_them() {
+    let mut engines = engines();
+    let mut failures = Vec::new();
+    for (what, template, values) in WEAK_AREAS {
+        for major in MAJORS {
+            let engine = engines.get_mut(&major).expect("an engine");
+            let verdict =
+                check(engine, &case(major, template, values)).expect("helm-render answers");
+            let other_words = OTHER_WORDS.iter().any(|(w, _)| w == what);
+            match verdict {
+                Verdict::Same => {}
+                Verdict::ErrorText { .. } if other_words => {}
+                _ => failures.push(format!("helm {major}: {what}: {}", verdict.describe())),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// NOTES.txt is executed like any template (a failure fails the render),
+/// and the engine hands it back with the others.
+#[test]
+fn notes_are_rendered_as_helms_engine_renders_them() {
+    let mut engines = engines();
+    for major in MAJORS {
+        let engine = engines.get_mut(&major).expect("an engine");
+        for notes in [
+            "Visit {{ .Release.Name }}.{{ .Release.Namespace }}\n",
+            "{{ fail \"no notes\" }}",
+        ] {
+            let mut c = case(major, "a: 1\n", "");
+            c.files
+                .insert("templates/NOTES.txt".into(), notes.as_bytes().to_vec());
+            let verdict = check(engine, &c).expect("helm-render answers");
+            assert_eq!(
+                verdict,
+                Verdict::Same,
+                "helm {major}: {notes}: {}",
+                verdict.describe()
+            );
+        }
+    }
+}

@@ -1104,9 +1104,10 @@ metadata:
 const HELM4_FUNCTIONS_TEMPLATE: &str = r#"durations: {{ list (durationSeconds "1h2m3.5s") (durationSeconds 90) (durationSeconds "2.5") (durationSeconds "soon") (durationMilliseconds "1.5s") (durationMicroseconds 1) (durationNanoseconds "1us") (durationMinutes "90s") (durationHours "36h") (durationDays "36h") (durationWeeks "336h") | toJson | quote }}
 rounding: {{ list (durationRoundTo "1h15m30.5s" "1m") (durationTruncateTo "1h15m30.5s" "1h") (durationRoundTo "bad" "1m") (durationRoundTo "90s" "bad") (mustToDuration 90) (mustToDuration "1.5") | toJson | quote }}
 printed: {{ printf "%v %v %v %T" (mustToDuration "1h30m") (durationRoundTo "-15ns" "10ns") (mustToDuration "2h").Minutes (mustToDuration 1) | quote }}
-direct: "{{ mustToDuration "90m" }} {{ durationTruncateTo "1.5h" "1h" }}"
+direct: {{ mustToDuration "90m" }} {{ durationTruncateTo "1.5h" "1h" }}
 yaml: {{ mustToYaml (dict "a" (list 1 "b")) | quote }}
-toml: {{ mustToToml (dict "a" 1 "t" (dict "b" "c")) | quote }} {{ toToml "x" | quote }}
+toml: {{ mustToToml (dict "a" 1 "t" (dict "b" "c")) | quote }}
+lone: {{ list (toToml "x") (mustToToml 2) | toJson | quote }}
 "#;
 
 /// Where two texts first differ: line number and a little context of each.

@@ -396,15 +396,18 @@ pub(crate) fn release_value(o: &RenderOptions) -> Value {
     Value::new_map(m)
 }
 
+/// A Chart.yaml entry as a template value (nil when absent).
+fn metadata_value(c: &Chart, key: &str) -> Value {
+    c.metadata
+        .get(key)
+        .map(crate::values::from_yaml)
+        .unwrap_or(Value::Nil)
+}
+
 /// `.Chart` as Helm 4 gives it: the metadata as a map keyed by Go's field
 /// names (every field present, lists never nil), plus `IsRoot`.
 fn chart_map(c: &Chart, is_root: bool) -> Value {
-    let y = |k: &str| {
-        c.metadata
-            .get(k)
-            .map(crate::values::from_yaml)
-            .unwrap_or(Value::Nil)
-    };
+    let y = |k: &str| metadata_value(c, k);
     let items = |k: &str| match y(k) {
         Value::List(items) => items.as_ref().clone(),
         _ => vec![],
@@ -529,12 +532,7 @@ fn go_struct(item: &Value, type_name: &str, fields: &[(&str, &str)]) -> Value {
 
 /// `.Chart` as Helm 3 gives it: a struct embedding the metadata.
 fn chart_value(c: &Chart, is_root: bool) -> Value {
-    let y = |k: &str| {
-        c.metadata
-            .get(k)
-            .map(crate::values::from_yaml)
-            .unwrap_or(Value::Nil)
-    };
+    let y = |k: &str| metadata_value(c, k);
     let list_or_empty = |k: &str| match y(k) {
         Value::Nil => Value::list(vec![]),
         v => v,

@@ -279,7 +279,8 @@ fn to_toml(v: &Value) -> Result<String, FuncError> {
     match v {
         Value::Map(m) => table(&m.borrow(), "", &mut out),
         Value::Nil => {}
-        _ => return err("toml: top-level values must be Go maps or structs"),
+        // The TOML encoder writes a lone value as it would after "key = ".
+        other => out = scalar(other),
     }
     Ok(out)
 }

@@ -145,16 +145,20 @@ fn joined(a: &[Value], each: impl Fn(String) -> String) -> String {
 /// fail (an overflow) or exhaust the memory; berth fails with this limit.
 const MAX_REPEAT_BYTES: usize = 64 << 20;
 
-/// Go's strings.Repeat, failing as it does on a negative count and on an
-/// output past [`MAX_REPEAT_BYTES`].
+/// Go's strings.Repeat, failing as it does on a negative count, on an
+/// output length past Go's int and on one past what Go can allocate; and
+/// on an output past [`MAX_REPEAT_BYTES`].
 fn go_repeat(s: &str, count: i64) -> Result<String, gotemplate::FuncError> {
     let count =
         usize::try_from(count).map_err(|_| FuncError::new("strings: negative Repeat count"))?;
-    // Go's own test for an output past its int.
-    if count > 0 && s.len() >= (i64::MAX as usize) / count {
+    // Go's own test for an output past its int (go1.26).
+    if count > 0 && s.len() > (i64::MAX as usize) / count {
         return err("strings: Repeat output length overflow");
     }
+    // Past Go's largest allocation (1 << 48 bytes), its make panics.
+    const GO_MAX_ALLOC: usize = 1 << 48;
     match s.len().checked_mul(count) {
+        Some(n) if n > GO_MAX_ALLOC => err("runtime error: makeslice: len out of range"),
         None => err("strings: Repeat output length overflow"),
         Some(n) if n > MAX_REPEAT_BYTES => err(format!(
             "strings: Repeat output of {n} bytes is past berth's limit of {MAX_REPEAT_BYTES} bytes"

@@ -181,6 +181,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("a function's error", "{{ index (list 1) 5 }}", ""),
     (
+        "decoders' errors",
+        "{{ fromYaml \"- 1\" | toJson }} {{ fromYamlArray \"a: 1\" | toJson }}",
+        "",
+    ),
+    (
         "bytes to a string parameter",
         "{{ .Files.GetBytes \"files/a.txt\" | b64enc }}",
         "",

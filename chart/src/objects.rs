@@ -376,13 +376,33 @@ pub(crate) fn capabilities(options: &RenderOptions) -> Result<Value, RenderError
     Ok(Struct::new(
         format!("*{package}.Capabilities"),
         vec![
-            ("KubeVersion", kube),
-            ("APIVersions", Value::Object(Rc::new(VersionSet(api)))),
-            ("HelmVersion", helm),
+            ("KubeVersion", kube.clone()),
+            (
+                "APIVersions",
+                Value::Object(Rc::new(VersionSet(api.clone()))),
+            ),
+            ("HelmVersion", helm.clone()),
         ],
         "&{...}".into(),
     )
+    // Capabilities has no JSON tags: its fields keep their Go names.
+    .with_json(Value::new_map(BTreeMap::from([
+        ("KubeVersion".to_string(), marshalled(&kube)),
+        (
+            "APIVersions".to_string(),
+            Value::list(api.into_iter().map(Value::String).collect()),
+        ),
+        ("HelmVersion".to_string(), marshalled(&helm)),
+    ])))
     .into_value())
+}
+
+/// What encoding/json makes of a host value.
+fn marshalled(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => o.marshal(),
+        other => other.clone(),
+    }
 }
 
 pub(crate) fn release_value(o: &RenderOptions) -> Value {

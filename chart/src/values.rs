@@ -97,7 +97,7 @@ fn values_map(bytes: &[u8]) -> Result<Value, String> {
         Value::Nil => Ok(Value::new_map(BTreeMap::new())),
         v @ Value::Map(_) => Ok(v),
         other => Err(format!(
-            "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             other.kind_name()
         )),
     }
@@ -123,7 +123,7 @@ pub fn parse_values_as(path: &str, bytes: &[u8], helm: HelmCompat) -> Result<Val
             Value::Map(_) => merge_values(&merged, &document, Merge::Overlay),
             other => {
                 return Err(cannot(format!(
-                    "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                    "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
                     other.kind_name()
                 )));
             }

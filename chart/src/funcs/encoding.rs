@@ -123,7 +123,7 @@ fn from_yaml(a: &[Value]) -> FuncResult {
         Ok(Value::Map(m)) => Value::Map(m),
         Ok(Value::Nil) => Value::new_map(BTreeMap::new()),
         Ok(other) => error_map(format!(
-            "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
             json_kind(&other)
         )),
         Err(e) => error_map(e),
@@ -135,7 +135,7 @@ fn from_yaml_array(a: &[Value]) -> FuncResult {
         Ok(Value::List(l)) => Value::List(l),
         Ok(Value::Nil) => Value::list(vec![]),
         Ok(other) => Value::list(vec![Value::str(format!(
-            "error unmarshaling JSON: json: cannot unmarshal {} into Go value of type []interface {{}}",
+            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type []interface {{}}",
             json_kind(&other)
         ))]),
         Err(e) => Value::list(vec![Value::str(e)]),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_chart::HelmCompat;
+use berth_chart::{HelmCompat, RenderLimits};
 use serde::Deserialize;
 
 use crate::context::ClusterContext;
@@ -26,7 +26,7 @@ pub enum ConfigError {
 /// file only when it names one of them, so unrelated variables that share
 /// the prefix (`BERTH_TOOLS_DIR` of the test harness, a team's own) are not
 /// read as unknown configuration keys.
-const TOP_LEVEL_KEYS: [&str; 17] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "context",
     "cache_dir",
     "kubeconfig",
@@ -37,6 +37,7 @@ const TOP_LEVEL_KEYS: [&str; 17] = [
     "history_limit",
     "max_prune_fraction",
     "helm_compat",
+    "render_limits",
     "concurrency",
     "log",
     "vault",
@@ -66,6 +67,7 @@ struct RawConfig {
     history_limit: Option<usize>,
     max_prune_fraction: Option<f64>,
     helm_compat: Option<HelmCompat>,
+    render_limits: Option<RawRenderLimits>,
     concurrency: Option<RawConcurrency>,
     log: Option<String>,
     vault: Option<VaultConfig>,
@@ -75,6 +77,14 @@ struct RawConfig {
     notifications: Vec<RawSink>,
     #[serde(default)]
     applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRenderLimits {
+    timeout: Option<String>,
+    max_bytes: Option<u64>,
+    max_depth: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -277,6 +287,8 @@ pub struct AgentConfig {
     /// How charts render where Helm 3 and Helm 4 differ, unless a release
     /// file says (`helmCompat`).
     pub helm_compat: HelmCompat,
+    /// How much one chart's templates may do before the render fails.
+    pub render_limits: RenderLimits,
     pub concurrency: Concurrency,
     /// tracing filter, e.g. `info` or `berth=debug`.
     pub log: String,
@@ -343,6 +355,33 @@ impl AgentConfig {
                 cause: e.to_string(),
             })?;
         validate(raw).map_err(|problems| ConfigError::Invalid { file, problems })
+    }
+}
+
+/// `render_limits`, each bound checked; the defaults where not given.
+fn render_limits(raw: Option<&RawRenderLimits>, problems: &mut Vec<String>) -> RenderLimits {
+    let defaults = RenderLimits::default();
+    let timeout = duration(
+        "render_limits.timeout",
+        raw.and_then(|r| r.timeout.as_deref()),
+        defaults.timeout,
+        problems,
+    );
+    let max_bytes = raw.and_then(|r| r.max_bytes).unwrap_or(defaults.max_bytes);
+    if max_bytes == 0 {
+        problems.push("render_limits.max_bytes: 0 would fail every render".into());
+    }
+    let max_depth = raw.and_then(|r| r.max_depth).unwrap_or(defaults.max_depth);
+    if !(1..=RenderLimits::MAX_DEPTH_ALLOWED).contains(&max_depth) {
+        problems.push(format!(
+            "render_limits.max_depth: {max_depth} is not between 1 and {}",
+            RenderLimits::MAX_DEPTH_ALLOWED
+        ));
+    }
+    RenderLimits {
+        timeout,
+        max_bytes,
+        max_depth,
     }
 }
 
@@ -602,6 +641,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             defaults.requests,
         ),
     };
+    let render_limits = render_limits(raw.render_limits.as_ref(), &mut problems);
     let state_namespace = raw.state_namespace.unwrap_or_else(|| "berth-system".into());
     if state_namespace.is_empty() {
         problems.push("state_namespace: empty".into());
@@ -741,6 +781,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             history_limit: raw.history_limit.unwrap_or(10).max(1),
             max_prune_fraction,
             helm_compat: raw.helm_compat.unwrap_or_default(),
+            render_limits,
             concurrency,
             log: raw.log.unwrap_or_else(|| "info".into()),
             vault: raw.vault,
@@ -841,6 +882,39 @@ applications:
                 );
             }
         }
+    }
+
+    #[test]
+    fn render_limits_have_defaults_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "berth.yaml", GOOD);
+        let config = AgentConfig::load_with_env(&path, Some(BTreeMap::new())).unwrap();
+        assert_eq!(config.render_limits, RenderLimits::default());
+        let text = format!("{GOOD}render_limits: {{ timeout: 5s, max_bytes: 1048576 }}\n");
+        let config =
+            AgentConfig::load_with_env(&write(dir.path(), "b.yaml", &text), Some(BTreeMap::new()))
+                .unwrap();
+        assert_eq!(config.render_limits.timeout, Duration::from_secs(5));
+        assert_eq!(config.render_limits.max_bytes, 1 << 20);
+        assert_eq!(
+            config.render_limits.max_depth,
+            RenderLimits::default().max_depth
+        );
+        let text =
+            format!("{GOOD}render_limits: {{ timeout: 1ms, max_bytes: 0, max_depth: 5000 }}\n");
+        let error =
+            AgentConfig::load_with_env(&write(dir.path(), "c.yaml", &text), Some(BTreeMap::new()))
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("render_limits.timeout: \"1ms\" is shorter than 1s"),
+            "{error}"
+        );
+        assert!(error.contains("render_limits.max_bytes: 0"), "{error}");
+        assert!(
+            error.contains("render_limits.max_depth: 5000 is not between 1 and 1000"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use berth_chart::{ChartFiles, HelmCompat, RenderError, RenderOptions};
+use berth_chart::{ChartFiles, HelmCompat, RenderError, RenderLimits, RenderOptions};
 use kube::Client;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -187,12 +187,14 @@ pub fn render_release(
     release: ReleaseFile,
     context: &ClusterContext,
     helm: HelmCompat,
+    limits: RenderLimits,
 ) -> Result<RenderedRelease, SyncError> {
     let chart = read_chart(tree, release_path, &release)?;
     let options = RenderOptions {
         release_name: release.name.clone(),
         namespace: release.namespace.clone(),
         helm: release.helm_compat.unwrap_or(helm),
+        limits,
         ..RenderOptions::default()
     };
     // As `helm install` does: the chart's crds/ first, then its templates; hooks are left out below.
@@ -420,10 +422,11 @@ pub async fn prepare_release(
     };
     let context = config.context.clone();
     let helm = config.helm_compat;
+    let render_limits = config.render_limits;
     let rendering = async {
         let _permit = limits.render().await;
         blocking("rendering", move || {
-            render_release(&tree, &release_path, release, &context, helm)
+            render_release(&tree, &release_path, release, &context, helm, render_limits)
         })
         .await
     };

@@ -78,12 +78,19 @@ pub(crate) fn render_files(
         db.cmp(&da).then_with(|| b.0.cmp(&a.0))
     });
     let mut set = TemplateSet::new(funcs::table(options.helm));
+    set.set_limits(options.limits.exec_limits());
     for (name, text, _) in &all {
         set.add(name, text.clone()).map_err(|e| RenderError {
             file: e.name.clone(),
             line: Some(e.line),
             column: None,
-            message: format!("parse error at ({}:{}): {}", e.name, e.line, e.message),
+            // Helm keeps only the last ": "-separated part of Go's message.
+            message: format!(
+                "parse error at ({}:{}): {}",
+                e.name,
+                e.line,
+                e.message.rsplit(": ").next().unwrap_or(&e.message)
+            ),
         })?;
     }
     let release = objects::release_value(options);

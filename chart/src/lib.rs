@@ -156,6 +156,48 @@ pub struct RenderOptions {
     pub skip_schema_validation: bool,
     /// Which Helm major to follow where they differ.
     pub helm: HelmCompat,
+    /// How much the templates may do (Helm has no such bound).
+    pub limits: RenderLimits,
+}
+
+/// Bounds on one render's template execution, so that a chart that loops,
+/// recurses or builds huge strings fails with an error naming the template
+/// instead of holding a thread and memory. The defaults leave room many
+/// times over for the largest charts berth has met (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenderLimits {
+    /// Wall-clock time for executing all of a chart's templates.
+    pub timeout: std::time::Duration,
+    /// Bytes of text the templates may produce in all: their output and the
+    /// strings and lists functions return along the way.
+    pub max_bytes: u64,
+    /// Nesting of `template`/`include`/`tpl` calls (at most
+    /// [`RenderLimits::MAX_DEPTH_ALLOWED`]).
+    pub max_depth: usize,
+}
+
+impl RenderLimits {
+    /// The deepest nesting that may be configured: each level takes stack.
+    pub const MAX_DEPTH_ALLOWED: usize = gotemplate::exec::MAX_DEPTH_ALLOWED;
+
+    /// As the template executor takes them.
+    pub(crate) fn exec_limits(&self) -> gotemplate::ExecLimits {
+        gotemplate::ExecLimits {
+            timeout: Some(self.timeout),
+            max_bytes: self.max_bytes,
+            max_depth: self.max_depth,
+        }
+    }
+}
+
+impl Default for RenderLimits {
+    fn default() -> Self {
+        RenderLimits {
+            timeout: std::time::Duration::from_secs(60),
+            max_bytes: 256 << 20,
+            max_depth: gotemplate::exec::DEFAULT_MAX_DEPTH,
+        }
+    }
 }
 
 impl Default for RenderOptions {
@@ -169,6 +211,7 @@ impl Default for RenderOptions {
             api_versions: vec![],
             skip_schema_validation: false,
             helm: HelmCompat::default(),
+            limits: RenderLimits::default(),
         }
     }
 }

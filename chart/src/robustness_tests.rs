@@ -135,3 +135,118 @@ fn fuzzer_findings_fail_cleanly() {
     let src = "\u{1}\u{10}{k{{'\\'";
     assert!(new_set().add("t", src).is_err());
 }
+
+/// A chart of one template, `templates/t.yaml`, rendered under `limits`.
+fn render_limited(
+    template: &str,
+    limits: crate::RenderLimits,
+) -> Result<String, crate::RenderError> {
+    let chart = crate::ChartFiles {
+        files: [
+            (
+                "Chart.yaml",
+                "apiVersion: v2\nname: hostile\nversion: 0.1.0\n",
+            ),
+            ("templates/t.yaml", template),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect(),
+    };
+    let options = crate::RenderOptions {
+        limits,
+        ..crate::RenderOptions::default()
+    };
+    crate::render(&chart, &Value::new_map(BTreeMap::new()), &options)
+        .map(|out| out.manifests.into_iter().map(|m| m.content).collect())
+}
+
+#[test]
+fn templates_that_would_run_for_ages_stop_at_the_render_timeout() {
+    // Each level includes the next twice: 2^60 calls, every one shallow.
+    let template = r#"{{- define "x" }}{{ if lt . 60 }}{{ include "x" (add . 1) }}{{ include "x" (add . 1) }}{{ end }}{{ end }}{{ include "x" 0 }}"#;
+    let limits = crate::RenderLimits {
+        timeout: std::time::Duration::from_millis(500),
+        ..crate::RenderLimits::default()
+    };
+    let started = std::time::Instant::now();
+    let error = render_limited(template, limits)
+        .expect_err("stopped")
+        .to_string();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(error.contains("hostile/templates/t.yaml"), "{error}");
+    assert!(error.contains("ran longer than 0.5s"), "{error}");
+}
+
+#[test]
+fn templates_that_build_a_gigabyte_string_stop_at_the_byte_limit() {
+    // Doubling 40 times would be a TiB.
+    let template = r#"{{- $s := "x" }}{{ range until 40 }}{{ $s = cat $s $s }}{{ end }}{{ $s }}"#;
+    let limits = crate::RenderLimits {
+        max_bytes: 1 << 20,
+        ..crate::RenderLimits::default()
+    };
+    let error = render_limited(template, limits)
+        .expect_err("stopped")
+        .to_string();
+    assert!(error.contains("hostile/templates/t.yaml:1:"), "{error}");
+    assert!(error.contains("more than 1048576 bytes of text"), "{error}");
+    // The default limit stops it too, before a gigabyte.
+    let error = render_limited(template, crate::RenderLimits::default())
+        .expect_err("stopped")
+        .to_string();
+    assert!(error.contains("more than 268435456 bytes"), "{error}");
+}
+
+#[test]
+fn output_within_the_limits_renders() {
+    let template = "lines:\n{{ range until 1000 }}- line {{ . }}\n{{ end }}";
+    let limits = crate::RenderLimits {
+        max_bytes: 64 << 10,
+        ..crate::RenderLimits::default()
+    };
+    let out = render_limited(template, limits).expect("renders");
+    assert!(out.contains("line 999"));
+    let tight = crate::RenderLimits {
+        max_bytes: 1000,
+        ..crate::RenderLimits::default()
+    };
+    assert!(render_limited(template, tight).is_err());
+}
+
+#[test]
+fn endless_recursion_stops_at_the_depth_limit_even_at_the_largest_allowed() {
+    let template = r#"{{- define "x" }}{{ include "x" . }}{{ end }}{{ include "x" . }}"#;
+    let limits = crate::RenderLimits {
+        max_depth: 50,
+        ..crate::RenderLimits::default()
+    };
+    let error = render_limited(template, limits)
+        .expect_err("stopped")
+        .to_string();
+    assert!(
+        error.contains("exceeded maximum template depth (50)"),
+        "{error}"
+    );
+    // The agent renders on threads of 2 MiB stack: the deepest nesting a
+    // configuration may ask for must fit (an optimised build uses less).
+    let largest = crate::RenderLimits {
+        max_depth: crate::RenderLimits::MAX_DEPTH_ALLOWED,
+        ..crate::RenderLimits::default()
+    };
+    let error = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || render_limited(template, largest).map_err(|e| e.to_string()))
+        .expect("thread")
+        .join()
+        .expect("no stack overflow")
+        .expect_err("stopped");
+    assert!(
+        error.contains("exceeded maximum template depth (1000)"),
+        "{error}"
+    );
+}

@@ -57,6 +57,8 @@ pub enum BerthCommand {
         /// release file says (`helmCompat`); as the agent's `helm_compat`.
         #[arg(long, value_name = "3|4", default_value_t = berth_chart::HelmCompat::default())]
         helm_compat: berth_chart::HelmCompat,
+        #[command(flatten)]
+        render_limits: template::RenderLimitArgs,
     },
     /// Sync every application once: fetch, render, plan, apply, prune, record.
     Sync {
@@ -141,6 +143,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             release_file,
             explain,
             helm_compat,
+            render_limits,
         } => {
             logging::init("warn", format);
             render(
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 release_file.as_deref(),
                 explain,
                 helm_compat,
+                render_limits.limits(),
             )
         }
         command => {
@@ -169,6 +173,24 @@ pub fn run(cli: Cli) -> Result<i32> {
             runtime.block_on(run_online(command, config, config_path, format))
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: berth's error
+/// types already spell out their source in their own message, and anyhow's
+/// `{:#}` would repeat it.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 /// `berth sync --once` exits 1 when a sync failed, ended degraded or was
@@ -230,6 +252,7 @@ fn render(
     release_file: Option<&str>,
     explain_values: bool,
     helm: berth_chart::HelmCompat,
+    limits: berth_chart::RenderLimits,
 ) -> Result<i32> {
     let context: ClusterContext = context.parse().context("--context")?;
     let (root, release_file) = locate_release(dir, release_file)?;
@@ -245,7 +268,7 @@ fn render(
         );
         return Ok(0);
     }
-    let rendered = render_release(&tree, &release_path, release, &context, helm)?;
+    let rendered = render_release(&tree, &release_path, release, &context, helm, limits)?;
     if !rendered.release.targets(&context) {
         eprintln!(
             "note: release {} does not target {context}; an agent there would skip it",
@@ -404,6 +427,21 @@ mod tests {
         ] {
             assert!(help.contains(command), "{command} missing from:\n{help}");
         }
+    }
+
+    #[test]
+    fn an_error_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("repetition limit exceeded at line 3")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("release file deploy/release.yaml: {0}")]
+        struct Outer(#[source] Inner);
+        let error = anyhow::Error::new(Outer(Inner)).context("render");
+        assert_eq!(
+            error_text(&error),
+            "render: release file deploy/release.yaml: repetition limit exceeded at line 3"
+        );
     }
 
     #[test]

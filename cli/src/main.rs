@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
     let code = match berth::run(berth::Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", berth::error_text(&error));
             1
         }
     };

@@ -98,9 +98,37 @@ pub struct TemplateFlags {
     /// docs/helm-compatibility.md lists the differences).
     #[arg(long, value_name = "3|4", default_value_t = berth_chart::HelmCompat::default())]
     pub helm_compat: berth_chart::HelmCompat,
+    #[command(flatten)]
+    pub render_limits: RenderLimitArgs,
     /// Accepted and ignored (`helm template` is always a client-side dry run).
     #[arg(long, num_args = 0..=1, default_missing_value = "client")]
     pub dry_run: Option<String>,
+}
+
+/// How much a chart's templates may do (the agent's `render_limits`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenderLimitArgs {
+    /// Stop templates that run longer than this (e.g. 60s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub render_timeout: std::time::Duration,
+    /// Stop templates that produce more text than this many bytes in all.
+    #[arg(long, value_name = "BYTES", default_value_t = berth_chart::RenderLimits::default().max_bytes)]
+    pub render_max_bytes: u64,
+    /// Stop templates nested deeper than this (template, include, tpl).
+    #[arg(long, value_name = "N", default_value_t = berth_chart::RenderLimits::default().max_depth as u64,
+          value_parser = clap::value_parser!(u64).range(1..=berth_chart::RenderLimits::MAX_DEPTH_ALLOWED as u64))]
+    pub render_max_depth: u64,
+}
+
+impl RenderLimitArgs {
+    pub fn limits(&self) -> berth_chart::RenderLimits {
+        berth_chart::RenderLimits {
+            timeout: self.render_timeout,
+            max_bytes: self.render_max_bytes,
+            // Bounded by the parser above.
+            max_depth: usize::try_from(self.render_max_depth).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 #[derive(Debug, clap::Parser)]
@@ -162,6 +190,7 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
         api_versions: args.api_versions.clone(),
         skip_schema_validation: args.skip_schema_validation,
         helm: args.helm_compat,
+        limits: args.render_limits.limits(),
     };
     let out = berth_chart::render(&chart, &values, &options)?;
     // Assembled as helm assembles it: the release manifest (CRDs with

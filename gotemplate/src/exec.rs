@@ -1,10 +1,11 @@
 //! Executes parsed templates with Go text/template semantics (Helm's
 //! `missingkey=zero` option: a missing map key yields nil).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{ExecError, ParseError, TextError};
 use crate::func::{Body, Func, FuncTable, Runner};
@@ -16,9 +17,104 @@ use crate::tree::{
 };
 use crate::value::Value;
 
-/// Deepest nesting of `template`/`include`/`tpl` calls before giving up
-/// (guards against runaway recursion in a chart).
-const MAX_TEMPLATE_DEPTH: usize = 200;
+/// Deepest nesting of `template`/`include`/`tpl` calls by default (guards
+/// against runaway recursion in a chart).
+pub const DEFAULT_MAX_DEPTH: usize = 200;
+
+/// The deepest nesting a host may allow (Helm stops an `include` of itself
+/// at 1,000 too).
+pub const MAX_DEPTH_ALLOWED: usize = 1000;
+
+/// Stack left at which a nested template call moves to a new segment, and
+/// that segment's size.
+const STACK_RED_ZONE: usize = 256 << 10;
+const STACK_SEGMENT: usize = 2 << 20;
+
+/// How much one execution of a set may do: a chart that loops for ever,
+/// builds a gigabyte string or recurses without end stops with an error
+/// instead of holding a thread and memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExecLimits {
+    /// Wall-clock time for everything the set runs from the first execution.
+    pub timeout: Option<Duration>,
+    /// Bytes of text produced in all: what templates write and the strings
+    /// functions return (a bound on both work and memory).
+    pub max_bytes: u64,
+    /// Nesting of `template`/`include`/`tpl` calls (at most
+    /// [`MAX_DEPTH_ALLOWED`]).
+    pub max_depth: usize,
+}
+
+impl Default for ExecLimits {
+    /// No time or size bound (a library user opts in); the default depth.
+    fn default() -> Self {
+        ExecLimits {
+            timeout: None,
+            max_bytes: u64::MAX,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
+    }
+}
+
+/// What one set's executions have used of their [`ExecLimits`]; shared by
+/// the sets derived from it (`tpl` with `define`s).
+#[derive(Debug, Default)]
+struct Budget {
+    limits: ExecLimits,
+    deadline: Cell<Option<Instant>>,
+    bytes: Cell<u64>,
+    steps: Cell<u32>,
+}
+
+/// Steps (nodes walked, functions called) between two looks at the clock.
+const STEPS_PER_CLOCK_CHECK: u32 = 1024;
+
+impl Budget {
+    fn new(limits: ExecLimits) -> Budget {
+        Budget {
+            limits,
+            ..Budget::default()
+        }
+    }
+
+    /// Starts the clock at the first execution.
+    fn start(&self) {
+        if self.deadline.get().is_none()
+            && let Some(timeout) = self.limits.timeout
+        {
+            self.deadline.set(Instant::now().checked_add(timeout));
+        }
+    }
+
+    /// Counts one step; every so often, whether time is up.
+    fn step(&self) -> Result<(), String> {
+        let steps = self.steps.get().wrapping_add(1);
+        self.steps.set(steps);
+        if steps.is_multiple_of(STEPS_PER_CLOCK_CHECK)
+            && let Some(deadline) = self.deadline.get()
+            && Instant::now() >= deadline
+        {
+            let secs = self.limits.timeout.unwrap_or_default().as_secs_f64();
+            return Err(format!(
+                "render limit: the templates ran longer than {secs}s (render limits: timeout)"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts `n` bytes of produced text.
+    fn charge(&self, n: usize) -> Result<(), String> {
+        let total = self.bytes.get().saturating_add(n as u64);
+        self.bytes.set(total);
+        if total > self.limits.max_bytes {
+            return Err(format!(
+                "render limit: the templates produced more than {} bytes of text (render limits: max_bytes)",
+                self.limits.max_bytes
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// One named template: a file's body or a `define`.
 #[derive(Debug)]
@@ -41,6 +137,7 @@ pub struct TemplateSet {
     /// (name, text): charts hand the same small texts to `tpl` again and
     /// again. Shared by the sets derived from this one.
     parsed_texts: Rc<RefCell<HashMap<(String, String), ParsedText>>>,
+    budget: Rc<Budget>,
 }
 
 /// A text parsed at run time: its body and the templates it defines.
@@ -56,7 +153,18 @@ impl TemplateSet {
             defs: HashMap::new(),
             funcs,
             parsed_texts: Rc::default(),
+            budget: Rc::default(),
         }
+    }
+
+    /// Bounds every execution of this set from now on, together: the clock
+    /// starts at the first execution and the bytes add up across them.
+    pub fn set_limits(&mut self, limits: ExecLimits) {
+        let limits = ExecLimits {
+            max_depth: limits.max_depth.min(MAX_DEPTH_ALLOWED),
+            ..limits
+        };
+        self.budget = Rc::new(Budget::new(limits));
     }
 
     pub fn funcs(&self) -> &FuncTable {
@@ -87,6 +195,12 @@ impl TemplateSet {
 
     fn insert_all(&mut self, defs: Vec<Rc<TemplateDef>>) {
         for def in defs {
+            // As Go's associate: an empty definition never replaces one.
+            if self.defs.contains_key(&def.name)
+                && crate::parse::is_empty_tree(&def.body, &def.source)
+            {
+                continue;
+            }
             self.defs.insert(def.name.clone(), def);
         }
     }
@@ -166,6 +280,7 @@ impl Executor {
                 user_failure: false,
             });
         };
+        templates.budget.start();
         let mut ex = Executor {
             templates,
             vars: Vec::new(),
@@ -176,18 +291,23 @@ impl Executor {
     }
 
     fn exec_template(&mut self, def: &Rc<TemplateDef>, dot: Value) -> Result<String, ExecError> {
-        if self.depth >= MAX_TEMPLATE_DEPTH {
+        let max_depth = self.templates.budget.limits.max_depth;
+        if self.depth >= max_depth {
             return Err(self.located(
                 0,
                 "",
-                format!("exceeded maximum template depth ({MAX_TEMPLATE_DEPTH})"),
+                format!("exceeded maximum template depth ({max_depth})"),
             ));
         }
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
         let saved_current = std::mem::replace(&mut self.current, def.clone());
         self.depth += 1;
         let mut out = String::new();
-        let result = self.walk_list(&mut out, &dot, &def.body.clone());
+        // Each nesting takes a few KiB of stack: continue on a new segment
+        // near the end of this one, whatever thread the host runs on.
+        let result = stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
+            self.walk_list(&mut out, &dot, &def.body.clone())
+        });
         self.depth -= 1;
         self.vars = saved_vars;
         self.current = saved_current;
@@ -224,14 +344,38 @@ impl Executor {
         Ok(())
     }
 
+    /// Counts a step against the render's limits.
+    fn step(&self, pos: usize) -> Res<()> {
+        self.templates
+            .budget
+            .step()
+            .map_err(|cause| self.located(pos, "", cause).into())
+    }
+
+    /// Counts `n` bytes of produced text against the render's limits.
+    fn charge(&self, pos: usize, n: usize) -> Res<()> {
+        self.templates
+            .budget
+            .charge(n)
+            .map_err(|cause| self.located(pos, "", cause).into())
+    }
+
     fn walk(&mut self, out: &mut String, dot: &Value, node: &Node) -> Res<()> {
         match node {
             // The node was parsed from this template's source (`current`).
-            Node::Text(range) => out.push_str(self.current.source.get(range.clone()).unwrap_or("")),
-            Node::Action { pipe, .. } => {
+            Node::Text(range) => {
+                let text = self.current.source.get(range.clone()).unwrap_or("");
+                self.step(range.start)?;
+                self.charge(range.start, text.len())?;
+                out.push_str(text);
+            }
+            Node::Action { pipe, pos } => {
+                self.step(*pos)?;
                 let v = self.eval_pipeline(dot, pipe)?;
                 if pipe.decls.is_empty() {
+                    let before = out.len();
                     Self::print_value(out, &v);
+                    self.charge(*pos, out.len() - before)?;
                 }
             }
             Node::If(branch) | Node::With(branch) => {
@@ -365,6 +509,7 @@ impl Executor {
             return Ok(());
         }
         for (key, elem) in items {
+            self.step(pos)?;
             match pipe.decls.len() {
                 0 => {}
                 1 => self.vars.push((pipe.decls[0].clone(), elem.clone())),
@@ -660,6 +805,7 @@ impl Executor {
         last: Option<Value>,
     ) -> Res<Value> {
         let arg_nodes = &cmd.args[1..];
+        self.step(cmd.pos)?;
         if let Some(message) = func.arity_error(arg_nodes.len(), last.is_some()) {
             return Err(self.located(cmd.pos, &cmd_string(cmd), message).into());
         }
@@ -680,6 +826,9 @@ impl Executor {
                 call(self, &args)
             }
         };
+        if let Ok(v) = &result {
+            self.charge(cmd.pos, v.produced_size())?;
+        }
         result.map_err(|e| {
             let name = func.name;
             let mut err = self.located(

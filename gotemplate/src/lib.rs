@@ -42,7 +42,7 @@ pub mod tree;
 pub mod value;
 
 pub use error::{ExecError, FuncError, ParseError, TextError};
-pub use exec::{Executor, TemplateDef, TemplateSet};
+pub use exec::{ExecLimits, Executor, TemplateDef, TemplateSet};
 pub use func::{Arity, Body, Func, FuncResult, FuncTable, Runner};
 pub use parse::Source;
 pub use tree::ParsedFile;

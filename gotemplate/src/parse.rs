@@ -196,7 +196,27 @@ impl<'a> Parser<'a> {
                         return Err(self.err(self.src.len(), "unexpected EOF".to_string()));
                     }
                 }
-                self.defines.insert(name.to_string(), body);
+                // Go keeps one definition of a name per parse: an empty one
+                // gives way, two that are not empty are an error (at the
+                // closing delimiter of the second's {{end}}).
+                let end_pos = self
+                    .toks
+                    .get(self.idx.saturating_sub(1))
+                    .map_or(pos, |t| t.1);
+                let is_empty = is_empty_tree(&body, self.src);
+                match self.defines.get(name.as_ref()) {
+                    Some(existing) if !is_empty_tree(existing, self.src) => {
+                        if !is_empty {
+                            return Err(self.err(
+                                end_pos,
+                                format!("template: multiple definition of template \"{name}\""),
+                            ));
+                        }
+                    }
+                    _ => {
+                        self.defines.insert(name.to_string(), body);
+                    }
+                }
                 if k == "block" {
                     Ok(Some(Node::Template(Box::new(TemplateCall {
                         pos,
@@ -245,6 +265,12 @@ impl<'a> Parser<'a> {
                     let _ = else_pos;
                     Some(vec![nested])
                 } else {
+                    // Go leaves any `if`/`with` after `else` pending, and a
+                    // list cannot start with it.
+                    if let Tok::Keyword(kw @ ("if" | "with")) = self.peek() {
+                        let kw = *kw;
+                        return Err(self.err(self.pos(), format!("unexpected <{kw}> in input")));
+                    }
                     self.expect_close("else")?;
                     let (else_list, end) = self.parse_list(false)?;
                     match end {
@@ -516,14 +542,19 @@ pub fn parse(name: &str, src: &str, funcs: &FuncTable) -> Result<ParsedFile, Par
         funcs,
     };
     let (body, _) = parser.parse_list(true)?;
-    let body_is_empty = body.iter().all(
-        |n| matches!(n, Node::Text(t) if src.get(t.clone()).is_some_and(|t| t.trim().is_empty())),
-    );
+    let body_is_empty = is_empty_tree(&body, src);
     Ok(ParsedFile {
         body,
         defines: parser.defines,
         body_is_empty,
     })
+}
+
+/// Go's `IsEmptyTree`: nothing but blank text (comments are not kept).
+pub fn is_empty_tree(nodes: &[Node], src: &str) -> bool {
+    nodes.iter().all(
+        |n| matches!(n, Node::Text(t) if src.get(t.clone()).is_some_and(|t| t.trim().is_empty())),
+    )
 }
 
 /// Shared source text for error positions.

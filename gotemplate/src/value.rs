@@ -156,6 +156,18 @@ fn lower_first(s: &str) -> String {
 }
 
 impl Value {
+    /// The bytes a function made in returning this value, as render limits
+    /// count them: a string's or byte slice's length, a list's slots (its
+    /// elements are counted when they were made).
+    pub fn produced_size(&self) -> usize {
+        match self {
+            Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::List(l) => l.len().saturating_mul(std::mem::size_of::<Value>()),
+            _ => 0,
+        }
+    }
+
     pub fn str(s: impl Into<String>) -> Value {
         Value::String(s.into())
     }

@@ -189,6 +189,12 @@ pub fn berth_render(case: &Case) -> Rendered {
         namespace: case.namespace.clone(),
         kube_version: (!case.kube_version.is_empty()).then(|| case.kube_version.clone()),
         helm,
+        // Within the engine's answer timeout: a case berth stops at its
+        // limits is told apart from one it hangs on.
+        limits: berth_chart::RenderLimits {
+            timeout: RENDER_TIMEOUT,
+            ..berth_chart::RenderLimits::default()
+        },
         ..RenderOptions::default()
     };
     let chart = ChartFiles {
@@ -198,6 +204,14 @@ pub fn berth_render(case: &Case) -> Rendered {
         Ok(templates) => Rendered::Templates(templates),
         Err(e) => Rendered::Failed(e.message),
     }
+}
+
+/// How long berth's templates may run on one case.
+pub const RENDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether berth's failure is one of its render limits (Helm has none).
+pub fn stopped_at_a_limit(rendered: &Rendered) -> bool {
+    matches!(rendered, Rendered::Failed(message) if message.contains("render limit: "))
 }
 
 /// How two renderings of a case compare.

@@ -99,6 +99,17 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "{{ list 0x1F 0X1f 0o17 017 0b101 1_000 0x_1F 1.5 -2.5e3 .5 1e-3 1E6 0x1p-2 'a' '\\n' 0. -0 +3 2.0 | toJson }} {{ printf \"%T %T %T %T %T\" 1 1.0 'a' 0x10 0x1p4 }}",
         "",
     ),
+    ("a float literal out of range", "{{ 1e400 }}", ""),
+    (
+        "else if after with, and else with after if",
+        "{{ with .Values.a }}x{{ else if .Values.b }}y{{ end }}",
+        "",
+    ),
+    (
+        "else with after if",
+        "{{ if .Values.a }}x{{ else with .Values.b }}y{{ end }}",
+        "",
+    ),
     (
         "an integer too large for int",
         "{{ 9223372036854775808 }}",

@@ -94,6 +94,21 @@ pub fn parse_file_into(
     p.parse_all(dest)
 }
 
+const MAP_TYPE: &str = "map[string]interface {}";
+const LIST_TYPE: &str = "[]interface {}";
+
+/// Setting into a value of another type: Helm's parser asserts the type,
+/// and its recovered panic is the error.
+fn not_a(found: &Value, wanted: &str) -> SetError {
+    let found = match found {
+        Value::Nil => "nil".to_string(),
+        other => other.type_name(),
+    };
+    SetError(format!(
+        "unable to parse key: interface conversion: interface {{}} is {found}, not {wanted}"
+    ))
+}
+
 fn map_of(v: &Value) -> Option<MapRef> {
     match v {
         Value::Map(m) => Some(m.clone()),
@@ -176,7 +191,8 @@ impl Parser<'_> {
                 }
                 let child = match map.borrow().get(&key) {
                     Some(v @ Value::Map(_)) => Some(v.clone()),
-                    _ => None,
+                    None => None,
+                    Some(other) => return Err(not_a(other, MAP_TYPE)),
                 };
                 let child = child.unwrap_or_else(|| Value::new_map(BTreeMap::new()));
                 map.borrow_mut().insert(key.clone(), child.clone());
@@ -188,7 +204,8 @@ impl Parser<'_> {
                 }
                 let existing = match map.borrow().get(&key) {
                     Some(Value::List(l)) => l.as_ref().clone(),
-                    _ => Vec::new(),
+                    None => Vec::new(),
+                    Some(other) => return Err(not_a(other, LIST_TYPE)),
                 };
                 let list = self.list_index(existing)?;
                 map.borrow_mut().insert(key, Value::list(list));
@@ -236,7 +253,8 @@ impl Parser<'_> {
                 self.pos += 1;
                 let inner = match &list[idx] {
                     Value::List(l) => l.as_ref().clone(),
-                    _ => Vec::new(),
+                    Value::Nil => Vec::new(),
+                    other => return Err(not_a(other, LIST_TYPE)),
                 };
                 list[idx] = Value::list(self.list_index(inner)?);
             }
@@ -392,5 +410,30 @@ pub(crate) mod tests {
         assert!(parse_into("a", &dest, SetKind::Typed).is_err());
         assert!(parse_into("a[x]=1", &dest, SetKind::Typed).is_err());
         assert!(parse_into("a[99999999]=1", &dest, SetKind::Typed).is_err());
+    }
+
+    #[test]
+    fn setting_into_a_value_of_another_type_fails_as_helm() {
+        let dest = Value::new_map(BTreeMap::new());
+        parse_into("s=text,n=null,l[0]=x", &dest, SetKind::Typed).unwrap();
+        let error = |arg: &str| parse_into(arg, &dest, SetKind::Typed).unwrap_err().0;
+        assert_eq!(
+            error("s[0]=1"),
+            "unable to parse key: interface conversion: interface {} is string, not []interface {}"
+        );
+        assert_eq!(
+            error("s.x=1"),
+            "unable to parse key: interface conversion: interface {} is string, not map[string]interface {}"
+        );
+        assert_eq!(
+            error("n.x=1"),
+            "unable to parse key: interface conversion: interface {} is nil, not map[string]interface {}"
+        );
+        assert_eq!(
+            error("l[0][1]=2"),
+            "unable to parse key: interface conversion: interface {} is string, not []interface {}"
+        );
+        // A list item of another type becomes a map, as in Helm.
+        parse_into("l[0].k=v", &dest, SetKind::Typed).unwrap();
     }
 }

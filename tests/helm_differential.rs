@@ -192,6 +192,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("a function's error", "{{ index (list 1) 5 }}", ""),
     (
+        "seq, until and untilStep in every direction",
+        "{{ seq 5 }}|{{ seq 0 }}|{{ seq -2 }}|{{ seq 2 5 }}|{{ seq 5 2 }}|{{ seq 1 2 10 }}|{{ seq 10 -3 1 }}|{{ seq 10 3 1 }}|{{ seq 9223372036854775807 }}|{{ seq 1 2 3 4 }}|{{ until -3 | toJson }}|{{ untilStep 10 0 -4 | toJson }}|{{ untilStep 0 10 0 | toJson }}",
+        "",
+    ),
+    (
         "decoders' errors",
         "{{ fromYaml \"- 1\" | toJson }} {{ fromYamlArray \"a: 1\" | toJson }}",
         "",

@@ -52,6 +52,8 @@ struct Tally {
     output: u64,
     /// berth stopped at one of its render limits (Helm has none).
     limited: u64,
+    /// berth's render panicked (a bug: kept, and the run goes on).
+    panicked: u64,
     /// Why cases that failed the same way failed, by the error's last words.
     same_failures: BTreeMap<String, u64>,
     /// A few examples of each kind of disagreement, by a short key.
@@ -91,8 +93,14 @@ pub fn run(options: &FuzzOptions) -> Result<()> {
             }
         };
         let by_berth = match render_within(&case, WATCHDOG) {
-            Some(rendered) => rendered,
-            None => {
+            Ok(rendered) => rendered,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                tally.panicked += 1;
+                save(&options.out, n, &case, "berth's render panicked")?;
+                n += 1;
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                 // Past berth's own render timeout: a hang outside the
                 // templates. Keep the case and stop (the render's thread
                 // cannot be stopped), with what the run found so far.
@@ -149,7 +157,7 @@ const WATCHDOG: Duration = Duration::from_secs(30);
 impl Tally {
     fn print(&self, options: &FuzzOptions, seed: u64, next: u64, started: Instant) {
         println!(
-            "helm {}: {} cases in {:.0}s (seeds {seed}..{next}): {} rendered the same, {} failed the same, {} failed with other words, {} failed on one side only, {} rendered differently, {} stopped by berth's render limits",
+            "helm {}: {} cases in {:.0}s (seeds {seed}..{next}): {} rendered the same, {} failed the same, {} failed with other words, {} failed on one side only, {} rendered differently, {} stopped by berth's render limits, {} panics in berth",
             options.helm,
             self.cases,
             started.elapsed().as_secs_f64(),
@@ -159,6 +167,7 @@ impl Tally {
             self.one_failed,
             self.output,
             self.limited,
+            self.panicked,
         );
         for (kind, (count, first)) in &self.kinds {
             println!("  {count:>6} × {kind} (first: case {first})");
@@ -173,14 +182,18 @@ impl Tally {
     }
 }
 
-/// berth's rendering of `case`, or `None` if it takes longer than `limit`.
-fn render_within(case: &Case, limit: Duration) -> Option<Rendered> {
+/// berth's rendering of `case`; `Disconnected` if the render panicked,
+/// `Timeout` if it takes longer than `limit`.
+fn render_within(
+    case: &Case,
+    limit: Duration,
+) -> Result<Rendered, std::sync::mpsc::RecvTimeoutError> {
     let (send, receive) = std::sync::mpsc::channel();
     let case = case.clone();
     std::thread::spawn(move || {
         let _ = send.send(berth_render(&case));
     });
-    receive.recv_timeout(limit).ok()
+    receive.recv_timeout(limit)
 }
 
 /// A short key grouping disagreements of one cause: the kind and the first

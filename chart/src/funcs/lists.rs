@@ -43,14 +43,14 @@ pub(super) const FUNCS: &[Func] = &[
     Func::new("mustSlice", AtLeast(1), slice),
     Func::new("until", Exact(1), |a| {
         let n = int(&a[0])?;
-        Ok(Value::list(step_range(0, n, if n < 0 { -1 } else { 1 })))
+        Ok(Value::list(step_range(0, n, if n < 0 { -1 } else { 1 })?))
     }),
     Func::new("untilStep", Exact(3), |a| {
         Ok(Value::list(step_range(
             int(&a[0])?,
             int(&a[1])?,
             int(&a[2])?,
-        )))
+        )?))
     }),
     Func::new("seq", AtLeast(0), seq),
 ];
@@ -179,36 +179,55 @@ fn slice(a: &[Value]) -> FuncResult {
     builtins::slice(a)
 }
 
-/// start, start+step, ... up to `stop` (excluded); at most a million.
-fn step_range(start: i64, stop: i64, step: i64) -> Vec<Value> {
-    let mut out = Vec::new();
-    if step == 0 {
-        return out;
+/// Most numbers `until`, `untilStep` and `seq` make: Go would go on
+/// allocating; berth says so instead.
+const MAX_STEPS: i128 = 1_000_000;
+
+/// sprig's untilStep: start, start+step, ... up to `stop` (excluded); none
+/// when the step goes the other way or is zero.
+fn step_range(start: i64, stop: i64, step: i64) -> Result<Vec<Value>, FuncError> {
+    let (start, stop, step) = (i128::from(start), i128::from(stop), i128::from(step));
+    let count = if stop < start && step < 0 {
+        (start - stop + (-step) - 1) / (-step)
+    } else if stop > start && step > 0 {
+        (stop - start + step - 1) / step
+    } else {
+        0
+    };
+    if count > MAX_STEPS {
+        return Err(FuncError::new(format!(
+            "{count} numbers are more than berth makes in one call ({MAX_STEPS})"
+        )));
     }
-    let mut k = start;
-    while (step > 0 && k < stop) || (step < 0 && k > stop) {
-        out.push(Value::Int(k));
-        k += step;
-        if out.len() > 1_000_000 {
-            break;
-        }
-    }
-    out
+    // Each number lies between start and stop: it fits in an i64.
+    Ok((0..count)
+        .map(|i| Value::Int((start + i * step) as i64))
+        .collect())
 }
 
-/// sprig's seq: like the Unix command, numbers joined by spaces.
+/// sprig's seq: like the Unix command, numbers joined by spaces (Go's int
+/// arithmetic wraps, so `seq` up to the largest int makes nothing).
 fn seq(a: &[Value]) -> FuncResult {
     let n: Vec<i64> = a.iter().map(to_i64).collect();
-    let (start, step, end) = match n.as_slice() {
+    let numbers = match *n.as_slice() {
         [] => return Ok(Value::str("")),
-        [end] => (1, 1, *end),
-        [start, end] => (*start, if end >= start { 1 } else { -1 }, *end),
-        [start, step, end, ..] => (*start, *step, *end),
+        [end] => {
+            let increment = if end < 1 { -1 } else { 1 };
+            step_range(1, end.wrapping_add(increment), increment)?
+        }
+        [start, end] => {
+            let step = if end < start { -1 } else { 1 };
+            step_range(start, end.wrapping_add(step), step)?
+        }
+        [start, step, end] => {
+            let increment = if end < start { -1 } else { 1 };
+            if end < start && step > 0 {
+                return Ok(Value::str(""));
+            }
+            step_range(start, end.wrapping_add(increment), step)?
+        }
+        _ => return Ok(Value::str("")),
     };
-    let end_excl = if step > 0 { end + 1 } else { end - 1 };
-    let items: Vec<String> = step_range(start, end_excl, step)
-        .iter()
-        .map(strval)
-        .collect();
+    let items: Vec<String> = numbers.iter().map(strval).collect();
     Ok(Value::String(items.join(" ")))
 }

@@ -65,6 +65,7 @@ fn entry(commit: &str, error: Option<String>) -> HistoryEntry {
         health: None,
         health_reason: None,
         rolled_back_from: None,
+        deletions_allowed: None,
     }
 }
 

@@ -760,3 +760,110 @@ async fn declared_secrets_without_vault_fail_before_anything_is_applied() {
             .is_none()
     );
 }
+
+/// Deletions past the guard go through only when the commit says so, with a
+/// `Berth-Allow-Prune` trailer of at least their count; a whole release is
+/// removed on purpose the same way (its chart renders nothing).
+#[tokio::test(flavor = "multi_thread")]
+async fn deletions_past_the_guard_need_the_commits_trailer() {
+    let cluster = shared().await;
+    let repo = demo_repo("allow-prune");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let services: Api<Service> = Api::namespaced(agent.client.clone(), "allow-prune");
+    let config_maps: Api<ConfigMap> = Api::namespaced(agent.client.clone(), "allow-prune");
+
+    // Two of three objects removed: past the default limit of a half.
+    repo.remove("deploy/chart/templates/service.yaml").unwrap();
+    // (The deployment's checksum includes the config's template.)
+    repo.write("deploy/chart/templates/configmap.yaml", "")
+        .unwrap();
+    repo.commit("drop the service and the config").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    assert!(report.deletion_held, "{report:?}");
+    let error = report.error.clone().unwrap();
+    assert!(
+        error.contains("add the trailer \"Berth-Allow-Prune: 2\" to the commit message"),
+        "{error}"
+    );
+    assert!(
+        services
+            .get_opt("allow-prune-demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A trailer for fewer, or for another release, is not enough.
+    repo.commit("drop them\n\nBerth-Allow-Prune: 1\nBerth-Allow-Prune: other=5")
+        .unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.clone().unwrap();
+    assert!(
+        error.contains("trailer allows 1, fewer than that"),
+        "{error}"
+    );
+    assert!(
+        services
+            .get_opt("allow-prune-demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    let allowed = repo
+        .commit("drop them, on purpose\n\nBerth-Allow-Prune: allow-prune=2")
+        .unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.deleted, 2, "{report:?}");
+    assert_eq!(report.deletions_allowed, Some(2));
+    assert!(
+        services
+            .get_opt("allow-prune-demo")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        config_maps
+            .get_opt("allow-prune-demo-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let history = agent.history("allow-prune").await;
+    assert_eq!(history[0].commit, allowed);
+    assert_eq!(history[0].deletions_allowed, Some(2));
+
+    // The whole release: the chart renders nothing, and the commit says so.
+    repo.remove("deploy/chart/templates/deployment.yaml")
+        .unwrap();
+    repo.remove("deploy/chart/templates/hpa.yaml").unwrap();
+    repo.commit("retire the demo").unwrap();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+    assert!(report.deletion_held);
+    repo.commit("retire the demo\n\nBerth-Allow-Prune: 1")
+        .unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.deleted, 1, "{report:?}");
+    let deployments: Api<Deployment> = Api::namespaced(agent.client.clone(), "allow-prune");
+    assert!(
+        deployments
+            .get_opt("allow-prune-demo")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let inventory = InventoryStore::new(agent.client.clone(), STATE_NAMESPACE, "allow-prune", 10)
+        .load()
+        .await
+        .unwrap();
+    assert!(inventory.objects.is_empty(), "{inventory:?}");
+    // And the next sync of the same commit has nothing left to do.
+    succeeded(&agent.sync(true).await);
+}

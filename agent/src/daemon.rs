@@ -541,6 +541,7 @@ impl Follower {
                     rolled_back_to: None,
                     held_back_to: None,
                     deletion_held: false,
+                    deletions_allowed: None,
                     stages: Vec::new(),
                     tracked: Vec::new(),
                 };

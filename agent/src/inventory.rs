@@ -171,6 +171,10 @@ pub struct HistoryEntry {
     /// For a rollback: the commit that failed (`commit` is the one re-applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rolled_back_from: Option<String>,
+    /// The sync deleted past the deletion guard because the commit's
+    /// `Berth-Allow-Prune` trailer allowed this many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions_allowed: Option<usize>,
 }
 
 /// The in-cluster record of one release.

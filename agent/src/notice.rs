@@ -101,6 +101,14 @@ impl Notice {
         let kind = NoticeKind::of(report)?;
         let detail = match kind {
             NoticeKind::Degraded => report.health.as_ref().map(|v| v.reason.clone()),
+            // A deliberate deletion is said wherever the sync is heard of.
+            NoticeKind::Applied => report.deletions_allowed.map(|allowed| {
+                format!(
+                    "{} deleted past the deletion guard, as the commit's {} trailer allows {allowed}",
+                    report.counts.deleted,
+                    crate::plan::ALLOW_PRUNE_TRAILER
+                )
+            }),
             _ => report.error.clone(),
         };
         Some(Notice {
@@ -266,6 +274,7 @@ mod tests {
             rolled_back_to: None,
             held_back_to: None,
             deletion_held: false,
+            deletions_allowed: None,
             stages: Vec::new(),
             tracked: Vec::new(),
         }

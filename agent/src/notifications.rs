@@ -306,6 +306,7 @@ mod tests {
                 sha: "0123456789abcdef0123".into(),
                 subject: "Raise <replicas> & limits".into(),
                 author: "Ada".into(),
+                allow_prune: Vec::new(),
             }),
             commit_url: Some("https://github.com/acme/shop/commit/0123456789abcdef0123".into()),
             outcome: Outcome::Failed,

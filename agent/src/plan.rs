@@ -43,14 +43,21 @@ pub enum PlanError {
         second: String,
     },
     #[error(
-        "refusing to delete {deleting} of {previous} objects in one sync (limit {limit:.0}%); objects to delete: {objects}"
+        "refusing to delete {deleting} of {previous} objects in one sync (limit {limit:.0}%); {}; objects to delete: {objects}",
+        how_to_allow(*deleting, *allowed)
     )]
     TooManyDeletions {
         deleting: usize,
         previous: usize,
         limit: f64,
+        /// What the commit's `Berth-Allow-Prune` trailer allows, if it has one.
+        allowed: Option<usize>,
         objects: String,
     },
+    #[error(
+        "the commit's {ALLOW_PRUNE_TRAILER} trailer {value:?} is neither a count nor <release>=<count>"
+    )]
+    BadAllowPrune { value: String },
     #[error(
         "{object} already exists and belongs to {owner}; set adoptExisting: true in the release file to take it over"
     )]
@@ -201,6 +208,49 @@ pub struct Plan {
     pub objects: Vec<PlannedObject>,
     /// Objects of the last inventory that the render no longer contains.
     pub prune: Vec<ObjectRef>,
+    /// The deletions are past the guard and the commit's trailer allowed
+    /// them: the count it allowed.
+    pub deletions_allowed: Option<usize>,
+}
+
+/// The commit trailer that acknowledges deletions past the guard:
+/// `Berth-Allow-Prune: 12` (for every release the commit syncs) or
+/// `Berth-Allow-Prune: web=12` (for the release `web`).
+pub const ALLOW_PRUNE_TRAILER: &str = "Berth-Allow-Prune";
+
+/// How many deletions the commit's trailers allow `release` (the largest
+/// that names it or no release); a malformed trailer is an error rather
+/// than no permission, so that a typo is seen.
+/// The error is the trailer's value that is not understood.
+pub fn allowed_deletions(trailers: &[String], release: &str) -> Result<Option<usize>, String> {
+    let mut allowed = None;
+    for value in trailers {
+        let bad = || value.clone();
+        let (name, count) = match value.split_once('=') {
+            Some((name, count)) => (Some(name.trim()), count.trim()),
+            None => (None, value.trim()),
+        };
+        let count: usize = count.parse().map_err(|_| bad())?;
+        if name.is_some_and(str::is_empty) {
+            return Err(bad());
+        }
+        if name.is_none_or(|name| name == release) {
+            allowed = allowed.max(Some(count));
+        }
+    }
+    Ok(allowed)
+}
+
+/// The second half of the deletion guard's message: how to go on.
+fn how_to_allow(deleting: usize, allowed: Option<usize>) -> String {
+    match allowed {
+        None => format!(
+            "if the deletion is intended, add the trailer \"{ALLOW_PRUNE_TRAILER}: {deleting}\" to the commit message"
+        ),
+        Some(allowed) => {
+            format!("the commit's {ALLOW_PRUNE_TRAILER} trailer allows {allowed}, fewer than that")
+        }
+    }
 }
 
 impl Plan {
@@ -235,6 +285,8 @@ pub struct PlanSettings {
     /// Compare every object with the cluster, not only those whose digest changed.
     pub full_compare: bool,
     pub max_prune_fraction: f64,
+    /// The commit's `Berth-Allow-Prune` trailers ([`allowed_deletions`]).
+    pub allow_prune: Vec<String>,
     /// Take over fields that another field manager set (corrects manual edits).
     pub force_conflicts: bool,
     /// Keep each object's live version and dry run whole (for `berth diff`);
@@ -254,7 +306,11 @@ pub async fn plan(
     previous: &Inventory,
     settings: &PlanSettings,
 ) -> Result<Plan, PlanError> {
-    if rendered.is_empty() {
+    let allowed = allowed_deletions(&settings.allow_prune, &release.name)
+        .map_err(|value| PlanError::BadAllowPrune { value })?;
+    // Rendering nothing deletes everything: only when the commit says so.
+    let rendered_nothing = rendered.is_empty();
+    if rendered_nothing && allowed.is_none_or(|n| n < previous.objects.len()) {
         return Err(PlanError::NothingRendered);
     }
     let mut resolver = KindResolver::new(client.clone());
@@ -359,23 +415,32 @@ pub async fn plan(
         Vec::new()
     };
     let previous_count = previous.objects.len();
-    if prune.len() > 1 && prune.len() as f64 > settings.max_prune_fraction * previous_count as f64 {
-        return Err(PlanError::TooManyDeletions {
-            deleting: prune.len(),
-            previous: previous_count,
-            limit: settings.max_prune_fraction * 100.0,
-            objects: prune
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        });
-    }
+    let past_guard = (prune.len() > 1
+        && prune.len() as f64 > settings.max_prune_fraction * previous_count as f64)
+        || rendered_nothing;
+    let deletions_allowed = match allowed {
+        _ if !past_guard => None,
+        Some(allowed) if prune.len() <= allowed => Some(allowed),
+        allowed => {
+            return Err(PlanError::TooManyDeletions {
+                deleting: prune.len(),
+                previous: previous_count,
+                limit: settings.max_prune_fraction * 100.0,
+                allowed,
+                objects: prune
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    };
 
     preflight(client, release, settings, &mut planned).await?;
     Ok(Plan {
         objects: planned,
         prune,
+        deletions_allowed,
     })
 }
 
@@ -539,4 +604,71 @@ pub fn comparable(object: &DynamicObject) -> Value {
         object.remove("status");
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trailers(values: &[&str]) -> Vec<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    #[test]
+    fn the_trailer_allows_a_count_for_every_release_or_for_one() {
+        assert_eq!(allowed_deletions(&[], "web").unwrap(), None);
+        assert_eq!(
+            allowed_deletions(&trailers(&["12"]), "web").unwrap(),
+            Some(12)
+        );
+        let both = trailers(&["api=3", " web = 7 "]);
+        assert_eq!(allowed_deletions(&both, "web").unwrap(), Some(7));
+        assert_eq!(allowed_deletions(&both, "api").unwrap(), Some(3));
+        assert_eq!(allowed_deletions(&both, "db").unwrap(), None);
+        // Several that apply: the largest.
+        assert_eq!(
+            allowed_deletions(&trailers(&["2", "web=5"]), "web").unwrap(),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn a_malformed_trailer_is_an_error_not_silence() {
+        for bad in ["lots", "-1", "web=", "=3", "web=all"] {
+            let value = allowed_deletions(&trailers(&[bad]), "web").unwrap_err();
+            let error = PlanError::BadAllowPrune { value }.to_string();
+            assert!(
+                error.contains(&format!("Berth-Allow-Prune trailer {bad:?} is neither")),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_guard_says_how_to_go_on() {
+        let error = PlanError::TooManyDeletions {
+            deleting: 4,
+            previous: 5,
+            limit: 50.0,
+            allowed: None,
+            objects: "a, b, c, d".into(),
+        };
+        assert!(
+            error
+                .to_string()
+                .contains("add the trailer \"Berth-Allow-Prune: 4\" to the commit message"),
+            "{error}"
+        );
+        let error = PlanError::TooManyDeletions {
+            deleting: 4,
+            previous: 5,
+            limit: 50.0,
+            allowed: Some(2),
+            objects: "a, b, c, d".into(),
+        };
+        assert!(
+            error.to_string().contains("allows 2, fewer than that"),
+            "{error}"
+        );
+    }
 }

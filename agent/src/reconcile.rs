@@ -423,6 +423,10 @@ pub async fn prepare_release(
     let context = config.context.clone();
     let helm = config.helm_compat;
     let render_limits = config.render_limits;
+    let allow_prune = tree
+        .commit_info()
+        .map(|commit| commit.allow_prune.clone())
+        .unwrap_or_default();
     let rendering = async {
         let _permit = limits.render().await;
         blocking("rendering", move || {
@@ -451,6 +455,7 @@ pub async fn prepare_release(
         cluster: config.context.cluster.clone(),
         full_compare,
         max_prune_fraction,
+        allow_prune,
         force_conflicts: config.force_conflicts,
         keep_compared,
     };
@@ -513,6 +518,9 @@ pub struct SyncReport {
     pub held_back_to: Option<String>,
     /// The sync stopped at a deletion guard: nothing was deleted.
     pub deletion_held: bool,
+    /// The sync deleted past the deletion guard, as the commit's
+    /// `Berth-Allow-Prune` trailer allowed (this many).
+    pub deletions_allowed: Option<usize>,
     /// How long each stage took, in order.
     pub stages: Vec<(&'static str, Duration)>,
     /// The objects the release holds after a sync that applied (what drift
@@ -565,6 +573,8 @@ struct Applied {
     hooks: Vec<Hook>,
     /// Set when the commit is held back: the commit the cluster keeps.
     held_back_to: Option<String>,
+    /// Deletions past the guard the commit's trailer allowed.
+    deletions_allowed: Option<usize>,
 }
 
 impl Applied {
@@ -582,6 +592,7 @@ impl Applied {
             tracked: Vec::new(),
             hooks: Vec::new(),
             held_back_to,
+            deletions_allowed: None,
         }
     }
 }
@@ -620,6 +631,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
             rolled_back_to: None,
             held_back_to: None,
             deletion_held: false,
+            deletions_allowed: None,
             stages: Vec::new(),
             tracked: Vec::new(),
         };
@@ -642,6 +654,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
                 report.counts = applied.counts;
                 report.outcome = applied.outcome;
                 report.held_back_to = applied.held_back_to.clone();
+                report.deletions_allowed = applied.deletions_allowed;
                 report.tracked = applied.tracked.clone();
                 settled = Some(applied);
             }
@@ -834,6 +847,14 @@ pub fn log_summary(report: &SyncReport) {
         (Some(commit), None) => format!("sync {} at {commit}", report.outcome),
         (None, _) => format!("sync {}", report.outcome),
     };
+    let message = match report.deletions_allowed {
+        Some(allowed) => format!(
+            "{message}; {} deleted past the deletion guard, as the commit's {} trailer allows {allowed}",
+            report.counts.deleted,
+            crate::plan::ALLOW_PRUNE_TRAILER
+        ),
+        None => message,
+    };
     macro_rules! sync_log {
         ($level:ident) => {
             tracing::$level!(
@@ -915,6 +936,7 @@ async fn run_stages(
             health: None,
             health_reason: None,
             rolled_back_from,
+            deletions_allowed: None,
         }
     };
     let release_file = clock
@@ -1024,15 +1046,14 @@ async fn run_stages(
         || previous.objects != inventory.objects
         || matches!(mode, Mode::Rollback { .. });
     if changed {
-        let recording = store.record(
-            Some(&inventory),
-            entry(
-                Outcome::Succeeded,
-                rendered.manifests_digest.clone(),
-                counts,
-                None,
-            ),
+        let mut recorded = entry(
+            Outcome::Succeeded,
+            rendered.manifests_digest.clone(),
+            counts,
+            None,
         );
+        recorded.deletions_allowed = plan.deletions_allowed;
+        let recording = store.record(Some(&inventory), recorded);
         clock
             .time("record", recording.instrument(info_span!("record")))
             .await
@@ -1060,6 +1081,7 @@ async fn run_stages(
         tracked,
         hooks: rendered.hooks,
         held_back_to: None,
+        deletions_allowed: plan.deletions_allowed,
     })
 }
 
@@ -1097,6 +1119,7 @@ mod tests {
             health: None,
             health_reason: None,
             rolled_back_from: from.map(str::to_string),
+            deletions_allowed: None,
         }
     }
 

@@ -274,6 +274,7 @@ impl GitSource {
                 sha: found.id().to_string(),
                 subject: found.summary().unwrap_or_default().to_string(),
                 author: author.name().unwrap_or_default().to_string(),
+                allow_prune: allow_prune_trailers(found.message().unwrap_or_default()),
             };
             (info, found.tree_id())
         };
@@ -607,8 +608,32 @@ fn redact_url(url: &str) -> (String, Option<String>) {
     }
 }
 
+/// The values of the `Berth-Allow-Prune` trailers of a commit message (git's
+/// own trailer parsing; the key matched without regard to case).
+fn allow_prune_trailers(message: &str) -> Vec<String> {
+    git2::message_trailers_strs(message)
+        .map(|trailers| {
+            trailers
+                .iter()
+                .filter(|(key, _)| key.eq_ignore_ascii_case(crate::plan::ALLOW_PRUNE_TRAILER))
+                .map(|(_, value)| value.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn allow_prune_trailers_are_read_as_git_reads_trailers() {
+        let message = "Remove the worker\n\nIt moved to its own repository.\n\nBerth-Allow-Prune: 4\nberth-allow-prune: api=2\nSigned-off-by: Ada <ada@example.com>\n";
+        assert_eq!(allow_prune_trailers(message), vec!["4", "api=2"]);
+        // A line in the body is no trailer.
+        assert!(allow_prune_trailers("Subject\n\nBerth-Allow-Prune: 4\n\nmore text\n").is_empty());
+        assert!(allow_prune_trailers("Berth-Allow-Prune: 4").is_empty());
+    }
+
     use super::*;
 
     #[test]

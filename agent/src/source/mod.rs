@@ -26,6 +26,10 @@ pub struct CommitInfo {
     pub subject: String,
     /// Its author's name.
     pub author: String,
+    /// The values of its `Berth-Allow-Prune` trailers: deletions the
+    /// commit acknowledges beyond the deletion guard ([`crate::plan`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allow_prune: Vec<String>,
 }
 
 impl CommitInfo {

@@ -623,6 +623,7 @@ mod tests {
                 sha: commit.to_string(),
                 subject: "test".into(),
                 author: "berth".into(),
+                allow_prune: Vec::new(),
             },
             tree_id,
         );

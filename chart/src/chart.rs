@@ -96,7 +96,48 @@ pub fn load(
             .map_err(|e| RenderError::plain(".helmignore", e))?;
         view.retain(|path, _| !rules.excludes(path));
     }
+    if prefix.is_empty() && parent_path.is_none() {
+        check_size(&view, helm)?;
+    }
     load_view(&view, prefix, parent_path, helm)
+}
+
+/// Helm's loader limits, once ignored files are gone: Helm 3 refuses a file
+/// over 5 MiB, Helm 4 a chart over 100 MiB in all.
+fn check_size(files: &BTreeMap<&str, &[u8]>, helm: HelmCompat) -> Result<(), RenderError> {
+    use crate::load::{MAX_CHART_BYTES, MAX_CHART_FILE};
+    match helm {
+        HelmCompat::V3 => {
+            if let Some((path, _)) = files
+                .iter()
+                .find(|(_, data)| data.len() as u64 > MAX_CHART_FILE)
+            {
+                let base = path.rsplit('/').next().unwrap_or(path);
+                return Err(RenderError::plain(
+                    path,
+                    format!(
+                        "chart file {base:?} is larger than the maximum file size {MAX_CHART_FILE}"
+                    ),
+                ));
+            }
+        }
+        HelmCompat::V4 => {
+            // Read in path order; the file that passes the budget is named.
+            let mut total: u64 = 0;
+            for (path, data) in files {
+                total += data.len() as u64;
+                if total > MAX_CHART_BYTES {
+                    return Err(RenderError::plain(
+                        path,
+                        format!(
+                            "error reading {path}: chart exceeds maximum decompressed size of {MAX_CHART_BYTES} bytes"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load_view(

@@ -29,8 +29,12 @@ impl ChartFiles {
     }
 }
 
-/// Largest file accepted from a chart archive (helm refuses huge files too).
-const MAX_FILE: u64 = 64 << 20;
+/// Largest chart file Helm 3 loads (its `MaxDecompressedFileSize`).
+pub const MAX_CHART_FILE: u64 = 5 << 20;
+
+/// Largest chart Helm 4 loads, all files together, and largest archive
+/// either decompresses (`MaxDecompressedChartSize`).
+pub const MAX_CHART_BYTES: u64 = 100 << 20;
 
 /// A chart file as text, invalid UTF-8 replaced as Go's string conversion
 /// would show it. Checks with `str::from_utf8` first: `from_utf8_lossy` walks
@@ -88,6 +92,7 @@ fn from_tgz(bytes: &[u8], what: &str) -> Result<ChartFiles, RenderError> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     let mut files = BTreeMap::new();
     let entries = archive.entries().map_err(|e| bad(e.to_string()))?;
+    let mut remaining = MAX_CHART_BYTES;
     for entry in entries {
         let mut entry = entry.map_err(|e| bad(e.to_string()))?;
         if !entry.header().entry_type().is_file() {
@@ -98,9 +103,13 @@ fn from_tgz(bytes: &[u8], what: &str) -> Result<ChartFiles, RenderError> {
             .map_err(|e| bad(e.to_string()))?
             .to_string_lossy()
             .replace('\\', "/");
-        if entry.size() > MAX_FILE {
-            return Err(bad(format!("file {path} is too large")));
+        // Helm 4's words (the chart loader checks Helm 3's per-file limit).
+        if entry.size() > remaining {
+            return Err(bad(format!(
+                "decompressed chart is larger than the maximum size {MAX_CHART_BYTES}"
+            )));
         }
+        remaining -= entry.size();
         // Strip the chart's top-level directory, as helm does.
         let rel = match path.split_once('/') {
             Some((_, rest)) => rest.to_string(),

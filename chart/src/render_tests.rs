@@ -421,3 +421,48 @@ fn later_templates_see_what_earlier_ones_set_on_the_top_object_and_kinds_sort_as
         ]
     );
 }
+
+/// Helm's loader limits (checked against both helms by hand: a 6 MB file
+/// fails Helm 3 only; 106 MB in all fails Helm 4 naming the file that
+/// passed the budget).
+#[test]
+fn chart_size_limits_follow_each_helm() {
+    let mut files = vec![
+        (
+            "Chart.yaml",
+            b"apiVersion: v2\nname: big\nversion: 0.1.0\n".to_vec(),
+        ),
+        ("templates/a.yaml", b"a: 1\n".to_vec()),
+        ("files/big.bin", vec![0u8; 6_000_000]),
+    ];
+    let chart_of = |files: &[(&str, Vec<u8>)]| ChartFiles {
+        files: files
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    };
+    let options = |helm| RenderOptions { helm, ..opts() };
+    let error = render(&chart_of(&files), &no_values(), &options(HelmCompat::V3)).unwrap_err();
+    assert_eq!(
+        error.message,
+        "chart file \"big.bin\" is larger than the maximum file size 5242880"
+    );
+    assert!(render(&chart_of(&files), &no_values(), &options(HelmCompat::V4)).is_ok());
+    // Ignored files do not count.
+    files.push((".helmignore", b"files/\n".to_vec()));
+    assert!(render(&chart_of(&files), &no_values(), &options(HelmCompat::V3)).is_ok());
+    files.pop();
+    for name in [
+        "files/b1.bin",
+        "files/b2.bin",
+        "files/b3.bin",
+        "files/b4.bin",
+    ] {
+        files.push((name, vec![0u8; 25_000_000]));
+    }
+    let error = render(&chart_of(&files), &no_values(), &options(HelmCompat::V4)).unwrap_err();
+    assert_eq!(
+        error.message,
+        "error reading files/big.bin: chart exceeds maximum decompressed size of 104857600 bytes"
+    );
+}

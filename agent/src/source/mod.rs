@@ -116,6 +116,16 @@ pub enum SourceError {
     /// The repository holds something berth does not read there (e.g. a submodule).
     #[error("{path}: {what} are not supported")]
     Unsupported { path: String, what: &'static str },
+    /// A file, or a directory read whole (a chart), is larger than berth reads.
+    #[error("{path}: {what} is larger than berth reads ({limit} bytes)")]
+    TooLarge {
+        path: String,
+        what: &'static str,
+        limit: u64,
+    },
+    /// A directory read whole (a chart) holds more files than berth reads.
+    #[error("{path}: holds more than {limit} files, more than berth reads in a chart")]
+    TooManyFiles { path: String, limit: usize },
 }
 
 impl SourceError {

@@ -16,6 +16,15 @@ use super::{CommitInfo, RepoPath, SourceError};
 /// More links than this while resolving one path is treated as a loop (Linux uses 40 too).
 const MAX_SYMLINK_HOPS: usize = 40;
 
+/// Bounds on what one read takes from a repository, so that a hostile or
+/// mistaken commit (a 1 GiB file, a million small ones) fails with an error
+/// instead of filling memory. Helm itself refuses chart files over 5 MiB
+/// (berth's chart loader does too, after `.helmignore`); these are wider,
+/// as ignored files are read before the loader drops them.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+const MAX_DIR_BYTES: u64 = 256 << 20;
+const MAX_DIR_FILES: usize = 10_000;
+
 /// Files of a repository at one commit (git), or of a directory on disk (offline `berth render`).
 pub struct RepoTree {
     inner: Inner,
@@ -66,6 +75,24 @@ trait Backend {
     fn list(&self, dir: &RepoPath) -> Result<Vec<String>, SourceError>;
     /// Contents of a path that `node` reported as `File`.
     fn read(&self, file: &RepoPath) -> Result<Vec<u8>, SourceError>;
+    /// The size of a path that `node` reported as `File`, without reading it.
+    fn size(&self, file: &RepoPath) -> Result<u64, SourceError>;
+}
+
+/// Reads a file after checking its size against [`MAX_FILE_BYTES`].
+fn read_bounded(
+    backend: &dyn Backend,
+    file: &RepoPath,
+    shown: &str,
+) -> Result<Vec<u8>, SourceError> {
+    if backend.size(file)? > MAX_FILE_BYTES {
+        return Err(SourceError::TooLarge {
+            path: shown.to_string(),
+            what: "the file",
+            limit: MAX_FILE_BYTES,
+        });
+    }
+    backend.read(file)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,7 +147,7 @@ impl RepoTree {
         self.with_backend(|backend| {
             let (real, kind) = resolve(backend, path)?;
             match kind {
-                Kind::File => backend.read(&real),
+                Kind::File => read_bounded(backend, &real, path.as_str()),
                 Kind::Dir => Err(SourceError::NotAFile {
                     path: path.to_string(),
                 }),
@@ -149,7 +176,26 @@ impl RepoTree {
             }
             let mut files = BTreeMap::new();
             let mut stack = vec![real.clone()];
-            walk(backend, &real, "", &mut stack, &mut files)?;
+            let mut read = Budget::default();
+            walk(backend, &real, "", &mut stack, &mut files, &mut read).map_err(
+                |error| match error {
+                    // Name the directory asked for, not where the walk was.
+                    SourceError::TooLarge {
+                        what: "the directory",
+                        limit,
+                        ..
+                    } => SourceError::TooLarge {
+                        path: dir.to_string(),
+                        what: "the directory",
+                        limit,
+                    },
+                    SourceError::TooManyFiles { limit, .. } => SourceError::TooManyFiles {
+                        path: dir.to_string(),
+                        limit,
+                    },
+                    other => other,
+                },
+            )?;
             Ok(files)
         })
     }
@@ -246,12 +292,20 @@ fn resolve(backend: &dyn Backend, path: &RepoPath) -> Result<(RepoPath, Kind), S
 
 /// Collects the files below the real directory `dir` into `files`, keys prefixed by `prefix`.
 /// `stack` holds the real directories being walked, to detect directory-symlink loops.
+/// What a directory read has taken so far.
+#[derive(Default)]
+struct Budget {
+    files: usize,
+    bytes: u64,
+}
+
 fn walk(
     backend: &dyn Backend,
     dir: &RepoPath,
     prefix: &str,
     stack: &mut Vec<RepoPath>,
     files: &mut BTreeMap<String, Vec<u8>>,
+    read: &mut Budget,
 ) -> Result<(), SourceError> {
     for name in backend.list(dir)? {
         let child = dir.child(&name);
@@ -272,7 +326,22 @@ fn walk(
         };
         match kind {
             Kind::File => {
-                files.insert(key, backend.read(&real)?);
+                read.files += 1;
+                if read.files > MAX_DIR_FILES {
+                    return Err(SourceError::TooManyFiles {
+                        path: dir.to_string(),
+                        limit: MAX_DIR_FILES,
+                    });
+                }
+                read.bytes = read.bytes.saturating_add(backend.size(&real)?);
+                if read.bytes > MAX_DIR_BYTES {
+                    return Err(SourceError::TooLarge {
+                        path: dir.to_string(),
+                        what: "the directory",
+                        limit: MAX_DIR_BYTES,
+                    });
+                }
+                files.insert(key, read_bounded(backend, &real, child.as_str())?);
             }
             Kind::Dir => {
                 // The link lives inside every directory on the stack; entering one of
@@ -283,7 +352,7 @@ fn walk(
                     });
                 }
                 stack.push(real.clone());
-                walk(backend, &real, &key, stack, files)?;
+                walk(backend, &real, &key, stack, files, read)?;
                 stack.pop();
             }
         }
@@ -356,6 +425,12 @@ impl Backend for DirBackend<'_> {
 
     fn read(&self, file: &RepoPath) -> Result<Vec<u8>, SourceError> {
         std::fs::read(self.full(file)).map_err(|e| self.io_error(file, e))
+    }
+
+    fn size(&self, file: &RepoPath) -> Result<u64, SourceError> {
+        std::fs::metadata(self.full(file))
+            .map(|metadata| metadata.len())
+            .map_err(|e| self.io_error(file, e))
     }
 }
 
@@ -448,6 +523,19 @@ impl Backend for GitBackend<'_> {
 
     fn read(&self, file: &RepoPath) -> Result<Vec<u8>, SourceError> {
         self.blob(file)
+    }
+
+    fn size(&self, file: &RepoPath) -> Result<u64, SourceError> {
+        // The object's header only: the blob is not loaded.
+        let entry = self
+            .tree
+            .get_path(Path::new(file.as_str()))
+            .map_err(|e| self.object_error(file, e))?;
+        let odb = self.repo.odb().map_err(|e| self.object_error(file, e))?;
+        let (size, _) = odb
+            .read_header(entry.id())
+            .map_err(|e| self.object_error(file, e))?;
+        Ok(size as u64)
     }
 }
 
@@ -589,6 +677,65 @@ mod tests {
         let signature = git2::Signature::now("test", "test@example.invalid").unwrap();
         repo.commit(None, &signature, &signature, "test", &tree, &[])
             .unwrap()
+    }
+
+    #[test]
+    fn a_huge_file_or_a_million_files_are_refused_before_they_are_read() {
+        // In git: a blob past the limit is refused from its header.
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let huge = vec![0u8; (MAX_FILE_BYTES + 1) as usize];
+        let commit = commit_tree(
+            &repo,
+            &[
+                ("chart/Chart.yaml", 0o100644, b"name: demo\n"),
+                ("chart/files/huge.bin", 0o100644, &huge),
+            ],
+        );
+        drop(huge);
+        let tree = RepoTree::from_git(
+            Repository::open_bare(dir.path()).unwrap(),
+            dir.path().to_path_buf(),
+            CommitInfo::default(),
+            repo.find_commit(commit).unwrap().tree_id(),
+        );
+        let error = tree.read_dir_all(&p("chart")).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "chart/files/huge.bin: the file is larger than berth reads ({MAX_FILE_BYTES} bytes)"
+            )
+        );
+        assert!(tree.read_file(&p("chart/files/huge.bin")).is_err());
+        assert!(tree.read_file(&p("chart/Chart.yaml")).is_ok());
+
+        // On disk: too many files, and too many bytes in all (sparse files).
+        let dir = tempfile::tempdir().unwrap();
+        let many = dir.path().join("chart/templates");
+        std::fs::create_dir_all(&many).unwrap();
+        for i in 0..=MAX_DIR_FILES {
+            std::fs::write(many.join(format!("f{i}.yaml")), "").unwrap();
+        }
+        let tree = RepoTree::from_dir(dir.path());
+        let error = tree.read_dir_all(&p("chart")).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "chart: holds more than {MAX_DIR_FILES} files, more than berth reads in a chart"
+            )
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("chart")).unwrap();
+        for i in 0..5 {
+            let file = std::fs::File::create(dir.path().join(format!("chart/part{i}"))).unwrap();
+            file.set_len(MAX_FILE_BYTES).unwrap();
+        }
+        let tree = RepoTree::from_dir(dir.path());
+        let error = tree.read_dir_all(&p("chart")).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!("chart: the directory is larger than berth reads ({MAX_DIR_BYTES} bytes)")
+        );
     }
 
     #[test]

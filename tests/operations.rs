@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_agent::config::AgentConfig;
+use berth_agent::inventory::InventoryStore;
 use berth_agent::notifications::signature;
 use berth_harness::browser::{Browser, Locator};
 use berth_harness::cluster::{MISSING_IMAGE, TestCluster, shared};
@@ -932,4 +933,104 @@ async fn an_edited_config_file_adds_a_release_and_a_broken_one_changes_nothing()
         .unwrap();
     assert_eq!(releases.as_array().unwrap().len(), 2);
     agent.stop().await;
+}
+
+/// Two replicas with a Lease: one leads and syncs, the other follows (ready,
+/// refusing webhooks, writing nothing); when the leader dies without
+/// releasing the lease, the follower takes over within the lease duration
+/// and applies the next commit; a clean stop releases the lease.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_one_leads_and_the_other_takes_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let cluster = shared().await;
+    let repo = demo_repo("replicas");
+    let url = repo.file_url();
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("webhook-secret");
+    std::fs::write(&secret_file, WEBHOOK_SECRET).unwrap();
+    let extra = |identity: &str| {
+        format!(
+            "webhooks: {{ secret_file: {} }}\n\
+             leader_election: {{ lease_name: berth-replicas, identity: {identity}, lease_duration: 4s, renew_deadline: 2s, retry_period: 1s }}\n",
+            secret_file.display()
+        )
+    };
+    let applications = [("replicas", url.as_str(), "1s")];
+    let first = RunningAgent::start(cluster, &applications, "", &extra("replica-a")).await;
+    let second = RunningAgent::start(cluster, &applications, "", &extra("replica-b")).await;
+    let client = first.client.clone();
+    let leases = kube::Api::<Lease>::namespaced(client.clone(), STATE_NAMESPACE);
+    let holder = || async {
+        leases
+            .get_opt("berth-replicas")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    eventually(Duration::from_secs(20), "one replica to lead", || async {
+        let leading = first.metrics().await.value("berth_leader", &[])
+            + second.metrics().await.value("berth_leader", &[]);
+        leading == 1.0
+    })
+    .await;
+    let (leader, follower, leader_name) = if first.metrics().await.value("berth_leader", &[]) == 1.0
+    {
+        (first, second, "replica-a")
+    } else {
+        (second, first, "replica-b")
+    };
+    assert_eq!(holder().await.as_deref(), Some(leader_name));
+    eventually(
+        Duration::from_secs(30),
+        "the leader to apply the release",
+        || async { greeting(&client, "replicas").await.as_deref() == Some("hello") },
+    )
+    .await;
+
+    // The follower is ready, says whom it follows, and refuses pushes.
+    let ready = reqwest::get(follower.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let text = ready.text().await.unwrap();
+    assert_eq!(
+        text,
+        format!("ready: following; the leader is {leader_name}\n")
+    );
+    let push = github_push(&follower, &url, BRANCH, WEBHOOK_SECRET).await;
+    assert_eq!(push.status(), 503);
+    assert_eq!(follower.metrics().await.value("berth_leader", &[]), 0.0);
+    // Only the leader synced: one history entry, and the follower's
+    // metrics count no sync.
+    let history = InventoryStore::new(client.clone(), STATE_NAMESPACE, "replicas", 10)
+        .history()
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        follower.metrics().await.value("berth_syncs_total", &[]),
+        0.0
+    );
+
+    // The leader dies without a word (its task is dropped: no release).
+    drop(leader);
+    set_greeting(&repo, "from-the-new-leader");
+    repo.commit("greet from the new leader").unwrap();
+    let took = eventually(
+        Duration::from_secs(30),
+        "the follower to take over and apply the commit",
+        || async { greeting(&client, "replicas").await.as_deref() == Some("from-the-new-leader") },
+    )
+    .await;
+    let new_leader = if leader_name == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    assert_eq!(holder().await.as_deref(), Some(new_leader));
+    assert_eq!(follower.metrics().await.value("berth_leader", &[]), 1.0);
+    // Within the lease duration (4 s) plus a retry and a sync.
+    assert!(took < Duration::from_secs(15), "took over in {took:?}");
+
+    // A clean stop gives the lease up at once.
+    follower.stop().await;
+    assert_eq!(holder().await, None);
 }

@@ -26,7 +26,7 @@ pub enum ConfigError {
 /// file only when it names one of them, so unrelated variables that share
 /// the prefix (`BERTH_TOOLS_DIR` of the test harness, a team's own) are not
 /// read as unknown configuration keys.
-const TOP_LEVEL_KEYS: [&str; 18] = [
+const TOP_LEVEL_KEYS: [&str; 19] = [
     "context",
     "cache_dir",
     "kubeconfig",
@@ -38,6 +38,7 @@ const TOP_LEVEL_KEYS: [&str; 18] = [
     "max_prune_fraction",
     "helm_compat",
     "render_limits",
+    "leader_election",
     "concurrency",
     "log",
     "vault",
@@ -68,6 +69,7 @@ struct RawConfig {
     max_prune_fraction: Option<f64>,
     helm_compat: Option<HelmCompat>,
     render_limits: Option<RawRenderLimits>,
+    leader_election: Option<RawLeaderElection>,
     concurrency: Option<RawConcurrency>,
     log: Option<String>,
     vault: Option<VaultConfig>,
@@ -77,6 +79,40 @@ struct RawConfig {
     notifications: Vec<RawSink>,
     #[serde(default)]
     applications: Vec<RawApplication>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLeaderElection {
+    enabled: Option<bool>,
+    lease_name: Option<String>,
+    namespace: Option<String>,
+    identity: Option<String>,
+    pod_name: Option<String>,
+    lease_duration: Option<String>,
+    renew_deadline: Option<String>,
+    retry_period: Option<String>,
+}
+
+/// Several replicas, one writing: who holds the Lease (docs/operations.md,
+/// "Replicas and leader election").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderElection {
+    pub lease_name: String,
+    /// Where the Lease lives (default: `state_namespace`).
+    pub namespace: String,
+    /// This replica's name in the Lease (default: `POD_NAME`, else the host name).
+    pub identity: String,
+    /// This replica's Pod, labelled `berth.dev/leader` while it leads, so a
+    /// Service can send webhooks to the leader (default: `POD_NAME`; none
+    /// outside a Pod).
+    pub pod_name: Option<String>,
+    /// How long a Lease not renewed keeps others out.
+    pub lease_duration: Duration,
+    /// How long the leader goes on without a renewal before it stops writing.
+    pub renew_deadline: Duration,
+    /// How often the Lease is renewed or tried.
+    pub retry_period: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -289,6 +325,8 @@ pub struct AgentConfig {
     pub helm_compat: HelmCompat,
     /// How much one chart's templates may do before the render fails.
     pub render_limits: RenderLimits,
+    /// `None`: one replica, always writing.
+    pub leader_election: Option<LeaderElection>,
     pub concurrency: Concurrency,
     /// tracing filter, e.g. `info` or `berth=debug`.
     pub log: String,
@@ -356,6 +394,74 @@ impl AgentConfig {
             })?;
         validate(raw).map_err(|problems| ConfigError::Invalid { file, problems })
     }
+}
+
+/// `leader_election`, when enabled; the lease's durations must nest.
+fn leader_election(
+    raw: Option<RawLeaderElection>,
+    state_namespace: &str,
+    problems: &mut Vec<String>,
+) -> Option<LeaderElection> {
+    let raw = raw?;
+    if raw.enabled == Some(false) {
+        return None;
+    }
+    let pod_env = std::env::var("POD_NAME").ok().filter(|n| !n.is_empty());
+    let identity = raw
+        .identity
+        .or_else(|| pod_env.clone())
+        .or_else(|| hostname().filter(|n| !n.is_empty()));
+    let Some(identity) = identity else {
+        problems.push(
+            "leader_election.identity: not given, and neither POD_NAME nor the host name is set"
+                .into(),
+        );
+        return None;
+    };
+    let lease_duration = duration(
+        "leader_election.lease_duration",
+        raw.lease_duration.as_deref(),
+        Duration::from_secs(15),
+        problems,
+    );
+    let renew_deadline = duration(
+        "leader_election.renew_deadline",
+        raw.renew_deadline.as_deref(),
+        Duration::from_secs(10),
+        problems,
+    );
+    let retry_period = duration(
+        "leader_election.retry_period",
+        raw.retry_period.as_deref(),
+        Duration::from_secs(2),
+        problems,
+    );
+    if renew_deadline >= lease_duration {
+        problems.push(
+            "leader_election: renew_deadline must be shorter than lease_duration (the leader stops writing before its lease can expire)".into(),
+        );
+    }
+    if retry_period >= renew_deadline {
+        problems.push("leader_election: retry_period must be shorter than renew_deadline".into());
+    }
+    Some(LeaderElection {
+        lease_name: raw.lease_name.unwrap_or_else(|| "berth".into()),
+        namespace: raw.namespace.unwrap_or_else(|| state_namespace.to_string()),
+        identity,
+        pod_name: raw.pod_name.or(pod_env),
+        lease_duration,
+        renew_deadline,
+        retry_period,
+    })
+}
+
+/// The machine's host name (a Pod's name in Kubernetes).
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME").ok().or_else(|| {
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|name| name.trim().to_string())
+    })
 }
 
 /// `render_limits`, each bound checked; the defaults where not given.
@@ -642,6 +748,11 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
         ),
     };
     let render_limits = render_limits(raw.render_limits.as_ref(), &mut problems);
+    let leader_election = leader_election(
+        raw.leader_election,
+        raw.state_namespace.as_deref().unwrap_or("berth-system"),
+        &mut problems,
+    );
     let state_namespace = raw.state_namespace.unwrap_or_else(|| "berth-system".into());
     if state_namespace.is_empty() {
         problems.push("state_namespace: empty".into());
@@ -782,6 +893,7 @@ fn validate(raw: RawConfig) -> Result<AgentConfig, Vec<String>> {
             max_prune_fraction,
             helm_compat: raw.helm_compat.unwrap_or_default(),
             render_limits,
+            leader_election,
             concurrency,
             log: raw.log.unwrap_or_else(|| "info".into()),
             vault: raw.vault,
@@ -882,6 +994,42 @@ applications:
                 );
             }
         }
+    }
+
+    #[test]
+    fn leader_election_is_off_unless_configured_and_its_durations_nest() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |name: &str, text: &str| {
+            AgentConfig::load_with_env(&write(dir.path(), name, text), Some(BTreeMap::new()))
+        };
+        assert_eq!(load("a.yaml", GOOD).unwrap().leader_election, None);
+        let text = format!("{GOOD}leader_election: {{ identity: pod-a }}\n");
+        let election = load("b.yaml", &text).unwrap().leader_election.unwrap();
+        assert_eq!(election.lease_name, "berth");
+        assert_eq!(election.namespace, "berth-system");
+        assert_eq!(election.identity, "pod-a");
+        assert_eq!(
+            (
+                election.lease_duration,
+                election.renew_deadline,
+                election.retry_period
+            ),
+            (
+                Duration::from_secs(15),
+                Duration::from_secs(10),
+                Duration::from_secs(2)
+            )
+        );
+        let text = format!("{GOOD}leader_election: {{ enabled: false }}\n");
+        assert_eq!(load("c.yaml", &text).unwrap().leader_election, None);
+        let text = format!(
+            "{GOOD}leader_election: {{ identity: a, lease_duration: 10s, renew_deadline: 10s }}\n"
+        );
+        let error = load("d.yaml", &text).unwrap_err().to_string();
+        assert!(
+            error.contains("renew_deadline must be shorter than lease_duration"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::config::{AgentConfig, Application, ConfigError, CredentialsConfig};
 use crate::drift::{DriftWatch, DriftWatches};
 use crate::events::EventPublisher;
 use crate::inventory::{Counts, Outcome};
+use crate::leader::Role;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::notice::{Notice, NoticeKind};
@@ -50,6 +51,10 @@ pub enum AgentError {
     Task { application: String, cause: String },
     #[error("cannot listen on {address}: {cause}")]
     Listen { address: String, cause: String },
+    /// This replica led and lost the lease: it stopped writing and exits,
+    /// to come back as a follower.
+    #[error("lost the leadership of lease {lease}; stopped writing")]
+    LostLeadership { lease: String },
 }
 
 /// Resolves credential references (files, environment variables) to secrets.
@@ -273,6 +278,8 @@ pub struct AgentState {
     events: EventPublisher,
     notifier: std::sync::Mutex<Option<Notifier>>,
     applications: std::sync::RwLock<BTreeMap<String, ApplicationStatus>>,
+    /// Whether this replica writes (leader election, `leader.rs`).
+    pub role: watch::Sender<Role>,
 }
 
 impl AgentState {
@@ -629,6 +636,7 @@ struct Running {
 pub struct Agent {
     state: Arc<AgentState>,
     followers: Vec<Follower>,
+    shutdown_grace: Duration,
 }
 
 impl Agent {
@@ -672,10 +680,13 @@ impl Agent {
             vault,
             metrics,
             applications: std::sync::RwLock::new(applications),
+            role: watch::Sender::new(Role::Single),
         };
+        state.metrics.set_leader(true);
         Self {
             state: Arc::new(state),
             followers,
+            shutdown_grace: SHUTDOWN_GRACE,
         }
     }
 
@@ -707,6 +718,13 @@ impl Agent {
         if let Some(notifier) = self.state.take_notifier() {
             notifier.close(NOTIFY_GRACE).await;
         }
+    }
+
+    /// How long syncs in progress may finish once the agent is told to
+    /// stop (less than [`SHUTDOWN_GRACE`] when a lost lease must stop
+    /// writes sooner).
+    pub fn set_shutdown_grace(&mut self, grace: Duration) {
+        self.shutdown_grace = grace;
     }
 
     /// Follows every application until `shutdown` resolves; syncs in
@@ -757,7 +775,7 @@ impl Agent {
         }
         let tasks: Vec<JoinHandle<Follower>> = running.into_values().map(|r| r.task).collect();
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
-        match tokio::time::timeout(SHUTDOWN_GRACE, futures::future::join_all(tasks)).await {
+        match tokio::time::timeout(self.shutdown_grace, futures::future::join_all(tasks)).await {
             Ok(stopped) => self.followers = stopped.into_iter().flatten().collect(),
             Err(_) => {
                 warn!("syncs still running after the grace period were stopped");
@@ -968,14 +986,88 @@ pub async fn serve(
 ) -> Result<(), AgentError> {
     let http = config.http.clone();
     let webhooks = config.webhooks.clone();
-    let mut agent = Agent::new(config, client);
+    let election = config.leader_election.clone();
+    let mut agent = Agent::new(config, client.clone());
     let server = crate::server::Server::bind(&http, &webhooks, agent.state()).await?;
     let (stop_server, server_stopping) = watch::channel(false);
     let serving = tokio::spawn(server.run(server_stopping));
-    agent.run_with_reload(Some(config_file), shutdown).await;
+    let result = match election {
+        None => {
+            agent.run_with_reload(Some(config_file), shutdown).await;
+            Ok(())
+        }
+        Some(election) => lead_then_run(&mut agent, election, client, config_file, shutdown).await,
+    };
     let _ = stop_server.send(true);
     let _ = serving.await;
     agent.finish().await;
+    result
+}
+
+/// With leader election: serves as a follower until this replica holds the
+/// lease, then runs the agent until `shutdown` or until the lease is lost;
+/// a lost lease stops the syncs within half the time left before it can
+/// expire, and is an error (the process exits and comes back a follower).
+async fn lead_then_run(
+    agent: &mut Agent,
+    election: crate::config::LeaderElection,
+    client: Client,
+    config_file: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AgentError> {
+    let state = agent.state();
+    state.role.send_replace(Role::Starting);
+    let mut role = state.role.subscribe();
+    let (stop_election, election_stopping) = watch::channel(false);
+    let lease = election.lease_name.clone();
+    let margin = election
+        .lease_duration
+        .saturating_sub(election.renew_deadline)
+        / 2;
+    agent.set_shutdown_grace(margin.min(SHUTDOWN_GRACE));
+    let elector = crate::leader::Elector::new(client, election);
+    // The metric follows the role.
+    let mut roles = state.role.subscribe();
+    let metrics = Arc::clone(&state.metrics);
+    tokio::spawn(async move {
+        loop {
+            let writes = roles.borrow_and_update().writes();
+            metrics.set_leader(writes);
+            if roles.changed().await.is_err() {
+                break;
+            }
+        }
+    });
+    // The election runs in this task, beside the agent: if this task dies,
+    // so does the renewal (as when the process is killed).
+    let electing = elector.run(state.role.clone(), election_stopping);
+    let following_then_leading = async {
+        tokio::pin!(shutdown);
+        let leading = tokio::select! {
+            _ = &mut shutdown => false,
+            led = role.wait_for(Role::writes) => led.is_ok(),
+        };
+        let mut lost = false;
+        if leading {
+            let lost_lease = async {
+                let _ = role.wait_for(|r| !r.writes()).await;
+            };
+            agent
+                .run_with_reload(Some(config_file), async {
+                    tokio::select! {
+                        _ = &mut shutdown => {}
+                        _ = lost_lease => lost = true,
+                    }
+                })
+                .await;
+        }
+        let _ = stop_election.send(true);
+        lost
+    };
+    let ((), lost) = tokio::join!(electing, following_then_leading);
+    if lost {
+        return Err(AgentError::LostLeadership { lease });
+    }
     Ok(())
 }
 

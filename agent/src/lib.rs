@@ -34,6 +34,7 @@ pub mod health;
 pub mod hooks;
 pub mod inventory;
 pub mod kubernetes;
+pub mod leader;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

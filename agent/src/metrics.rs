@@ -104,6 +104,7 @@ pub struct Metrics {
     config_reload_ok: Gauge,
     notifications: Family<SinkLabels, Counter>,
     applications: Gauge,
+    leader: Gauge,
     drift_watches: Gauge,
     /// The release whose health each application's gauges describe.
     health_release: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
@@ -133,6 +134,7 @@ impl Metrics {
             config_reload_ok: Gauge::default(),
             notifications: Family::default(),
             applications: Gauge::default(),
+            leader: Gauge::default(),
             drift_watches: Gauge::default(),
             health_release: Default::default(),
             registry: Registry::default(),
@@ -206,6 +208,11 @@ impl Metrics {
             "applications",
             "Applications this agent follows",
             metrics.applications.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 when this replica writes (it holds the lease, or runs without leader election), 0 when it follows",
+            metrics.leader.clone(),
         );
         registry.register(
             "drift_watches",
@@ -379,5 +386,9 @@ impl Metrics {
 
     pub fn set_applications(&self, count: usize) {
         self.applications.set(count as i64);
+    }
+
+    pub fn set_leader(&self, writes: bool) {
+        self.leader.set(i64::from(writes));
     }
 }

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::config::{HttpConfig, Secret, WebhookConfig};
 use crate::daemon::{AgentError, AgentState};
+use crate::leader::Role;
 use crate::webhooks::{self, Provider, Rejection};
 
 /// How long `/readyz` waits for the API server.
@@ -133,8 +134,27 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Ready once every application has been polled and the API server answers.
+/// Ready once every application has been polled and the API server
+/// answers; a follower (leader election) once it knows it follows.
 async fn readyz(State(context): State<Context>) -> Response {
+    let role = context.agent.role.borrow().clone();
+    match role {
+        Role::Starting => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the lease has not been read yet\n",
+            )
+                .into_response();
+        }
+        Role::Follower { leader } => {
+            return format!(
+                "ready: following; the leader is {}\n",
+                leader.as_deref().unwrap_or("not known yet")
+            )
+            .into_response();
+        }
+        Role::Single | Role::Leader => {}
+    }
     if !context.agent.all_polled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -216,6 +236,16 @@ async fn webhook(
     {
         warn!(provider = provider.name(), %delivery, cause = %rejection, "webhook refused");
         return answer("unauthorized", StatusCode::UNAUTHORIZED, "unauthorized\n");
+    }
+    // A follower cannot sync: the sender should reach the leader (the
+    // manifests' webhook Service selects it by its Pod label).
+    if !context.agent.role.borrow().writes() {
+        warn!(provider = provider.name(), %delivery, "webhook refused: this replica follows");
+        return answer(
+            "not_leader",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not the leader\n",
+        );
     }
     let push = match webhooks::parse(provider, &headers, &body) {
         Ok(Some(push)) => push,

@@ -303,8 +303,13 @@ async fn install_manifests_are_accepted_by_the_api_server() {
             "ServiceAccount",
             "ClusterRole",
             "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
             "ConfigMap",
-            "Deployment"
+            "Deployment",
+            "PodDisruptionBudget",
+            "Service",
+            "Service"
         ]
     );
 }

@@ -1034,3 +1034,100 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
     follower.stop().await;
     assert_eq!(holder().await, None);
 }
+
+/// A leader cut off from the API server stops writing by itself before its
+/// lease can expire (its renew deadline is shorter), and says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires() {
+    use berth_harness::link::FaultyLink;
+    use k8s_openapi::api::coordination::v1::Lease;
+    let cluster = shared().await;
+    let repo = demo_repo("partition");
+    // The agent reaches the API server through a link the test can cut.
+    let admin = std::fs::read_to_string(cluster.admin_kubeconfig()).unwrap();
+    let server = admin
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let upstream: std::net::SocketAddr = server.trim_start_matches("https://").parse().unwrap();
+    let link = FaultyLink::start(upstream).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        admin.replace(&server, &format!("https://127.0.0.1:{}", link.port())),
+    )
+    .unwrap();
+    let port = free_port().unwrap();
+    let config_path = dir.path().join("berth.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "context: {{ cloud: onprem, env: staging, region: paris, cluster: par-staging-1 }}\n\
+             cache_dir: {cache}\n\
+             kubeconfig: {kubeconfig}\n\
+             state_namespace: {STATE_NAMESPACE}\n\
+             http: {{ address: \"127.0.0.1:{port}\" }}\n\
+             leader_election: {{ lease_name: berth-partition, identity: cut-off, lease_duration: 4s, renew_deadline: 2s, retry_period: 1s }}\n\
+             applications:\n  - {{ name: partition, url: \"{url}\", branch: {BRANCH}, poll_interval: 1s }}\n",
+            cache = dir.path().join("cache").display(),
+            kubeconfig = kubeconfig.display(),
+            url = repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let config = AgentConfig::load(&config_path).unwrap();
+    let agent_client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
+    let task = tokio::spawn({
+        let path = config_path.clone();
+        async move {
+            berth_agent::daemon::serve(config, &path, agent_client, std::future::pending()).await
+        }
+    });
+    let client = cluster.admin_client().await.unwrap();
+    let leases = kube::Api::<Lease>::namespaced(client.clone(), STATE_NAMESPACE);
+    eventually(
+        Duration::from_secs(30),
+        "the agent to lead and apply",
+        || async {
+            let leads = leases
+                .get_opt("berth-partition")
+                .await
+                .unwrap()
+                .and_then(|l| l.spec?.holder_identity)
+                .as_deref()
+                == Some("cut-off");
+            leads && greeting(&client, "partition").await.as_deref() == Some("hello")
+        },
+    )
+    .await;
+
+    link.cut();
+    let result = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("the leader stops by itself")
+        .unwrap();
+    let stopped_at = k8s_openapi::jiff::Timestamp::now();
+    let error = result.expect_err("a lost lease is an error").to_string();
+    assert_eq!(
+        error,
+        "lost the leadership of lease berth-partition; stopped writing"
+    );
+    // Before the lease could expire: the last renewal the API server
+    // recorded, plus the lease duration, is still ahead.
+    let renewed = leases
+        .get("berth-partition")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .renew_time
+        .unwrap()
+        .0;
+    let expires = renewed + k8s_openapi::jiff::SignedDuration::from_secs(4);
+    assert!(
+        stopped_at < expires,
+        "stopped at {stopped_at}, the lease expires at {expires}"
+    );
+}

@@ -210,10 +210,25 @@ impl Elector {
             warn!(namespace = %self.config.namespace, error = %cause(&error), "could not create the lease's namespace");
         }
         let mut last_renewal: Option<Instant> = None;
+        let renew_deadline = self.config.retry_period.max(self.config.renew_deadline);
+        // A leader never waits past its renew deadline: not in a request
+        // that hangs, not in the pause between two.
+        let patience = |leading: bool, last: Option<Instant>, retry: Duration| {
+            if !leading {
+                return retry;
+            }
+            let left = last.map_or(Duration::ZERO, |at| {
+                (at + renew_deadline).saturating_duration_since(Instant::now())
+            });
+            retry.min(left)
+        };
         loop {
-            let attempt =
-                tokio::time::timeout(self.config.retry_period, self.try_acquire_or_renew()).await;
             let leading = *role.borrow() == Role::Leader;
+            let attempt = tokio::time::timeout(
+                patience(leading, last_renewal, self.config.retry_period),
+                self.try_acquire_or_renew(),
+            )
+            .await;
             match attempt {
                 Ok(Ok((true, _))) => {
                     last_renewal = Some(Instant::now());
@@ -253,8 +268,10 @@ impl Elector {
                 role.send_replace(Role::Follower { leader: None });
                 return;
             }
+            let leading = *role.borrow() == Role::Leader;
+            let pause = patience(leading, last_renewal, self.config.retry_period);
             let stopping = tokio::select! {
-                _ = tokio::time::sleep(self.config.retry_period) => false,
+                _ = tokio::time::sleep(pause) => false,
                 // Told to stop, or the sender is gone: both end the election.
                 _ = stop.wait_for(|stopped| *stopped) => true,
             };

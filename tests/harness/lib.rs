@@ -15,6 +15,7 @@ pub mod browser;
 pub mod cluster;
 pub mod git;
 pub mod helm_differential;
+pub mod link;
 pub mod pki;
 pub mod process;
 pub mod receiver;

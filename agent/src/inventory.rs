@@ -388,6 +388,15 @@ impl InventoryStore {
         self.write(inventory, &existing, &history).await
     }
 
+    /// Replaces the inventory and keeps the history: the intent written
+    /// before an apply that creates objects ([`crate::plan::Plan::intent`]).
+    pub async fn record_intent(&self, inventory: &Inventory) -> Result<(), InventoryError> {
+        self.ensure_namespace().await?;
+        let existing = self.read().await?;
+        let history: Vec<HistoryEntry> = self.decode(&existing, HISTORY_KEY)?;
+        self.write(Some(inventory), &existing, &history).await
+    }
+
     /// Records the health verdict of `commit`'s newest entry (a sync that
     /// changed the release).
     pub async fn record_health(

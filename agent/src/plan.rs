@@ -254,6 +254,31 @@ fn how_to_allow(deleting: usize, allowed: Option<usize>) -> String {
 }
 
 impl Plan {
+    /// What the inventory must say before the apply starts, when the apply
+    /// creates objects the last inventory does not name: those added with
+    /// no digest (not yet applied). A sync killed half-way then leaves an
+    /// inventory that names everything it may have created, and the next
+    /// sync prunes what its render no longer holds instead of leaving it
+    /// orphaned. `None` when the apply only touches recorded objects.
+    pub fn intent(&self, previous: &Inventory) -> Option<Inventory> {
+        let known: BTreeSet<&ObjectRef> = previous.objects.iter().map(|e| &e.object).collect();
+        let new: Vec<InventoryEntry> = self
+            .objects
+            .iter()
+            .filter(|p| !known.contains(p.object_ref()))
+            .map(|p| InventoryEntry {
+                object: p.object_ref().clone(),
+                digest: String::new(),
+            })
+            .collect();
+        if new.is_empty() {
+            return None;
+        }
+        let mut intent = previous.clone();
+        intent.objects.extend(new);
+        Some(intent)
+    }
+
     pub fn inventory(
         &self,
         release: &ReleaseFile,
@@ -310,7 +335,10 @@ pub async fn plan(
         .map_err(|value| PlanError::BadAllowPrune { value })?;
     // Rendering nothing deletes everything: only when the commit says so.
     let rendered_nothing = rendered.is_empty();
-    if rendered_nothing && allowed.is_none_or(|n| n < previous.objects.len()) {
+    if rendered_nothing
+        && allowed.is_none_or(|n| n < previous.objects.len())
+        && !previous.objects.is_empty()
+    {
         return Err(PlanError::NothingRendered);
     }
     let mut resolver = KindResolver::new(client.clone());
@@ -414,16 +442,25 @@ pub async fn plan(
     } else {
         Vec::new()
     };
-    let previous_count = previous.objects.len();
-    let past_guard = (prune.len() > 1
-        && prune.len() as f64 > settings.max_prune_fraction * previous_count as f64)
-        || rendered_nothing;
+    // Objects a sync meant to create but never confirmed (an interrupted
+    // sync's intent, no digest) go without counting against the guard: they
+    // were never part of a release that synced.
+    let confirmed = |object: &ObjectRef| previous.digest_of(object).is_some_and(|d| !d.is_empty());
+    let previous_count = previous
+        .objects
+        .iter()
+        .filter(|e| !e.digest.is_empty())
+        .count();
+    let deleting = prune.iter().filter(|o| confirmed(o)).count();
+    let past_guard = (deleting > 1
+        && deleting as f64 > settings.max_prune_fraction * previous_count as f64)
+        || (rendered_nothing && previous_count > 0);
     let deletions_allowed = match allowed {
         _ if !past_guard => None,
-        Some(allowed) if prune.len() <= allowed => Some(allowed),
+        Some(allowed) if deleting <= allowed => Some(allowed),
         allowed => {
             return Err(PlanError::TooManyDeletions {
-                deleting: prune.len(),
+                deleting,
                 previous: previous_count,
                 limit: settings.max_prune_fraction * 100.0,
                 allowed,

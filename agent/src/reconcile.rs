@@ -1004,7 +1004,8 @@ async fn run_stages(
         recordable: true,
         rollback: rendered.release.rollback,
     };
-    let install = previous.commit.is_empty() && previous.objects.is_empty();
+    // An interrupted first sync leaves objects in the inventory but no commit.
+    let install = previous.commit.is_empty();
     let new_commit = previous.commit != commit.sha && matches!(mode, Mode::Deploy);
     let timeout = rendered
         .release
@@ -1023,6 +1024,17 @@ async fn run_stages(
         );
         if let Err(error) = clock
             .time("hooks", hooks.instrument(info_span!("hooks", %event)))
+            .await
+        {
+            return Err(record_stop(stopped_at(error.into())).await);
+        }
+    }
+    // Objects about to be created are named in the inventory first, so
+    // that a sync killed half-way orphans nothing.
+    if let Some(intent) = plan.intent(&previous) {
+        let recording = store.record_intent(&intent);
+        if let Err(error) = clock
+            .time("record", recording.instrument(info_span!("intent")))
             .await
         {
             return Err(record_stop(stopped_at(error.into())).await);

@@ -1,0 +1,158 @@
+//! Faults berth must survive, against the real servers: the agent killed
+//! half-way through applying a large release.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth_agent::config::AgentConfig;
+use berth_agent::daemon::Agent;
+use berth_agent::inventory::{InventoryStore, Outcome};
+use berth_agent::objects::RELEASE_LABEL;
+use berth_harness::TestCluster;
+use berth_harness::git::TestRepo;
+use common::*;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ListParams};
+
+const CHILD_CONFIG: &str = "BERTH_FAULTS_CHILD_CONFIG";
+
+/// Run by `a_sync_killed_half_way_leaves_nothing_orphaned` in a child test
+/// binary: one sync of every application of the configuration, until the
+/// parent kills it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "started by a_sync_killed_half_way_leaves_nothing_orphaned"]
+async fn child_syncs_once() {
+    let Ok(path) = std::env::var(CHILD_CONFIG) else {
+        return;
+    };
+    let config = AgentConfig::load(std::path::Path::new(&path)).unwrap();
+    let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
+    let mut agent = Agent::new(config, client);
+    agent.sync_once(None, false).await;
+}
+
+/// A release of `count` ConfigMaps.
+fn set_count(repo: &TestRepo, release: &str, count: usize) {
+    repo.write(
+        "deploy/release.yaml",
+        format!("name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {count}\n"),
+    )
+    .unwrap();
+}
+
+async fn live_names(client: &kube::Client, release: &str) -> Vec<String> {
+    let mut names: Vec<String> = Api::<ConfigMap>::namespaced(client.clone(), release)
+        .list_metadata(&ListParams::default().labels(RELEASE_LABEL))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|m| m.metadata.name)
+        .collect();
+    names.sort();
+    names
+}
+
+fn expected_names(release: &str, count: usize) -> Vec<String> {
+    let mut names: Vec<String> = (0..count).map(|i| format!("{release}-{i}")).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
+    // A cluster of its own: thousands of labelled ConfigMaps.
+    let cluster = TestCluster::start("faults-kill").await.unwrap();
+    let release = "killed";
+    let repo = TestRepo::new(release).unwrap();
+    repo.write(
+        "deploy/chart/Chart.yaml",
+        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/config-maps.yaml",
+        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n",
+    )
+    .unwrap();
+    set_count(&repo, release, 5);
+    repo.commit("five").unwrap();
+    let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
+    let client = agent.client.clone();
+    succeeded(&agent.sync(false).await);
+    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+
+    // Three thousand: a child process syncs, and is killed half-way.
+    set_count(&repo, release, 3000);
+    repo.commit("three thousand").unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_syncs_once", "--exact", "--ignored", "--nocapture"])
+        .env(CHILD_CONFIG, agent._dir.path().join("berth.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let live_at_kill = loop {
+        let live = live_names(&client, release).await.len();
+        if live >= 300 {
+            child.kill().unwrap(); // SIGKILL: nothing of the child runs after it
+            child.wait().unwrap();
+            break live_names(&client, release).await.len();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the child finished before it could be killed ({live} objects)"
+        );
+        assert!(Instant::now() < deadline, "the child applied nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        live_at_kill < 3000,
+        "killed after the apply ended ({live_at_kill} objects)"
+    );
+    // What the killed sync may have created is named in the inventory.
+    let inventory = store.load().await.unwrap();
+    assert_eq!(
+        inventory.objects.len(),
+        3000,
+        "the intent names every object"
+    );
+    for name in live_names(&client, release).await {
+        assert!(
+            inventory.objects.iter().any(|e| e.object.name == name),
+            "{name} is live but not in the inventory"
+        );
+    }
+
+    // The next commit renders a thousand: the agent converges on exactly
+    // those, pruning what the killed sync created beyond them (never
+    // confirmed, so no deletion guard), and keeps the first five.
+    set_count(&repo, release, 1000);
+    repo.commit("a thousand after all").unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(
+        live_names(&client, release).await,
+        expected_names(release, 1000)
+    );
+    let inventory = store.load().await.unwrap();
+    assert_eq!(inventory.objects.len(), 1000);
+    assert!(inventory.objects.iter().all(|e| !e.digest.is_empty()));
+
+    // And back to three thousand: all there, recorded, one history entry
+    // per sync (the killed one recorded none).
+    set_count(&repo, release, 3000);
+    repo.commit("three thousand again").unwrap();
+    succeeded(&agent.sync(false).await);
+    assert_eq!(
+        live_names(&client, release).await,
+        expected_names(release, 3000)
+    );
+    assert_eq!(store.load().await.unwrap().objects.len(), 3000);
+    let history = agent.history(release).await;
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(history.iter().all(|h| h.outcome == Outcome::Succeeded));
+}

@@ -156,3 +156,77 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
     assert_eq!(history.len(), 3, "{history:?}");
     assert!(history.iter().all(|h| h.outcome == Outcome::Succeeded));
 }
+
+/// kube-apiserver killed and started again (same etcd) in the middle of a
+/// sync: the sync fails cleanly or completes, the next one converges, and
+/// the history holds no entry twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_server_restart_during_a_sync_is_survived() {
+    let mut cluster = TestCluster::start("faults-restart").await.unwrap();
+    let release = "restarted";
+    let repo = TestRepo::new(release).unwrap();
+    repo.write(
+        "deploy/chart/Chart.yaml",
+        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/config-maps.yaml",
+        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n",
+    )
+    .unwrap();
+    set_count(&repo, release, 2000);
+    let commit = repo.commit("two thousand").unwrap();
+    let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
+    let watcher = cluster.admin_client().await.unwrap();
+    let syncing = tokio::spawn(async move {
+        let report = agent.sync(false).await;
+        (agent, report)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while live_names(&watcher, release).await.len() < 200 {
+        assert!(Instant::now() < deadline, "the sync applied nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster
+        .restart_apiserver(Duration::from_secs(2))
+        .await
+        .unwrap();
+    let (mut agent, first) = tokio::time::timeout(Duration::from_secs(300), syncing)
+        .await
+        .expect("the interrupted sync ends")
+        .unwrap();
+    // Either outcome is clean: a failure names the API server's absence.
+    if first.outcome == Outcome::Failed {
+        assert!(first.error.is_some(), "{first:?}");
+    } else {
+        succeeded(&first);
+    }
+    // A new client: the watcher's connections died with the server.
+    let client = cluster.admin_client().await.unwrap();
+    let second = agent.sync(true).await;
+    succeeded(&second);
+    assert_eq!(
+        live_names(&client, release).await,
+        expected_names(release, 2000)
+    );
+    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+    let inventory = store.load().await.unwrap();
+    assert_eq!(inventory.commit, commit);
+    assert_eq!(inventory.objects.len(), 2000);
+    assert!(inventory.objects.iter().all(|e| !e.digest.is_empty()));
+    // One entry per distinct outcome of the commit, never two alike.
+    let history = store.history().await.unwrap();
+    let outcomes: Vec<Outcome> = history.iter().map(|h| h.outcome).collect();
+    let mut distinct = outcomes.clone();
+    distinct.dedup();
+    assert_eq!(outcomes, distinct, "{history:?}");
+    assert_eq!(history[0].outcome, Outcome::Succeeded);
+    // And the next sync has nothing to do.
+    let third = agent.sync(true).await;
+    succeeded(&third);
+    assert_eq!(
+        third.counts.created + third.counts.updated + third.counts.deleted,
+        0
+    );
+}

@@ -56,6 +56,8 @@ pub struct TestCluster {
     workloads: Vec<ServerProcess>,
     apiserver: Option<ServerProcess>,
     etcd: Option<ServerProcess>,
+    /// kube-apiserver's binary and arguments, to start it again.
+    apiserver_command: (PathBuf, Vec<String>),
 }
 
 /// Where test clusters keep their files (certificates, kubeconfigs, data, logs).
@@ -151,8 +153,7 @@ impl TestCluster {
         let mut etcd = ServerProcess::start("etcd", etcd_command, &dir.join("etcd.log"), lifetime)?;
         wait_for_tcp("etcd", &mut etcd, etcd_port).await?;
 
-        let mut apiserver_command = Command::new(&servers.kube_apiserver);
-        apiserver_command.args([
+        let apiserver_args = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".to_string(),
             "--advertise-address=127.0.0.1".to_string(),
@@ -177,7 +178,9 @@ impl TestCluster {
             "--enable-priority-and-fairness=false".to_string(),
             "--profiling=false".to_string(),
             "--v=1".to_string(),
-        ]);
+        ];
+        let mut apiserver_command = Command::new(&servers.kube_apiserver);
+        apiserver_command.args(&apiserver_args);
         let apiserver = ServerProcess::start(
             "kube-apiserver",
             apiserver_command,
@@ -193,6 +196,7 @@ impl TestCluster {
             workloads: Vec::new(),
             apiserver: Some(apiserver),
             etcd: Some(etcd),
+            apiserver_command: (servers.kube_apiserver.clone(), apiserver_args),
         };
         cluster.write_kubeconfig(&pki, ADMIN_USER, &pki.admin)?;
         cluster.write_kubeconfig(&pki, RESTRICTED_USER, &pki.restricted)?;
@@ -398,6 +402,27 @@ impl TestCluster {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Kills kube-apiserver (SIGKILL), leaves it down for `down_for`, and
+    /// starts it again on the same port over the same etcd; returns once it
+    /// answers again.
+    pub async fn restart_apiserver(&mut self, down_for: Duration) -> Result<()> {
+        if let Some(mut apiserver) = self.apiserver.take() {
+            apiserver.stop();
+        }
+        tokio::time::sleep(down_for).await;
+        let (binary, args) = &self.apiserver_command;
+        let mut command = Command::new(binary);
+        command.args(args);
+        self.apiserver = Some(ServerProcess::start(
+            "kube-apiserver",
+            command,
+            &self.dir.join("kube-apiserver.log"),
+            self.lifetime,
+        )?);
+        self.write_pids()?;
+        self.wait_ready().await
     }
 
     /// The API server's URL (`https://127.0.0.1:PORT`).

@@ -867,3 +867,44 @@ async fn deletions_past_the_guard_need_the_commits_trailer() {
     // And the next sync of the same commit has nothing left to do.
     succeeded(&agent.sync(true).await);
 }
+
+/// The followed branch deleted on the server: the sync fails naming the
+/// branch, and the release stays as it was (deleting a branch never deletes
+/// a release); the branch back, the agent follows it again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_branch_leaves_the_release_in_place() {
+    let cluster = shared().await;
+    let repo = demo_repo("branch-gone");
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    succeeded(&agent.sync(false).await);
+    let store = InventoryStore::new(agent.client.clone(), STATE_NAMESPACE, "branch-gone", 10);
+    let before = store.load().await.unwrap();
+
+    repo.git(&["checkout", "--quiet", "-b", "elsewhere"])
+        .unwrap();
+    repo.git(&["branch", "-D", berth_harness::git::BRANCH])
+        .unwrap();
+    let report = agent.sync(true).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+    let error = report.error.unwrap();
+    assert!(
+        error.contains(&format!(
+            "has no branch \"{}\" (retrying in",
+            berth_harness::git::BRANCH
+        )),
+        "{error}"
+    );
+    assert_eq!(store.load().await.unwrap(), before, "the inventory is kept");
+    let services: Api<Service> = Api::namespaced(agent.client.clone(), "branch-gone");
+    assert!(
+        services
+            .get_opt("branch-gone-demo")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    repo.git(&["checkout", "--quiet", "-b", berth_harness::git::BRANCH])
+        .unwrap();
+    succeeded(&agent.sync(true).await);
+}

@@ -163,7 +163,7 @@ pub struct RenderOptions {
 /// Bounds on one render's template execution, so that a chart that loops,
 /// recurses or builds huge strings fails with an error naming the template
 /// instead of holding a thread and memory. The defaults leave room many
-/// times over for the largest charts berth has met (docs/security.md).
+/// times over for the largest charts berth has met (docs/helm-compatibility.md, "Render limits").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RenderLimits {
     /// Wall-clock time for executing all of a chart's templates.

@@ -101,6 +101,28 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("a float literal out of range", "{{ 1e400 }}", ""),
     (
+        "character constants with every escape",
+        r#"{{ list '\x41' '\u00e9' '\U0001F600' '\101' '\a' '\b' '\f' '\v' '\\' '\'' 'é' | toJson }}"#,
+        "",
+    ),
+    ("a malformed character constant", "{{ 'ab' }}", ""),
+    (
+        "an unknown escape in a character constant",
+        r"{{ '\q' }}",
+        "",
+    ),
+    ("an octal escape out of range", r"{{ '\400' }}", ""),
+    (
+        "a parse error before a lexical one",
+        "{{ $undeclared }}\n{{ 'ab' }}",
+        "",
+    ),
+    (
+        "a lexical error before a parse error",
+        "{{ \"unterminated }}\n{{ $undeclared }}",
+        "",
+    ),
+    (
         "else if after with, and else with after if",
         "{{ with .Values.a }}x{{ else if .Values.b }}y{{ end }}",
         "",

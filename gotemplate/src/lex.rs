@@ -41,6 +41,8 @@ struct Lexer<'a> {
     pos: usize,
     toks: Vec<(Tok<'a>, usize)>,
     name: &'a str,
+    /// Where the last error was raised.
+    error_pos: std::cell::Cell<usize>,
 }
 
 fn is_space(c: u8) -> bool {
@@ -99,6 +101,7 @@ fn find_open_delimiter(text: &str) -> Option<usize> {
 
 impl<'a> Lexer<'a> {
     fn err(&self, pos: usize, msg: impl Into<String>) -> ParseError {
+        self.error_pos.set(pos);
         ParseError {
             name: self.name.to_string(),
             line: line_of(self.src, pos),
@@ -106,7 +109,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    fn run(mut self) -> Result<Vec<(Tok<'a>, usize)>, ParseError> {
+    fn run(&mut self) -> Result<(), ParseError> {
         let bytes = self.src.as_bytes();
         let mut trim_next_text = false;
         loop {
@@ -131,7 +134,7 @@ impl<'a> Lexer<'a> {
             }
             if next_open.is_none() {
                 self.toks.push((Tok::Eof, self.src.len()));
-                return Ok(self.toks);
+                return Ok(());
             }
             self.pos = action_start + 2;
             if left_trim {
@@ -314,37 +317,86 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// A character constant at `p`: scanned as Go's lexer scans it (a
+    /// backslash takes the next character along), then read as Go's
+    /// `strconv.UnquoteChar` reads it.
     fn lex_char(&self, p: usize) -> Result<(i64, usize), ParseError> {
         let rest = &self.src[p + 1..];
-        let Some(end) = rest.find('\'') else {
-            return Err(self.err(p, "unterminated character constant"));
-        };
-        // An escaped quote: '\'' (and it must be closed).
-        let end = match rest.strip_prefix("\\'") {
-            Some(after) if after.starts_with('\'') => 2,
-            Some(_) => return Err(self.err(p, "unterminated character constant")),
-            None => end,
+        let mut chars = rest.char_indices();
+        let end = loop {
+            match chars.next() {
+                Some((_, '\\')) => match chars.next() {
+                    Some((_, c)) if c != '\n' => {}
+                    _ => return Err(self.err(p, "unterminated character constant")),
+                },
+                Some((_, '\n')) | None => {
+                    return Err(self.err(p, "unterminated character constant"));
+                }
+                Some((at, '\'')) => break at,
+                Some(_) => {}
+            }
         };
         let body = &rest[..end];
-        let value = if let Some(esc) = body.strip_prefix('\\') {
-            match esc {
-                "n" => 10,
-                "t" => 9,
-                "r" => 13,
-                "\\" => 92,
-                "'" => 39,
-                "0" => 0,
-                _ => return Err(self.err(p, format!("malformed character constant: '{body}'"))),
-            }
-        } else {
-            let mut cs = body.chars();
-            match (cs.next(), cs.next()) {
-                (Some(c), None) => c as i64,
-                _ => return Err(self.err(p, format!("malformed character constant: '{body}'"))),
-            }
-        };
-        Ok((value, end + 2))
+        let (value, tail) = unquote_char(body).ok_or_else(|| self.err(p, "invalid syntax"))?;
+        if !tail.is_empty() {
+            return Err(self.err(p, format!("malformed character constant: '{body}'")));
+        }
+        Ok((i64::from(value), end + 2))
     }
+}
+
+/// Go's `strconv.UnquoteChar` with `'` as the quote: the first character of
+/// `text` (an escape included) and what follows it; `None` for Go's
+/// "invalid syntax".
+fn unquote_char(text: &str) -> Option<(u32, &str)> {
+    let mut chars = text.chars();
+    let first = chars.next()?;
+    if first == '\'' {
+        return None;
+    }
+    if first != '\\' {
+        return Some((first as u32, chars.as_str()));
+    }
+    let escape = chars.next()?;
+    let after = chars.as_str();
+    let hex = |digits: usize| -> Option<(u32, &str)> {
+        let code = after.get(..digits)?;
+        if !code.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some((u32::from_str_radix(code, 16).ok()?, &after[digits..]))
+    };
+    let value = match escape {
+        'a' => (7, after),
+        'b' => (8, after),
+        'f' => (12, after),
+        'n' => (10, after),
+        'r' => (13, after),
+        't' => (9, after),
+        'v' => (11, after),
+        '\\' => (92, after),
+        '\'' => (39, after),
+        'x' => hex(2)?,
+        'u' | 'U' => {
+            let (code, tail) = hex(if escape == 'u' { 4 } else { 8 })?;
+            // A valid Unicode scalar value, as Go's utf8.ValidRune.
+            char::from_u32(code)?;
+            (code, tail)
+        }
+        '0'..='7' => {
+            let code = text.get(1..4)?;
+            if !code.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                return None;
+            }
+            let value = u32::from_str_radix(code, 8).ok()?;
+            if value > 255 {
+                return None;
+            }
+            (value, &text[4..])
+        }
+        _ => return None,
+    };
+    Some(value)
 }
 
 /// Reads a double-quoted literal from just after its opening quote: its
@@ -552,18 +604,32 @@ pub fn line_col(src: &str, pos: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// A lexical error and where it is in the source.
+pub(crate) type LexError = (usize, ParseError);
+
 /// Splits `src` (the template `name`) into tokens, ending with [`Tok::Eof`].
+/// Where the text cannot be lexed, the tokens end there, and the error
+/// comes with them: Go's lexer runs as the parser asks for tokens, so a
+/// parse error before that place is the one Go reports.
 pub(crate) fn tokenize<'a>(
     name: &'a str,
     src: &'a str,
-) -> Result<Vec<(Tok<'a>, usize)>, ParseError> {
-    Lexer {
+) -> (Vec<(Tok<'a>, usize)>, Option<LexError>) {
+    let mut lexer = Lexer {
         src,
         pos: 0,
         // Chart templates run to ~0.14 tokens per byte (0.23 at most in the
         // corpus): sized once, the vector is not copied as it grows.
         toks: Vec::with_capacity(src.len() / 4 + 8),
         name,
+        error_pos: std::cell::Cell::new(0),
+    };
+    match lexer.run() {
+        Ok(()) => (lexer.toks, None),
+        Err(error) => {
+            let at = lexer.error_pos.get();
+            lexer.toks.push((Tok::Eof, at));
+            (lexer.toks, Some((at, error)))
+        }
     }
-    .run()
 }

@@ -9,6 +9,9 @@ use crate::lex::{Tok, line_of, parse_number, string_value, tokenize};
 use crate::tree::*;
 
 struct Parser<'a> {
+    /// Where the first error was raised (to tell it from a lexical error
+    /// further on).
+    error_pos: std::cell::Cell<usize>,
     toks: Vec<(Tok<'a>, usize)>,
     idx: usize,
     src: &'a str,
@@ -28,6 +31,7 @@ enum ListEnd {
 
 impl<'a> Parser<'a> {
     fn err(&self, pos: usize, msg: impl Into<String>) -> ParseError {
+        self.error_pos.set(pos);
         ParseError {
             name: self.name.to_string(),
             line: line_of(self.src, pos),
@@ -530,7 +534,7 @@ fn describe(t: &Tok) -> String {
 /// Parses the template `name` from `src`. Every function it calls must be in
 /// `funcs`: an unknown function is a parse error, as in Go.
 pub fn parse(name: &str, src: &str, funcs: &FuncTable) -> Result<ParsedFile, ParseError> {
-    let toks = tokenize(name, src)?;
+    let (toks, lex_error) = tokenize(name, src);
     let mut parser = Parser {
         toks,
         idx: 0,
@@ -540,8 +544,17 @@ pub fn parse(name: &str, src: &str, funcs: &FuncTable) -> Result<ParsedFile, Par
         vars: vec!["$"],
         range_depth: 0,
         funcs,
+        error_pos: std::cell::Cell::new(usize::MAX),
     };
-    let (body, _) = parser.parse_list(true)?;
+    let parsed = parser.parse_list(true);
+    if let Some((lex_pos, lex_error)) = lex_error {
+        // The parser stopped at the tokens' early end unless it failed before.
+        return match parsed {
+            Err(error) if parser.error_pos.get() < lex_pos => Err(error),
+            _ => Err(lex_error),
+        };
+    }
+    let (body, _) = parsed?;
     let body_is_empty = is_empty_tree(&body, src);
     Ok(ParsedFile {
         body,

@@ -101,6 +101,12 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("a float literal out of range", "{{ 1e400 }}", ""),
     (
+        "sprig's float arithmetic, in decimal",
+        "{{ addf 0.1 0.2 }} {{ mulf 0.1 3 }} {{ subf 0.3 0.1 }} {{ divf 1 3 }} {{ divf 0.3 0.1 }} {{ addf 1e300 1e300 }} {{ mulf 1.1 1.1 }} {{ add1f 0.2 }} {{ divf -2 3 }} {{ addf }} {{ mulf .Values.cpu 1.5 }} {{ subf \"0.5\" 0.1 }}",
+        "cpu: 0.7\n",
+    ),
+    ("divf by zero", "{{ divf 1 0 }}", ""),
+    (
         "character constants with every escape",
         r#"{{ list '\x41' '\u00e9' '\U0001F600' '\101' '\a' '\b' '\f' '\v' '\\' '\'' 'é' | toJson }}"#,
         "",

@@ -5,6 +5,7 @@ use gotemplate::func::arg::err;
 use gotemplate::{Arity::*, Func, FuncResult, Value};
 
 use super::conversions::{to_f64, to_i64};
+use super::decimal::Decimal;
 
 pub(super) const FUNCS: &[Func] = &[
     Func::new("add", AtLeast(0), |a| {
@@ -31,21 +32,19 @@ pub(super) const FUNCS: &[Func] = &[
         Ok(Value::Int(a.iter().map(to_i64).min().unwrap_or(0)))
     }),
     Func::new("addf", AtLeast(0), |a| {
-        Ok(Value::Float(a.iter().map(to_f64).sum()))
+        decimal_op(&Value::Float(0.0), a, |x, y| Ok(x.add(y)))
     }),
-    Func::new("add1f", Exact(1), |a| Ok(Value::Float(to_f64(&a[0]) + 1.0))),
+    Func::new("add1f", Exact(1), |a| {
+        decimal_op(&a[0], &[Value::Int(1)], |x, y| Ok(x.add(y)))
+    }),
     Func::new("subf", AtLeast(1), |a| {
-        Ok(Value::Float(
-            a[1..].iter().map(to_f64).fold(to_f64(&a[0]), |x, y| x - y),
-        ))
+        decimal_op(&a[0], &a[1..], |x, y| Ok(x.sub(y)))
     }),
     Func::new("mulf", AtLeast(1), |a| {
-        Ok(Value::Float(a.iter().map(to_f64).product()))
+        decimal_op(&a[0], &a[1..], |x, y| Ok(x.mul(y)))
     }),
     Func::new("divf", AtLeast(1), |a| {
-        Ok(Value::Float(
-            a[1..].iter().map(to_f64).fold(to_f64(&a[0]), |x, y| x / y),
-        ))
+        decimal_op(&a[0], &a[1..], Decimal::div)
     }),
     Func::new("maxf", AtLeast(1), |a| {
         Ok(Value::Float(a.iter().map(to_f64).fold(f64::MIN, f64::max)))
@@ -62,6 +61,21 @@ pub(super) const FUNCS: &[Func] = &[
         Ok(Value::Float((to_f64(&a[0]) * scale).round() / scale))
     }),
 ];
+
+/// sprig's `execDecimalOp`: `first`, then each of `rest`, through `op` in
+/// decimal; the float nearest the result.
+fn decimal_op(
+    first: &Value,
+    rest: &[Value],
+    op: impl Fn(&Decimal, &Decimal) -> Result<Decimal, String>,
+) -> FuncResult {
+    let decimal = |v: &Value| Decimal::from_float(to_f64(v));
+    let mut result = decimal(first).or_else(err)?;
+    for value in rest {
+        result = op(&result, &decimal(value).or_else(err)?).or_else(err)?;
+    }
+    Ok(Value::Float(result.to_float()))
+}
 
 /// `div` and `mod`: Go panics on a zero divisor.
 fn divide(a: &[Value], op: fn(i64, i64) -> i64) -> FuncResult {

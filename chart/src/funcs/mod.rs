@@ -7,6 +7,7 @@
 mod conversions;
 mod crypto;
 mod dates;
+mod decimal;
 mod defaults;
 mod dicts;
 mod durations;

@@ -107,6 +107,86 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("divf by zero", "{{ divf 1 0 }}", ""),
     (
+        "sprig lists: first of a string",
+        "{{ first \"x\" }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: last of a bool",
+        "{{ last true }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: rest of a map",
+        "{{ rest .Values.m }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: initial of an int",
+        "{{ initial 3 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: reverse of a float",
+        "{{ reverse 1.5 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: uniq of a map",
+        "{{ uniq .Values.m }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: without from a string",
+        "{{ without \"x\" 1 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: has in a string",
+        "{{ has 1 \"x\" }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: compact of an int64",
+        "{{ compact .Values.n }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: append to an int",
+        "{{ append 1 2 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: prepend to a string",
+        "{{ prepend \"x\" 2 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: chunk of an int",
+        "{{ chunk 2 5 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: concat of a float",
+        "{{ concat (list 1) 2.5 }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: first of nil",
+        "{{ first .Values.missing }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: reverse of nil",
+        "{{ reverse .Values.missing }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
+        "sprig lists: lists of bytes",
+        "{{ first (.Files.GetBytes \"files/a.txt\") }} {{ reverse (list 1 2) | toJson }} {{ chunk 2 (list 1 2 3) | toJson }}",
+        "m: {a: 1}\nn: 5\n",
+    ),
+    (
         "character constants with every escape",
         r#"{{ list '\x41' '\u00e9' '\U0001F600' '\101' '\a' '\b' '\f' '\v' '\\' '\'' 'é' | toJson }}"#,
         "",

@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use gotemplate::builtins;
-use gotemplate::func::arg::{int, list};
+use gotemplate::func::arg::int;
 use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
 
 use super::conversions::{deep_equal, strval, to_i64};
@@ -56,26 +56,47 @@ pub(super) const FUNCS: &[Func] = &[
 ];
 
 fn append(a: &[Value]) -> FuncResult {
-    let mut items = (*list("append", &a[0])?).clone();
+    let mut items = (*sprig_list(&a[0], "Cannot push on type {kind}")?).clone();
     items.push(a[1].clone());
     Ok(Value::list(items))
 }
 
 fn prepend(a: &[Value]) -> FuncResult {
     let mut items = vec![a[1].clone()];
-    items.extend(list("prepend", &a[0])?.iter().cloned());
+    items.extend(
+        sprig_list(&a[0], "Cannot prepend on type {kind}")?
+            .iter()
+            .cloned(),
+    );
     Ok(Value::list(items))
 }
 
-/// A list argument that may be nil; an empty list counts as none.
-fn nonempty_list(v: &Value, what: &str) -> Result<Option<Rc<Vec<Value>>>, FuncError> {
+/// Go's panic when sprig asks a nil argument its kind
+/// (`reflect.TypeOf(nil).Kind()`), as the template reports it.
+const NIL_DEREFERENCE: &str = "runtime error: invalid memory address or nil pointer dereference";
+
+/// The list argument of a sprig list function, or sprig's error naming the
+/// argument's kind (`wording` with `{kind}`); nil is Go's nil dereference.
+fn sprig_list(v: &Value, wording: &str) -> Result<Rc<Vec<Value>>, FuncError> {
     match v {
-        Value::Nil => Ok(None),
-        other => {
-            let items = list(what, other)?;
-            Ok(if items.is_empty() { None } else { Some(items) })
-        }
+        Value::List(items) => Ok(items.clone()),
+        Value::Bytes(bytes) => Ok(Rc::new(
+            bytes.iter().map(|b| Value::Int(i64::from(*b))).collect(),
+        )),
+        Value::Object(object) => match object.entries() {
+            Some(Value::List(items)) => Ok(items),
+            _ => Err(FuncError::new(wording.replace("{kind}", v.kind_name()))),
+        },
+        Value::Nil => Err(FuncError::new(NIL_DEREFERENCE)),
+        other => Err(FuncError::new(wording.replace("{kind}", other.kind_name()))),
     }
+}
+
+/// A list argument whose emptiness gives nil (`first`, `last`, `rest`,
+/// `initial`).
+fn nonempty_list(v: &Value, what: &str) -> Result<Option<Rc<Vec<Value>>>, FuncError> {
+    let items = sprig_list(v, &format!("Cannot find {what} on type {{kind}}"))?;
+    Ok(if items.is_empty() { None } else { Some(items) })
 }
 
 fn first(a: &[Value]) -> FuncResult {
@@ -104,7 +125,7 @@ fn initial(a: &[Value]) -> FuncResult {
 
 fn uniq(a: &[Value]) -> FuncResult {
     let mut out: Vec<Value> = Vec::new();
-    for v in list("uniq", &a[0])?.iter() {
+    for v in sprig_list(&a[0], "Cannot find uniq on type {kind}")?.iter() {
         if !out.iter().any(|o| deep_equal(o, v)) {
             out.push(v.clone());
         }
@@ -114,7 +135,7 @@ fn uniq(a: &[Value]) -> FuncResult {
 
 fn without(a: &[Value]) -> FuncResult {
     Ok(Value::list(
-        list("without", &a[0])?
+        sprig_list(&a[0], "Cannot find without on type {kind}")?
             .iter()
             .filter(|v| !a[1..].iter().any(|x| deep_equal(x, v)))
             .cloned()
@@ -126,7 +147,9 @@ fn has(a: &[Value]) -> FuncResult {
     match &a[1] {
         Value::Nil => Ok(Value::Bool(false)),
         haystack => Ok(Value::Bool(
-            list("has", haystack)?.iter().any(|v| deep_equal(v, &a[0])),
+            sprig_list(haystack, "Cannot find has on type {kind}")?
+                .iter()
+                .any(|v| deep_equal(v, &a[0])),
         )),
     }
 }
@@ -134,20 +157,24 @@ fn has(a: &[Value]) -> FuncResult {
 fn concat(a: &[Value]) -> FuncResult {
     let mut out = Vec::new();
     for v in a {
-        out.extend(list("concat", v)?.iter().cloned());
+        out.extend(
+            sprig_list(v, "Cannot concat type {kind} as list")?
+                .iter()
+                .cloned(),
+        );
     }
     Ok(Value::list(out))
 }
 
 fn reverse(a: &[Value]) -> FuncResult {
-    let mut items = (*list("reverse", &a[0])?).clone();
+    let mut items = (*sprig_list(&a[0], "Cannot find reverse on type {kind}")?).clone();
     items.reverse();
     Ok(Value::list(items))
 }
 
 fn compact(a: &[Value]) -> FuncResult {
     Ok(Value::list(
-        list("compact", &a[0])?
+        sprig_list(&a[0], "Cannot compact on type {kind}")?
             .iter()
             .filter(|v| !v.is_empty())
             .cloned()
@@ -167,7 +194,7 @@ fn sort_alpha(a: &[Value]) -> FuncResult {
 fn chunk(a: &[Value]) -> FuncResult {
     let size = int(&a[0])?.max(1) as usize;
     Ok(Value::list(
-        list("chunk", &a[1])?
+        sprig_list(&a[1], "Cannot chunk type {kind}")?
             .chunks(size)
             .map(|c| Value::list(c.to_vec()))
             .collect(),

@@ -908,3 +908,71 @@ async fn a_deleted_branch_leaves_the_release_in_place() {
         .unwrap();
     succeeded(&agent.sync(true).await);
 }
+
+/// A chart that writes into `kube-system`, or a values file whose anchors
+/// expand exponentially: refused with the cause, nothing applied.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chart_writing_into_kube_system_or_a_billion_laughs_applies_nothing() {
+    let cluster = shared().await;
+    let repo = demo_repo("hostile");
+    repo.write(
+        "deploy/chart/templates/sneaky.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n  namespace: kube-system\ndata:\n  a: b\n",
+    )
+    .unwrap();
+    repo.commit("write into kube-system").unwrap();
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("ConfigMap kube-system/sneaky") && error.contains("sneaky.yaml"),
+        "{error}"
+    );
+    let client = agent.client.clone();
+    let config_maps = |namespace: &str| Api::<ConfigMap>::namespaced(client.clone(), namespace);
+    assert!(
+        config_maps("kube-system")
+            .get_opt("sneaky")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        config_maps("hostile")
+            .get_opt("hostile-demo-config")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing applied"
+    );
+
+    repo.remove("deploy/chart/templates/sneaky.yaml").unwrap();
+    let laughs: String =
+        std::iter::once("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string())
+            .chain((1..10).map(|i| {
+                let prev = format!("*l{}", i - 1);
+                format!("l{i}: &l{i} [{}]\n", vec![prev; 9].join(", "))
+            }))
+            .collect();
+    let values = std::fs::read_to_string(repo.path().join("deploy/chart/values.yaml")).unwrap();
+    repo.write("deploy/chart/values.yaml", format!("{values}{laughs}"))
+        .unwrap();
+    repo.commit("a billion laughs").unwrap();
+    let started = std::time::Instant::now();
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed);
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("values.yaml") && error.contains("excessive aliasing"),
+        "{error}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        config_maps("hostile")
+            .get_opt("hostile-demo-config")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

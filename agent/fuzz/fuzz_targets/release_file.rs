@@ -8,9 +8,9 @@ use berth_agent::release::ReleaseFile;
 use libfuzzer_sys::fuzz_target;
 
 const CONTEXTS: [&str; 3] = [
-    "gcp,prod,europe-west1,gke-prod-1",
-    "onprem,staging,paris,par-staging-1",
-    "aws,dev,us-east-1,eks-dev",
+    "cloud=gcp,env=prod,region=europe-west1,cluster=gke-prod-1",
+    "cloud=onprem,env=staging,region=paris,cluster=par-staging-1",
+    "cloud=aws,env=dev,region=us-east-1,cluster=eks-dev",
 ];
 
 fuzz_target!(|data: &[u8]| {

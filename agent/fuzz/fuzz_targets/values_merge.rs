@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(second) {
         let release_text = format!("name: fuzz\nnamespace: fuzz\nchart: chart\nvalues:\n{}", indent(text));
         if let Ok(release) = ReleaseFile::parse(&release_text, "release.yaml") {
-            let context: ClusterContext = "gcp,prod,europe-west1,gke-prod-1".parse().expect("a context");
+            let context: ClusterContext = "cloud=gcp,env=prod,region=europe-west1,cluster=gke-prod-1".parse().expect("a context");
             let _ = release.values_for(&context);
             let _ = explain(&values::to_yaml(&defaults), &release.value_layers(&context));
         }

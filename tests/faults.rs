@@ -11,7 +11,6 @@ use berth_agent::daemon::Agent;
 use berth_agent::inventory::{InventoryStore, Outcome};
 use berth_agent::objects::RELEASE_LABEL;
 use berth_harness::TestCluster;
-use berth_harness::git::TestRepo;
 use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ListParams};
@@ -31,15 +30,6 @@ async fn child_syncs_once() {
     let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
     let mut agent = Agent::new(config, client);
     agent.sync_once(None, false).await;
-}
-
-/// A release of `count` ConfigMaps.
-fn set_count(repo: &TestRepo, release: &str, count: usize) {
-    repo.write(
-        "deploy/release.yaml",
-        format!("name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {count}\n"),
-    )
-    .unwrap();
 }
 
 async fn live_names(client: &kube::Client, release: &str) -> Vec<String> {
@@ -66,18 +56,8 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
     // A cluster of its own: thousands of labelled ConfigMaps.
     let cluster = TestCluster::start("faults-kill").await.unwrap();
     let release = "killed";
-    let repo = TestRepo::new(release).unwrap();
-    repo.write(
-        "deploy/chart/Chart.yaml",
-        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
-    )
-    .unwrap();
-    repo.write(
-        "deploy/chart/templates/config-maps.yaml",
-        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n",
-    )
-    .unwrap();
-    set_count(&repo, release, 5);
+    let repo = config_maps_repo(release);
+    set_config_map_count(&repo, release, 5);
     repo.commit("five").unwrap();
     let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
     let client = agent.client.clone();
@@ -85,7 +65,7 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
     let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
 
     // Three thousand: a child process syncs, and is killed half-way.
-    set_count(&repo, release, 3000);
+    set_config_map_count(&repo, release, 3000);
     repo.commit("three thousand").unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["child_syncs_once", "--exact", "--ignored", "--nocapture"])
@@ -130,7 +110,7 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
     // The next commit renders a thousand: the agent converges on exactly
     // those, pruning what the killed sync created beyond them (never
     // confirmed, so no deletion guard), and keeps the first five.
-    set_count(&repo, release, 1000);
+    set_config_map_count(&repo, release, 1000);
     repo.commit("a thousand after all").unwrap();
     let report = agent.sync(false).await;
     succeeded(&report);
@@ -144,7 +124,7 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
 
     // And back to three thousand: all there, recorded, one history entry
     // per sync (the killed one recorded none).
-    set_count(&repo, release, 3000);
+    set_config_map_count(&repo, release, 3000);
     repo.commit("three thousand again").unwrap();
     succeeded(&agent.sync(false).await);
     assert_eq!(
@@ -164,18 +144,8 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
 async fn an_api_server_restart_during_a_sync_is_survived() {
     let mut cluster = TestCluster::start("faults-restart").await.unwrap();
     let release = "restarted";
-    let repo = TestRepo::new(release).unwrap();
-    repo.write(
-        "deploy/chart/Chart.yaml",
-        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
-    )
-    .unwrap();
-    repo.write(
-        "deploy/chart/templates/config-maps.yaml",
-        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n",
-    )
-    .unwrap();
-    set_count(&repo, release, 2000);
+    let repo = config_maps_repo(release);
+    set_config_map_count(&repo, release, 2000);
     let commit = repo.commit("two thousand").unwrap();
     let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
     let watcher = cluster.admin_client().await.unwrap();

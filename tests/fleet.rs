@@ -964,24 +964,8 @@ async fn a_release_of_ten_thousand_objects_syncs_and_its_inventory_round_trips()
         .unwrap();
     let release = "fleet-ten-thousand";
     const OBJECTS: usize = 10_000;
-    let repo = berth_harness::git::TestRepo::new(release).unwrap();
-    repo.write(
-        "deploy/release.yaml",
-        format!(
-            "name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {OBJECTS}\n"
-        ),
-    )
-    .unwrap();
-    repo.write(
-        "deploy/chart/Chart.yaml",
-        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
-    )
-    .unwrap();
-    repo.write(
-        "deploy/chart/templates/config-maps.yaml",
-        "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n",
-    )
-    .unwrap();
+    let repo = config_maps_repo(release);
+    set_config_map_count(&repo, release, OBJECTS);
     let commit = repo.commit("ten thousand ConfigMaps").unwrap();
     let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
     let client = agent.client.clone();

@@ -772,6 +772,13 @@ async fn deletions_past_the_guard_need_the_commits_trailer() {
     succeeded(&agent.sync(false).await);
     let services: Api<Service> = Api::namespaced(agent.client.clone(), "allow-prune");
     let config_maps: Api<ConfigMap> = Api::namespaced(agent.client.clone(), "allow-prune");
+    let service_present = || async {
+        services
+            .get_opt("allow-prune-demo")
+            .await
+            .unwrap()
+            .is_some()
+    };
 
     // Two of three objects removed: past the default limit of a half.
     repo.remove("deploy/chart/templates/service.yaml").unwrap();
@@ -787,13 +794,7 @@ async fn deletions_past_the_guard_need_the_commits_trailer() {
         error.contains("add the trailer \"Berth-Allow-Prune: 2\" to the commit message"),
         "{error}"
     );
-    assert!(
-        services
-            .get_opt("allow-prune-demo")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(service_present().await, "nothing deleted");
 
     // A trailer for fewer, or for another release, is not enough.
     repo.commit("drop them\n\nBerth-Allow-Prune: 1\nBerth-Allow-Prune: other=5")
@@ -805,13 +806,7 @@ async fn deletions_past_the_guard_need_the_commits_trailer() {
         error.contains("trailer allows 1, fewer than that"),
         "{error}"
     );
-    assert!(
-        services
-            .get_opt("allow-prune-demo")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(service_present().await, "nothing deleted");
 
     let allowed = repo
         .commit("drop them, on purpose\n\nBerth-Allow-Prune: allow-prune=2")
@@ -820,13 +815,7 @@ async fn deletions_past_the_guard_need_the_commits_trailer() {
     succeeded(&report);
     assert_eq!(report.counts.deleted, 2, "{report:?}");
     assert_eq!(report.deletions_allowed, Some(2));
-    assert!(
-        services
-            .get_opt("allow-prune-demo")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!service_present().await, "the service is deleted");
     assert!(
         config_maps
             .get_opt("allow-prune-demo-config")

@@ -229,3 +229,33 @@ pub fn add_to_release(repo: &TestRepo, keys: &str) {
     repo.write("deploy/release.yaml", format!("{text}{keys}"))
         .unwrap();
 }
+
+/// The template of [`config_maps_repo`]'s chart: `.Values.count` ConfigMaps
+/// named `<release>-<i>`.
+pub const CONFIG_MAPS_TEMPLATE: &str = "{{- range $i := until (int .Values.count) }}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ $.Release.Name }}-{{ $i }}\ndata:\n  index: {{ $i | quote }}\n{{- end }}\n";
+
+/// A repository for `release` whose chart renders many ConfigMaps (its
+/// release file not written yet: [`set_config_map_count`]).
+pub fn config_maps_repo(release: &str) -> TestRepo {
+    let repo = TestRepo::new(release).unwrap();
+    repo.write(
+        "deploy/chart/Chart.yaml",
+        "apiVersion: v2\nname: many\nversion: 1.0.0\n",
+    )
+    .unwrap();
+    repo.write(
+        "deploy/chart/templates/config-maps.yaml",
+        CONFIG_MAPS_TEMPLATE,
+    )
+    .unwrap();
+    repo
+}
+
+/// Writes the release file of a [`config_maps_repo`]: `count` ConfigMaps.
+pub fn set_config_map_count(repo: &TestRepo, release: &str, count: usize) {
+    repo.write(
+        "deploy/release.yaml",
+        format!("name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {count}\n"),
+    )
+    .unwrap();
+}

@@ -200,3 +200,154 @@ async fn an_api_server_restart_during_a_sync_is_survived() {
         0
     );
 }
+
+/// kube-apiserver's requests answered with 429, from its own `/metrics`.
+async fn too_many_requests(client: &kube::Client) -> f64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    prometheus_parse::Scrape::parse(lines)
+        .unwrap()
+        .samples
+        .iter()
+        // The in-flight limit's refusals are counted as terminations.
+        .filter(|s| {
+            s.metric == "apiserver_request_terminations_total"
+                || s.metric == "apiserver_request_total"
+        })
+        .filter(|s| s.labels.get("code") == Some("429"))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+/// An API server that answers 429 (more mutating requests in flight than
+/// it takes, from four releases syncing side by side): berth's requests are
+/// retried with backoff (kube-rs's retry layer, which honours
+/// `Retry-After`), every sync completes with its inventory whole, and the
+/// retries stay bounded (no busy loop).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_server_answering_429_is_retried_with_backoff() {
+    let cluster = TestCluster::start_with_apiserver_args(
+        "faults-429",
+        &[
+            "--max-requests-inflight=3",
+            "--max-mutating-requests-inflight=1",
+        ],
+    )
+    .await
+    .unwrap();
+    let releases = ["throttled-a", "throttled-b", "throttled-c", "throttled-d"];
+    let repos: Vec<_> = releases
+        .iter()
+        .map(|release| {
+            let repo = config_maps_repo(release);
+            set_config_map_count(&repo, release, 100);
+            repo.commit("a hundred").unwrap();
+            repo
+        })
+        .collect();
+    let urls: Vec<String> = repos.iter().map(|r| r.file_url()).collect();
+    let applications: Vec<(&str, &str)> = releases
+        .iter()
+        .zip(&urls)
+        .map(|(release, url)| (*release, url.as_str()))
+        .collect();
+    // The admin identity (system:masters) is exempt from the in-flight
+    // limits: berth runs as the restricted one, given cluster-admin.
+    let admin = cluster.admin_client().await.unwrap();
+    let binding: k8s_openapi::api::rbac::v1::ClusterRoleBinding =
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "restricted-is-admin" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin" },
+            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": berth_harness::cluster::RESTRICTED_GROUP }],
+        }))
+        .unwrap();
+    Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(admin.clone())
+        .create(&Default::default(), &binding)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let entries: String = applications
+        .iter()
+        .map(|(name, url)| {
+            format!(
+                "  - {{ name: {name}, url: \"{url}\", branch: {}, poll_interval: 1s }}\n",
+                berth_harness::git::BRANCH
+            )
+        })
+        .collect();
+    let path = dir.path().join("berth.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "context: {{ cloud: onprem, env: staging, region: paris, cluster: par-staging-1 }}\n\
+             cache_dir: {cache}\n\
+             kubeconfig: {kubeconfig}\n\
+             state_namespace: {STATE_NAMESPACE}\n\
+             applications:\n{entries}",
+            cache = dir.path().join("cache").display(),
+            kubeconfig = cluster.restricted_kubeconfig().display(),
+        ),
+    )
+    .unwrap();
+    let config = AgentConfig::load(&path).unwrap();
+    let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
+    let mut agent = Agent::new(config, client.clone());
+    let before = too_many_requests(&client).await;
+    // Another client writing all the while, as controllers of a busy
+    // cluster do: the one mutating place is contended.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writers: Vec<_> = (0..3)
+        .map(|i| {
+            let (busy, client) = (busy.clone(), client.clone());
+            tokio::spawn(async move {
+                let api = Api::<ConfigMap>::namespaced(client, "default");
+                let params = kube::api::PatchParams::apply("busy-neighbour").force();
+                while busy.load(std::sync::atomic::Ordering::Relaxed) {
+                    let object = serde_json::json!({
+                        "apiVersion": "v1", "kind": "ConfigMap",
+                        "metadata": { "name": format!("neighbour-{i}") },
+                        "data": { "at": format!("{:?}", Instant::now()) },
+                    });
+                    let _ = api
+                        .patch(
+                            &format!("neighbour-{i}"),
+                            &params,
+                            &kube::api::Patch::Apply(&object),
+                        )
+                        .await;
+                }
+            })
+        })
+        .collect();
+    let reports = agent.sync_once(None, false).await;
+    busy.store(false, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(reports.len(), releases.len());
+    for report in &reports {
+        succeeded(report);
+    }
+    let refused = too_many_requests(&client).await - before;
+    assert!(refused > 0.0, "the API server never answered 429");
+    // Each refused request was retried after a pause, not in a loop.
+    assert!(
+        refused < 4000.0,
+        "{refused} requests refused for 400 objects"
+    );
+    for release in releases {
+        assert_eq!(
+            live_names(&client, release).await,
+            expected_names(release, 100)
+        );
+        let inventory = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10)
+            .load()
+            .await
+            .unwrap();
+        assert_eq!(inventory.objects.len(), 100, "{release}");
+    }
+}

@@ -85,6 +85,12 @@ impl TestCluster {
     /// Starts an independent cluster that lives until it is dropped or the
     /// test binary exits, whichever comes first.
     pub async fn start(name: &str) -> Result<Self> {
+        Self::start_with_apiserver_args(name, &[]).await
+    }
+
+    /// Like [`TestCluster::start`], with more kube-apiserver flags (e.g. a
+    /// small `--max-requests-inflight`, so that it answers 429).
+    pub async fn start_with_apiserver_args(name: &str, extra: &[&str]) -> Result<Self> {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         remove_abandoned_dirs();
         let dir = scratch_root().join(format!(
@@ -93,16 +99,22 @@ impl TestCluster {
             name,
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        Self::start_in(name, &dir, Lifetime::TiedToProcess).await
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        Self::start_in(name, &dir, Lifetime::TiedToProcess, &extra).await
     }
 
     /// Starts a cluster whose servers outlive this process (for `cargo xtask cluster up`);
     /// its pids are written to `dir/pids`.
     pub async fn start_detached(name: &str, dir: &Path) -> Result<Self> {
-        Self::start_in(name, dir, Lifetime::Detached).await
+        Self::start_in(name, dir, Lifetime::Detached, &[]).await
     }
 
-    async fn start_in(name: &str, dir: &Path, lifetime: Lifetime) -> Result<Self> {
+    async fn start_in(
+        name: &str,
+        dir: &Path,
+        lifetime: Lifetime,
+        extra_apiserver_args: &[String],
+    ) -> Result<Self> {
         let servers = tools::ensure_control_plane()?;
         let mut last_error = None;
         // A port found free can be taken before the server binds it; try again with new ports.
@@ -113,7 +125,7 @@ impl TestCluster {
             }
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(dir.join("owner.pid"), std::process::id().to_string())?;
-            match Self::try_start(name, dir, lifetime, &servers).await {
+            match Self::try_start(name, dir, lifetime, &servers, extra_apiserver_args).await {
                 Ok(cluster) => return Ok(cluster),
                 Err(error) => {
                     eprintln!("cluster {name}: start attempt {attempt} failed: {error:#}");
@@ -129,6 +141,7 @@ impl TestCluster {
         dir: &Path,
         lifetime: Lifetime,
         servers: &tools::TestServers,
+        extra_apiserver_args: &[String],
     ) -> Result<Self> {
         let pki = Pki::write(dir)?;
         let etcd_port = free_port()?;
@@ -179,6 +192,10 @@ impl TestCluster {
             "--profiling=false".to_string(),
             "--v=1".to_string(),
         ];
+        let apiserver_args: Vec<String> = apiserver_args
+            .into_iter()
+            .chain(extra_apiserver_args.iter().cloned())
+            .collect();
         let mut apiserver_command = Command::new(&servers.kube_apiserver);
         apiserver_command.args(&apiserver_args);
         let apiserver = ServerProcess::start(

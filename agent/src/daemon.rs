@@ -548,6 +548,7 @@ impl Follower {
                     rolled_back_to: None,
                     held_back_to: None,
                     deletion_held: false,
+                    retry: false,
                     deletions_allowed: None,
                     stages: Vec::new(),
                     tracked: Vec::new(),
@@ -585,8 +586,9 @@ impl Follower {
                 report = sync(target(tree)).await;
             }
         }
-        if report.outcome == Outcome::Deferred {
-            // Vault is down or sealed: retry this commit with backoff.
+        if report.outcome == Outcome::Deferred || report.retry {
+            // Vault or the API server unavailable: retry this commit with
+            // backoff, not only at the next full comparison.
             self.back_off();
             return Some(report);
         }

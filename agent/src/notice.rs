@@ -274,6 +274,7 @@ mod tests {
             rolled_back_to: None,
             held_back_to: None,
             deletion_held: false,
+            retry: false,
             deletions_allowed: None,
             stages: Vec::new(),
             tracked: Vec::new(),

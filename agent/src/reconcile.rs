@@ -106,6 +106,36 @@ impl SyncError {
             _ => Outcome::Failed,
         }
     }
+
+    /// Whether the API server could not be reached or asked to be left
+    /// alone (a connection refused or cut, 429 or 5xx once kube-rs's own
+    /// retries are spent): the commit may be fine, so the sync is tried
+    /// again with backoff rather than at the next full comparison.
+    pub fn is_api_unavailable(&self) -> bool {
+        let unavailable = |error: &kube::Error| match error {
+            kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+            kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+            _ => false,
+        };
+        match self {
+            SyncError::Kube { source, .. } => unavailable(source),
+            SyncError::Plan(error) => {
+                matches!(&**error, PlanError::Kube { source, .. } if unavailable(source))
+            }
+            SyncError::Apply(error) => match &**error {
+                ApplyError::Apply { source, .. }
+                | ApplyError::Namespace { source, .. }
+                | ApplyError::Prune { source, .. } => unavailable(source),
+                ApplyError::CrdNotEstablished { .. } => false,
+            },
+            SyncError::Inventory(
+                InventoryError::Read { source, .. }
+                | InventoryError::Write { source, .. }
+                | InventoryError::Namespace { source, .. },
+            ) => unavailable(source),
+            _ => false,
+        }
+    }
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
@@ -518,6 +548,9 @@ pub struct SyncReport {
     pub held_back_to: Option<String>,
     /// The sync stopped at a deletion guard: nothing was deleted.
     pub deletion_held: bool,
+    /// The sync failed because the API server was unavailable: it is tried
+    /// again with backoff.
+    pub retry: bool,
     /// The sync deleted past the deletion guard, as the commit's
     /// `Berth-Allow-Prune` trailer allowed (this many).
     pub deletions_allowed: Option<usize>,
@@ -631,6 +664,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
             rolled_back_to: None,
             held_back_to: None,
             deletion_held: false,
+            retry: false,
             deletions_allowed: None,
             stages: Vec::new(),
             tracked: Vec::new(),
@@ -645,6 +679,7 @@ pub async fn sync(target: SyncTarget<'_>) -> SyncReport {
                 report.outcome = stopped.error.outcome();
                 report.error = Some(stopped.error.to_string());
                 report.deletion_held = stopped.error.is_deletion_guard();
+                report.retry = stopped.error.is_api_unavailable();
                 if stopped.rollback && matches!(stopped.error, SyncError::Hook(_)) {
                     failed = stopped.release.clone().zip(report.error.clone());
                 }

@@ -19,13 +19,13 @@ const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    #[error("applying {object}: {source}")]
+    #[error("applying {object}: {}", crate::kubernetes::describe(.source))]
     Apply {
         object: ObjectRef,
         #[source]
         source: kube::Error,
     },
-    #[error("creating namespace {namespace}: {source}")]
+    #[error("creating namespace {namespace}: {}", crate::kubernetes::describe(.source))]
     Namespace {
         namespace: String,
         #[source]
@@ -33,7 +33,7 @@ pub enum ApplyError {
     },
     #[error("CustomResourceDefinition {name} was not established within {timeout:?}")]
     CrdNotEstablished { name: String, timeout: Duration },
-    #[error("pruning {object}: {source}")]
+    #[error("pruning {object}: {}", crate::kubernetes::describe(.source))]
     Prune {
         object: ObjectRef,
         #[source]

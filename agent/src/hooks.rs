@@ -125,7 +125,7 @@ pub enum HookError {
         object: ObjectRef,
         reason: String,
     },
-    #[error("{event} hook {object}: {context}: {source}")]
+    #[error("{event} hook {object}: {context}: {}", crate::kubernetes::describe(.source))]
     Kube {
         event: HookEvent,
         object: ObjectRef,

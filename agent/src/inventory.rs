@@ -51,7 +51,7 @@ const MAX_HISTORY_TEXT_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error("reading the inventory of release {release}: {source}")]
+    #[error("reading the inventory of release {release}: {}", crate::kubernetes::describe(.source))]
     Read {
         release: String,
         #[source]
@@ -63,13 +63,13 @@ pub enum InventoryError {
         key: &'static str,
         cause: String,
     },
-    #[error("writing the inventory of release {release}: {source}")]
+    #[error("writing the inventory of release {release}: {}", crate::kubernetes::describe(.source))]
     Write {
         release: String,
         #[source]
         source: kube::Error,
     },
-    #[error("creating the state namespace {namespace}: {source}")]
+    #[error("creating the state namespace {namespace}: {}", crate::kubernetes::describe(.source))]
     Namespace {
         namespace: String,
         #[source]

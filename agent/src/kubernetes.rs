@@ -29,6 +29,25 @@ use crate::config::AgentConfig;
 #[error("connecting to Kubernetes: {0}")]
 pub struct KubernetesError(String);
 
+/// An API error as people read it: the server's message with its code, or
+/// that the server could not be reached and the root cause (kube-rs's own
+/// text shows the status structure or "client error (SendRequest)").
+pub fn describe(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => {
+            format!("{} ({} {})", status.message, status.code, status.reason)
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+            let mut cause: &dyn std::error::Error = error;
+            while let Some(source) = cause.source() {
+                cause = source;
+            }
+            format!("the API server could not be reached: {cause}")
+        }
+        other => other.to_string(),
+    }
+}
+
 /// The agent's client: from the configured kubeconfig, else in-cluster or
 /// `KUBECONFIG`; at most `concurrency.requests` requests in flight.
 pub async fn kube_client(config: &AgentConfig) -> Result<Client, KubernetesError> {

@@ -175,7 +175,7 @@ impl Elector {
         {
             Ok(_) => info!(lease = %self.config.lease_name, "leadership released"),
             Err(error) => {
-                warn!(error = %cause(&error), "could not release the lease; another replica takes over when it expires")
+                warn!(error = %crate::kubernetes::describe(&error), "could not release the lease; another replica takes over when it expires")
             }
         }
     }
@@ -192,7 +192,7 @@ impl Elector {
             .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            warn!(pod = %name, error = %cause(&error), "could not label the pod with its role; webhooks may reach a follower");
+            warn!(pod = %name, error = %crate::kubernetes::describe(&error), "could not label the pod with its role; webhooks may reach a follower");
         }
     }
 
@@ -207,7 +207,7 @@ impl Elector {
         if let Err(error) =
             crate::inventory::ensure_namespace(self.client.clone(), &self.config.namespace).await
         {
-            warn!(namespace = %self.config.namespace, error = %cause(&error), "could not create the lease's namespace");
+            warn!(namespace = %self.config.namespace, error = %crate::kubernetes::describe(&error), "could not create the lease's namespace");
         }
         let mut last_renewal: Option<Instant> = None;
         let renew_deadline = self.config.retry_period.max(self.config.renew_deadline);
@@ -256,7 +256,7 @@ impl Elector {
                     });
                 }
                 Ok(Err(error)) => {
-                    warn!(error = %cause(&error), "could not read or renew the lease")
+                    warn!(error = %crate::kubernetes::describe(&error), "could not read or renew the lease")
                 }
                 Err(_) => warn!("the lease request did not finish within the retry period"),
             }
@@ -284,14 +284,6 @@ impl Elector {
                 return;
             }
         }
-    }
-}
-
-/// An API error as people read it: the server's message, not its structure.
-fn cause(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
     }
 }
 

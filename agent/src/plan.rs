@@ -68,7 +68,7 @@ pub enum PlanError {
         source_file: String,
         cause: String,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", crate::kubernetes::describe(.source))]
     Kube {
         context: String,
         #[source]

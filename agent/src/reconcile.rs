@@ -58,7 +58,7 @@ pub enum SyncError {
     Hook(Box<HookError>),
     #[error("record: {0}")]
     Inventory(#[from] InventoryError),
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", crate::kubernetes::describe(.source))]
     Kube {
         context: String,
         #[source]

@@ -489,3 +489,64 @@ fn caches_of_applications_no_longer_followed_are_removed() {
     assert!(kept.repo_dir().exists() && notes.exists());
     assert!(kept.update().is_ok());
 }
+
+/// Bytes that do not compress, so a pack of them is as large.
+fn noise(bytes: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+    (0..bytes)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+/// The git server gone in the middle of a fetch (the link cut after part
+/// of the pack): the update fails as unreachable, and the cache is whole —
+/// with the server back, the next update fetches the commit and reads it.
+#[test]
+fn a_server_gone_mid_fetch_leaves_a_cache_that_fetches_again() {
+    let (repo, first) = app_repo("cut-mid-fetch");
+    let server = GitHttpServer::start(repo.base_dir(), None).unwrap();
+    let served = server.url_for(&repo);
+    let port: u16 = served
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let link = berth_harness::link::FaultyLink::start(([127, 0, 0, 1], port).into()).unwrap();
+    let url = served.replace(&format!(":{port}/"), &format!(":{}/", link.port()));
+    let cache = tempfile::tempdir().unwrap();
+    let mut source = source(&url, &cache);
+    assert_eq!(source.update().unwrap().commit, first);
+
+    repo.write("deploy/chart/files/blob.bin", noise(4 << 20, 7))
+        .unwrap();
+    let second = repo.commit("a large file").unwrap();
+    link.cut_after(512 * 1024);
+    match source.update() {
+        Err(SourceError::Unreachable { .. }) => {}
+        other => panic!("a cut fetch: {other:?}"),
+    }
+    // What was fetched before is still there and readable.
+    assert_eq!(read(&source, &first, RELEASE), "chart: chart\nversion: 1\n");
+
+    link.restore();
+    assert_eq!(
+        source.update().unwrap(),
+        Update {
+            commit: second.clone(),
+            fetched: true
+        }
+    );
+    let tree = source.tree(&second).unwrap();
+    assert_eq!(
+        tree.read_file(&path("deploy/chart/files/blob.bin"))
+            .unwrap(),
+        noise(4 << 20, 7)
+    );
+}

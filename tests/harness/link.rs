@@ -123,10 +123,7 @@ fn relay(from: &TcpStream, to: &TcpStream, cut_off: Option<CutOff>) {
     };
     std::thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
-        loop {
-            let Ok(read) = from.read(&mut buffer) else {
-                break;
-            };
+        while let Ok(read) = from.read(&mut buffer) {
             if read == 0 {
                 break;
             }

@@ -282,20 +282,13 @@ async fn an_api_server_answering_429_is_retried_with_backoff() {
             )
         })
         .collect();
-    let path = dir.path().join("berth.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "context: {{ cloud: onprem, env: staging, region: paris, cluster: par-staging-1 }}\n\
-             cache_dir: {cache}\n\
-             kubeconfig: {kubeconfig}\n\
-             state_namespace: {STATE_NAMESPACE}\n\
-             applications:\n{entries}",
-            cache = dir.path().join("cache").display(),
-            kubeconfig = cluster.restricted_kubeconfig().display(),
-        ),
-    )
-    .unwrap();
+    let path = write_config(
+        dir.path(),
+        &cluster.restricted_kubeconfig(),
+        STAGING_PARIS,
+        &entries,
+        "",
+    );
     let config = AgentConfig::load(&path).unwrap();
     let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
     let mut agent = Agent::new(config, client.clone());

@@ -1060,23 +1060,19 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires() {
     )
     .unwrap();
     let port = free_port().unwrap();
-    let config_path = dir.path().join("berth.yaml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "context: {{ cloud: onprem, env: staging, region: paris, cluster: par-staging-1 }}\n\
-             cache_dir: {cache}\n\
-             kubeconfig: {kubeconfig}\n\
-             state_namespace: {STATE_NAMESPACE}\n\
-             http: {{ address: \"127.0.0.1:{port}\" }}\n\
-             leader_election: {{ lease_name: berth-partition, identity: cut-off, lease_duration: 4s, renew_deadline: 2s, retry_period: 1s }}\n\
-             applications:\n  - {{ name: partition, url: \"{url}\", branch: {BRANCH}, poll_interval: 1s }}\n",
-            cache = dir.path().join("cache").display(),
-            kubeconfig = kubeconfig.display(),
-            url = repo.file_url(),
+    let config_path = write_config(
+        dir.path(),
+        &kubeconfig,
+        STAGING_PARIS,
+        &format!(
+            "  - {{ name: partition, url: \"{}\", branch: {BRANCH}, poll_interval: 1s }}\n",
+            repo.file_url()
         ),
-    )
-    .unwrap();
+        &format!(
+            "http: {{ address: \"127.0.0.1:{port}\" }}\n\
+             leader_election: {{ lease_name: berth-partition, identity: cut-off, lease_duration: 4s, renew_deadline: 2s, retry_period: 1s }}\n"
+        ),
+    );
     let config = AgentConfig::load(&config_path).unwrap();
     let agent_client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
     let task = tokio::spawn({

@@ -83,19 +83,13 @@ impl TestAgent {
             berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
         }
         let dir = tempfile::tempdir().unwrap();
-        let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
-        let config = format!(
-            "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
-             cache_dir: {cache}\n\
-             kubeconfig: {kubeconfig}\n\
-             state_namespace: {STATE_NAMESPACE}\n\
-             log: debug\n\
-             applications:\n{applications}",
-            cache = dir.path().join("cache").display(),
-            kubeconfig = cluster.admin_kubeconfig().display(),
+        let path = write_config(
+            dir.path(),
+            &cluster.admin_kubeconfig(),
+            context,
+            applications,
+            &format!("log: debug\n{extra}"),
         );
-        let path = dir.path().join("berth.yaml");
-        std::fs::write(&path, format!("{config}{extra}")).unwrap();
         let config = AgentConfig::load(&path).unwrap();
         // The agent's own client, as `berth run` makes it.
         let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
@@ -258,4 +252,33 @@ pub fn set_config_map_count(repo: &TestRepo, release: &str, count: usize) {
         format!("name: {release}\nnamespace: {release}\nchart: chart\nvalues:\n  count: {count}\n"),
     )
     .unwrap();
+}
+
+/// Writes `dir/berth.yaml`: the cluster `context` ("cloud,env,region,name"),
+/// a cache in `dir`, `kubeconfig`, the state namespace, `extra` keys and
+/// the `applications:` list (YAML entries); returns its path.
+pub fn write_config(
+    dir: &Path,
+    kubeconfig: &Path,
+    context: &str,
+    applications: &str,
+    extra: &str,
+) -> PathBuf {
+    let [cloud, env, region, name] = context.split(',').collect::<Vec<_>>().try_into().unwrap();
+    let path = dir.join("berth.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "context: {{ cloud: {cloud}, env: {env}, region: {region}, cluster: {name} }}\n\
+             cache_dir: {cache}\n\
+             kubeconfig: {kubeconfig}\n\
+             state_namespace: {STATE_NAMESPACE}\n\
+             {extra}\
+             applications:\n{applications}",
+            cache = dir.join("cache").display(),
+            kubeconfig = kubeconfig.display(),
+        ),
+    )
+    .unwrap();
+    path
 }

@@ -965,3 +965,116 @@ async fn a_chart_writing_into_kube_system_or_a_billion_laughs_applies_nothing() 
             .is_none()
     );
 }
+
+/// A release that names a `serviceAccountName`: berth impersonates it, so
+/// the release can do only what that account may, as the real API server's
+/// RBAC decides — nothing applied while one of its kinds is forbidden.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_with_a_service_account_does_only_what_the_account_may() {
+    use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let cluster = shared().await;
+    let release = "impersonated";
+    let repo = demo_repo(release);
+    let admin = cluster.admin_client().await.unwrap();
+    let create = kube::api::PostParams::default();
+    let object = |value: serde_json::Value| value;
+    Api::<Namespace>::all(admin.clone())
+        .create(
+            &create,
+            &serde_json::from_value(object(
+                serde_json::json!({ "metadata": { "name": release } }),
+            ))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    Api::<ServiceAccount>::namespaced(admin.clone(), release)
+        .create(
+            &create,
+            &serde_json::from_value(serde_json::json!({ "metadata": { "name": "deployer" } }))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let role = |resources: &[&str]| -> Role {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "deployer" },
+            "rules": [{
+                "apiGroups": ["", "apps"],
+                "resources": resources,
+                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+            }],
+        }))
+        .unwrap()
+    };
+    let roles = Api::<Role>::namespaced(admin.clone(), release);
+    roles
+        .create(&create, &role(&["configmaps", "services"]))
+        .await
+        .unwrap();
+    Api::<RoleBinding>::namespaced(admin.clone(), release)
+        .create(
+            &create,
+            &serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "deployer" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "deployer" },
+                "subjects": [{ "kind": "ServiceAccount", "name": "deployer", "namespace": release }],
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    repo.write(
+        "deploy/release.yaml",
+        format!("{text}serviceAccountName: deployer\n"),
+    )
+    .unwrap();
+    repo.commit("deploy as the deployer").unwrap();
+    let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+
+    // Deployments are not the account's: refused, and nothing applied.
+    let report = agent.sync(false).await;
+    assert_eq!(report.outcome, Outcome::Failed, "{report:?}");
+    let error = report.error.unwrap();
+    assert!(
+        error.contains("system:serviceaccount:impersonated:deployer")
+            && error.contains("deployments"),
+        "{error}"
+    );
+    let config_maps = Api::<ConfigMap>::namespaced(admin.clone(), release);
+    assert!(
+        config_maps
+            .get_opt("impersonated-demo-config")
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing applied"
+    );
+
+    // Once the account may, the release applies as it.
+    roles
+        .replace("deployer", &create, &{
+            let mut wider = role(&["configmaps", "services", "deployments"]);
+            wider.metadata.resource_version = roles
+                .get("deployer")
+                .await
+                .unwrap()
+                .metadata
+                .resource_version;
+            wider
+        })
+        .await
+        .unwrap();
+    let report = agent.sync(false).await;
+    succeeded(&report);
+    assert_eq!(report.counts.created, 3, "{report:?}");
+    assert!(
+        config_maps
+            .get_opt("impersonated-demo-config")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

@@ -41,10 +41,13 @@ pub enum ApplyError {
     },
 }
 
-/// Applies every object the plan marks for applying and prunes the rest.
-/// Returns the counts of what happened.
+/// Applies every object the plan marks for applying and prunes the rest,
+/// as `client` (which may impersonate the release's service account); the
+/// release's namespaces are made as `berth` (berth's own identity): they
+/// are the release file's, not the chart's. Returns the counts.
 pub async fn execute(
     client: &Client,
+    berth: &Client,
     release: &ReleaseFile,
     plan: &Plan,
     force_conflicts: bool,
@@ -58,7 +61,7 @@ pub async fn execute(
     namespaces.sort();
     namespaces.dedup();
     for namespace in namespaces {
-        ensure_namespace(client.clone(), namespace)
+        ensure_namespace(berth.clone(), namespace)
             .await
             .map_err(|source| ApplyError::Namespace {
                 namespace: namespace.to_string(),

@@ -51,6 +51,27 @@ pub fn describe(error: &kube::Error) -> String {
 /// The agent's client: from the configured kubeconfig, else in-cluster or
 /// `KUBECONFIG`; at most `concurrency.requests` requests in flight.
 pub async fn kube_client(config: &AgentConfig) -> Result<Client, KubernetesError> {
+    client_config(config)
+        .await
+        .and_then(|c| client_with_limit(c, config.concurrency.requests))
+}
+
+/// A client of the same identity impersonating the ServiceAccount
+/// `account` of `namespace` (a release's `serviceAccountName`): the API
+/// server allows its requests only what the account may do. Made for each
+/// sync of such a release (a client belongs to the runtime that made it).
+pub async fn impersonating_client(
+    config: &AgentConfig,
+    namespace: &str,
+    account: &str,
+) -> Result<Client, KubernetesError> {
+    let mut client_config = client_config(config).await?;
+    client_config.auth_info.impersonate =
+        Some(format!("system:serviceaccount:{namespace}:{account}"));
+    client_with_limit(client_config, config.concurrency.requests)
+}
+
+async fn client_config(config: &AgentConfig) -> Result<kube::Config, KubernetesError> {
     let client_config = match &config.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
@@ -63,7 +84,7 @@ pub async fn kube_client(config: &AgentConfig) -> Result<Client, KubernetesError
             .await
             .map_err(|e| KubernetesError(e.to_string()))?,
     };
-    client_with_limit(client_config, config.concurrency.requests)
+    Ok(client_config)
 }
 
 /// kube-rs's client for `config`, with at most `requests` requests (watches

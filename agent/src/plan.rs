@@ -324,8 +324,11 @@ pub struct PlanSettings {
 /// Builds the plan: places each object in its namespace, checks scope and
 /// ownership, and runs a server-side dry run of everything that would change.
 /// Writes nothing.
+/// `client` reads and dry-runs the objects (it may impersonate the
+/// release's service account); `berth`, berth's own, reads namespaces.
 pub async fn plan(
     client: &Client,
+    berth: &Client,
     release: &ReleaseFile,
     rendered: Vec<DesiredObject>,
     previous: &Inventory,
@@ -473,7 +476,7 @@ pub async fn plan(
         }
     };
 
-    preflight(client, release, settings, &mut planned).await?;
+    preflight(client, berth, release, settings, &mut planned).await?;
     Ok(Plan {
         objects: planned,
         prune,
@@ -485,6 +488,7 @@ pub async fn plan(
 /// someone else, and dry-runs the apply so a bad object fails before any write.
 async fn preflight(
     client: &Client,
+    berth: &Client,
     release: &ReleaseFile,
     settings: &PlanSettings,
     planned: &mut [PlannedObject],
@@ -531,7 +535,7 @@ async fn preflight(
             let exists = match existing_namespaces.get(namespace) {
                 Some(exists) => *exists,
                 None => {
-                    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+                    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(berth.clone());
                     let exists = api
                         .get_opt(namespace)
                         .await

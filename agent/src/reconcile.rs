@@ -67,6 +67,8 @@ pub enum SyncError {
     /// A stage's blocking task stopped unexpectedly (a bug in berth).
     #[error("{stage} stopped unexpectedly: {cause}")]
     Task { stage: &'static str, cause: String },
+    #[error("impersonating service account {account}: {cause}")]
+    Impersonation { account: String, cause: String },
 }
 
 impl From<PlanError> for SyncError {
@@ -354,12 +356,25 @@ pub enum Prepared {
 }
 
 /// A release ready to apply.
-#[derive(Debug)]
 pub struct Planned {
     pub rendered: RenderedRelease,
     /// What the release applied last time.
     pub previous: Inventory,
     pub plan: Plan,
+    /// The client that plans, applies and prunes: berth's own, or one
+    /// impersonating the release's `serviceAccountName`.
+    pub writer: Client,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // kube's Client has no Debug; the rest says what was planned.
+        f.debug_struct("Planned")
+            .field("rendered", &self.rendered)
+            .field("previous", &self.previous)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A reconcile that stopped, with what was known when it stopped.
@@ -507,7 +522,31 @@ pub async fn prepare_release(
         )
         .await
         .map_err(|e| stopped(e.into(), false, None))?;
-    let planning = plan::plan(client, &rendered.release, objects, &previous, &settings);
+    let writer = match &rendered.release.service_account_name {
+        Some(account) => {
+            crate::kubernetes::impersonating_client(config, &rendered.release.namespace, account)
+                .await
+                .map_err(|e| {
+                    stopped(
+                        SyncError::Impersonation {
+                            account: account.clone(),
+                            cause: e.to_string(),
+                        },
+                        true,
+                        Some(&digest),
+                    )
+                })?
+        }
+        None => client.clone(),
+    };
+    let planning = plan::plan(
+        &writer,
+        client,
+        &rendered.release,
+        objects,
+        &previous,
+        &settings,
+    );
     let plan = clock
         .time("plan", planning.instrument(info_span!("plan")))
         .await
@@ -516,6 +555,7 @@ pub async fn prepare_release(
         rendered,
         previous,
         plan,
+        writer,
     })))
 }
 
@@ -1031,6 +1071,7 @@ async fn run_stages(
         rendered,
         previous,
         plan,
+        writer,
     } = *planned;
     let stopped_at = |error: SyncError| Stopped {
         error,
@@ -1049,7 +1090,7 @@ async fn run_stages(
     if new_commit {
         let event = HookEvent::around(install, true);
         let hooks = hooks::run(
-            client,
+            &writer,
             watches,
             &rendered.release,
             &config.context.cluster,
@@ -1077,7 +1118,14 @@ async fn run_stages(
     }
     let applying = async {
         let _permit = limits.apply().await;
-        apply::execute(client, &rendered.release, &plan, config.force_conflicts).await
+        apply::execute(
+            &writer,
+            client,
+            &rendered.release,
+            &plan,
+            config.force_conflicts,
+        )
+        .await
     };
     let counts = match clock
         .time("apply", applying.instrument(info_span!("apply")))

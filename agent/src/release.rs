@@ -63,6 +63,11 @@ pub struct ReleaseFile {
     /// agent's `helm_compat`, itself 4 by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub helm_compat: Option<berth_chart::HelmCompat>,
+    /// A ServiceAccount of the release's namespace whose permissions the
+    /// release's writes are limited to: berth impersonates it to plan,
+    /// apply and prune (default: berth's own identity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
 }
 
 fn default_chart_path() -> String {
@@ -184,6 +189,14 @@ impl ReleaseFile {
             return Err(error(
                 &["namespace"],
                 format!("namespace {:?} is not a DNS label", self.namespace),
+            ));
+        }
+        if let Some(account) = &self.service_account_name
+            && !is_dns_label(account)
+        {
+            return Err(error(
+                &["serviceAccountName"],
+                format!("service account name {account:?} is not a DNS label"),
             ));
         }
         if self.chart.trim().is_empty() || self.chart.starts_with('/') {

@@ -550,3 +550,73 @@ fn a_server_gone_mid_fetch_leaves_a_cache_that_fetches_again() {
         noise(4 << 20, 7)
     );
 }
+
+/// A tmpfs of `bytes` mounted on `dir` for the length of a test (root's
+/// `mount`, as the test machines run the suite); unmounted on drop, also
+/// when the test fails.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, bytes: u64) -> SmallDisk {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root: {status}");
+        SmallDisk(dir.to_path_buf())
+    }
+
+    fn grow(&self, bytes: u64) {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={bytes}")])
+            .arg(&self.0)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "remounting the tmpfs: {status}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The git cache's disk full in the middle of a fetch: a clear error, and
+/// once there is room again the cache fetches the commit and reads it —
+/// nothing half-written is taken for a commit.
+#[test]
+fn a_full_disk_fails_the_fetch_clearly_and_the_cache_recovers() {
+    let (repo, first) = app_repo("disk-full");
+    let cache = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(cache.path(), 2 << 20);
+    let mut source = source(&repo.file_url(), &cache);
+    assert_eq!(source.update().unwrap().commit, first);
+
+    repo.write("deploy/chart/files/blob.bin", noise(4 << 20, 11))
+        .unwrap();
+    let second = repo.commit("larger than the disk").unwrap();
+    let error = source
+        .update()
+        .expect_err("no room for the pack")
+        .to_string();
+    assert!(
+        error.starts_with("git cache ")
+            && error.contains("writing the fetched objects")
+            && error.contains("No space left on device"),
+        "the error says the cache's disk is full: {error}"
+    );
+    assert_eq!(read(&source, &first, RELEASE), "chart: chart\nversion: 1\n");
+
+    disk.grow(64 << 20);
+    assert_eq!(source.update().unwrap().commit, second);
+    assert_eq!(
+        source
+            .tree(&second)
+            .unwrap()
+            .read_file(&path("deploy/chart/files/blob.bin"))
+            .unwrap(),
+        noise(4 << 20, 11)
+    );
+}

@@ -392,6 +392,22 @@ impl GitSource {
         let url = self.shown_url.clone();
         let auth = cause.code() == ErrorCode::Auth
             || (cause.class() == ErrorClass::Ssh && message.contains("authenticat"));
+        // Writing what was fetched failed here (a full disk): the cache's
+        // fault, not the remote's.
+        // (libgit2 reports a refused connection as an OS error too, so the
+        // OS's own words tell them apart.)
+        let local = matches!(cause.class(), ErrorClass::Odb | ErrorClass::Filesystem)
+            || [
+                "No space left on device",
+                "Disk quota exceeded",
+                "Read-only file system",
+            ]
+            .iter()
+            .any(|words| message.contains(words));
+        if local {
+            warn!(%message, "could not write the fetched objects to the cache");
+            return self.cache_error("writing the fetched objects".into(), cause);
+        }
         if auth {
             warn!(%message, "remote refused authentication");
             SourceError::Authentication {

@@ -4,7 +4,6 @@
 //! number of arguments before the call, with Go's messages.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
 use crate::error::{ExecError, FuncError, TextError};
 use crate::value::{MapRef, Value};
@@ -177,20 +176,6 @@ pub mod arg {
             Value::Map(m) => Ok(m.clone()),
             Value::Nil => Ok(MapRef::default()),
             other => mismatch("map[string]interface {}", other),
-        }
-    }
-
-    /// A slice of any element type (sprig's list functions take
-    /// `interface{}` and reflect on it): `what` names the function in the
-    /// error, as sprig's "Cannot NAME on type T".
-    pub fn list(what: &str, v: &Value) -> Result<Rc<Vec<Value>>, FuncError> {
-        match v {
-            Value::List(l) => Ok(l.clone()),
-            Value::Object(o) => match o.entries() {
-                Some(Value::List(l)) => Ok(l),
-                _ => err(format!("Cannot {what} on type {}", v.type_name())),
-            },
-            other => err(format!("Cannot {what} on type {}", other.type_name())),
         }
     }
 }

@@ -434,13 +434,12 @@ pub async fn plan(
         )
     });
 
-    let prune: Vec<ObjectRef> = if release.prune {
+    // Entries of the last inventory the render no longer holds.
+    let leaving: Vec<&InventoryEntry> = if release.prune {
         previous
             .objects
             .iter()
-            .map(|entry| &entry.object)
-            .filter(|object| !seen.contains_key(*object))
-            .cloned()
+            .filter(|entry| !seen.contains_key(&entry.object))
             .collect()
     } else {
         Vec::new()
@@ -448,13 +447,13 @@ pub async fn plan(
     // Objects a sync meant to create but never confirmed (an interrupted
     // sync's intent, no digest) go without counting against the guard: they
     // were never part of a release that synced.
-    let confirmed = |object: &ObjectRef| previous.digest_of(object).is_some_and(|d| !d.is_empty());
     let previous_count = previous
         .objects
         .iter()
         .filter(|e| !e.digest.is_empty())
         .count();
-    let deleting = prune.iter().filter(|o| confirmed(o)).count();
+    let deleting = leaving.iter().filter(|e| !e.digest.is_empty()).count();
+    let prune: Vec<ObjectRef> = leaving.into_iter().map(|e| e.object.clone()).collect();
     let past_guard = (deleting > 1
         && deleting as f64 > settings.max_prune_fraction * previous_count as f64)
         || (rendered_nothing && previous_count > 0);

@@ -79,13 +79,15 @@ trait Backend {
     fn size(&self, file: &RepoPath) -> Result<u64, SourceError>;
 }
 
-/// Reads a file after checking its size against [`MAX_FILE_BYTES`].
+/// Reads a file of `size` bytes (its size as the backend tells it, asked
+/// once by the caller) unless that is more than [`MAX_FILE_BYTES`].
 fn read_bounded(
     backend: &dyn Backend,
     file: &RepoPath,
+    size: u64,
     shown: &str,
 ) -> Result<Vec<u8>, SourceError> {
-    if backend.size(file)? > MAX_FILE_BYTES {
+    if size > MAX_FILE_BYTES {
         return Err(SourceError::TooLarge {
             path: shown.to_string(),
             what: "the file",
@@ -147,7 +149,7 @@ impl RepoTree {
         self.with_backend(|backend| {
             let (real, kind) = resolve(backend, path)?;
             match kind {
-                Kind::File => read_bounded(backend, &real, path.as_str()),
+                Kind::File => read_bounded(backend, &real, backend.size(&real)?, path.as_str()),
                 Kind::Dir => Err(SourceError::NotAFile {
                     path: path.to_string(),
                 }),
@@ -333,7 +335,8 @@ fn walk(
                         limit: MAX_DIR_FILES,
                     });
                 }
-                read.bytes = read.bytes.saturating_add(backend.size(&real)?);
+                let size = backend.size(&real)?;
+                read.bytes = read.bytes.saturating_add(size);
                 if read.bytes > MAX_DIR_BYTES {
                     return Err(SourceError::TooLarge {
                         path: dir.to_string(),
@@ -341,7 +344,7 @@ fn walk(
                         limit: MAX_DIR_BYTES,
                     });
                 }
-                files.insert(key, read_bounded(backend, &real, child.as_str())?);
+                files.insert(key, read_bounded(backend, &real, size, child.as_str())?);
             }
             Kind::Dir => {
                 // The link lives inside every directory on the stack; entering one of

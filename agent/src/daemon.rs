@@ -684,7 +684,6 @@ impl Agent {
             applications: std::sync::RwLock::new(applications),
             role: watch::Sender::new(Role::Single),
         };
-        state.metrics.set_leader(true);
         Self {
             state: Arc::new(state),
             followers,
@@ -1028,18 +1027,6 @@ async fn lead_then_run(
         / 2;
     agent.set_shutdown_grace(margin.min(SHUTDOWN_GRACE));
     let elector = crate::leader::Elector::new(client, election);
-    // The metric follows the role.
-    let mut roles = state.role.subscribe();
-    let metrics = Arc::clone(&state.metrics);
-    tokio::spawn(async move {
-        loop {
-            let writes = roles.borrow_and_update().writes();
-            metrics.set_leader(writes);
-            if roles.changed().await.is_err() {
-                break;
-            }
-        }
-    });
     // The election runs in this task, beside the agent: if this task dies,
     // so does the renewal (as when the process is killed).
     let electing = elector.run(state.role.clone(), election_stopping);

@@ -178,6 +178,9 @@ async fn readyz(State(context): State<Context>) -> Response {
 }
 
 async fn metrics(State(context): State<Context>) -> Response {
+    // The gauge is the role as it is now, read when scraped.
+    let writes = context.agent.role.borrow().writes();
+    context.agent.metrics.set_leader(writes);
     (
         [(
             header::CONTENT_TYPE,

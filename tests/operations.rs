@@ -75,9 +75,6 @@ impl RunningAgent {
         http_extra: &str,
         extra: &str,
     ) -> RunningAgent {
-        if let Ok(filter) = std::env::var("BERTH_LOG") {
-            berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
-        }
         let dir = tempfile::tempdir().unwrap();
         let port = free_port().unwrap();
         let config_path = dir.path().join("berth.yaml");
@@ -94,8 +91,22 @@ impl RunningAgent {
             ),
         )
         .unwrap();
-        let config = AgentConfig::load(&config_path).unwrap();
         let client = cluster.admin_client().await.unwrap();
+        RunningAgent::serve(dir, config_path, port, client).await
+    }
+
+    /// Runs `serve` on the configuration file `config_path` (in `dir`, kept
+    /// as long as the agent runs) with `client`; waits until it is ready.
+    async fn serve(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        port: u16,
+        client: kube::Client,
+    ) -> RunningAgent {
+        if let Ok(filter) = std::env::var("BERTH_LOG") {
+            berth_agent::logging::init(&filter, berth_agent::logging::LogFormat::Text);
+        }
+        let config = AgentConfig::load(&config_path).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
             let client = client.clone();
@@ -1125,5 +1136,414 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires() {
     assert!(
         stopped_at < expires,
         "stopped at {stopped_at}, the lease expires at {expires}"
+    );
+}
+
+/// What the API server's audit log records: every request of berth's
+/// ServiceAccount, and nothing else.
+const BERTH_ACCOUNT: &str = "system:serviceaccount:berth-system:berth";
+
+/// One request of the audit log: verb, API group, resource, namespace
+/// (empty across the cluster) and the answer's code.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Audited {
+    verb: String,
+    group: String,
+    resource: String,
+    namespace: String,
+    code: u16,
+}
+
+fn audited_requests(log: &Path) -> Vec<Audited> {
+    let text = std::fs::read_to_string(log).unwrap();
+    text.lines()
+        .filter_map(|line| {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            if event["user"]["username"] != BERTH_ACCOUNT {
+                return None;
+            }
+            // Discovery (/api, /apis) has no object.
+            let object = event.get("objectRef")?;
+            let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+            let mut resource = text(&object["resource"]);
+            // A namespace is cluster-scoped; the log names it as its own.
+            let namespace = if resource == "namespaces" {
+                String::new()
+            } else {
+                text(&object["namespace"])
+            };
+            if let Some(subresource) = object["subresource"].as_str() {
+                resource = format!("{resource}/{subresource}");
+            }
+            Some(Audited {
+                verb: text(&event["verb"]),
+                group: text(&object["apiGroup"]),
+                resource,
+                namespace,
+                code: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
+            })
+        })
+        .collect()
+}
+
+/// A right: (verb, API group, resource, namespace), the namespace empty
+/// across the cluster.
+type Right = (String, String, String, String);
+
+/// What the manifests' Roles and ClusterRoles grant berth.
+fn granted_by(manifests: &str) -> BTreeSet<Right> {
+    let mut granted = BTreeSet::new();
+    for document in serde_yaml::Deserializer::from_str(manifests) {
+        let object: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
+        let kind = object["kind"].as_str().unwrap();
+        if kind != "Role" && kind != "ClusterRole" {
+            continue;
+        }
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or("");
+        for rule in object["rules"].as_array().unwrap() {
+            let list = |key: &str| -> Vec<String> {
+                rule[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect()
+            };
+            for group in list("apiGroups") {
+                for resource in list("resources") {
+                    for verb in list("verbs") {
+                        granted.insert((
+                            verb.clone(),
+                            group.clone(),
+                            resource.clone(),
+                            namespace.to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    granted
+}
+
+/// The install manifests on a real API server: applied with kubectl, their
+/// ServiceAccount's token in a kubeconfig, the agent with the ConfigMap's
+/// configuration (its repository made local) syncs, corrects drift and
+/// prunes with that RBAC alone; the API server's audit log shows every
+/// right the manifests grant in use, and nothing refused but the watches
+/// across the cluster that berth tries first.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n\
+             rules:\n  - level: Metadata\n    users: [\"{BERTH_ACCOUNT}\"]\n  - level: None\n"
+        ),
+    )
+    .unwrap();
+    let audit_log = dir.path().join("audit.log");
+    // A cluster of its own: its audit log, and the manifests' cluster-wide
+    // objects, are this test's.
+    let cluster = TestCluster::start_with_apiserver_args(
+        "install",
+        &[
+            &format!("--audit-policy-file={}", policy.display()),
+            &format!("--audit-log-path={}", audit_log.display()),
+        ],
+    )
+    .await
+    .unwrap();
+    let admin = cluster.admin_client().await.unwrap();
+    let manifests_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/berth.yaml");
+    let manifests = std::fs::read_to_string(&manifests_path).unwrap();
+    let kubectl = |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(cluster.admin_kubeconfig())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        manifests_path.to_str().unwrap(),
+    ]);
+
+    // The Deployment's Pods (kwok runs them): the agent stands in for one.
+    let pods =
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(admin.clone(), "berth-system");
+    let selector = kube::api::ListParams::default().labels("app.kubernetes.io/name=berth");
+    eventually(Duration::from_secs(60), "the Deployment's pods", || async {
+        pods.list(&selector).await.unwrap().items.len() == 2
+    })
+    .await;
+    let pod = pods.list(&selector).await.unwrap().items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+
+    // A kubeconfig with the ServiceAccount's token, as a Pod would have.
+    let token = kubectl(&["create", "token", "berth", "-n", "berth-system"]);
+    let admin_kubeconfig: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(cluster.admin_kubeconfig()).unwrap())
+            .unwrap();
+    let cluster_entry = &admin_kubeconfig["clusters"][0];
+    let kubeconfig = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster_entry],
+        "users": [{ "name": "berth", "user": { "token": token.trim() } }],
+        "contexts": [{ "name": "berth", "context": {
+            "cluster": cluster_entry["name"], "user": "berth" } }],
+        "current-context": "berth",
+    });
+    let kubeconfig_path = dir.path().join("berth-token.kubeconfig");
+    std::fs::write(
+        &kubeconfig_path,
+        serde_yaml::to_string(&kubeconfig).unwrap(),
+    )
+    .unwrap();
+
+    // The demo application, on the branch the shipped configuration
+    // follows for its context (env prod).
+    let repo = demo_repo("demo");
+    repo.git(&["checkout", "-b", "prod"]).unwrap();
+
+    // The configuration the ConfigMap ships, made to run here: the
+    // repository, cache and address are local, the leader is that Pod.
+    let config_map = manifests
+        .split("\n---\n")
+        .find(|document| document.contains("kind: ConfigMap"))
+        .unwrap();
+    let config_map: serde_yaml::Value = serde_yaml::from_str(config_map).unwrap();
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(config_map["data"]["berth.yaml"].as_str().unwrap()).unwrap();
+    let port = free_port().unwrap();
+    let agent_dir = tempfile::tempdir().unwrap();
+    let set = |config: &mut serde_yaml::Value, path: &[&str], value: serde_yaml::Value| {
+        let mut at = config;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[path[path.len() - 1]] = value;
+    };
+    let cache = agent_dir.path().join("cache");
+    set(&mut config, &["cache_dir"], cache.to_str().unwrap().into());
+    set(
+        &mut config,
+        &["kubeconfig"],
+        kubeconfig_path.to_str().unwrap().into(),
+    );
+    set(
+        &mut config,
+        &["http", "address"],
+        format!("127.0.0.1:{port}").into(),
+    );
+    set(
+        &mut config,
+        &["leader_election", "identity"],
+        pod.as_str().into(),
+    );
+    set(
+        &mut config,
+        &["leader_election", "pod_name"],
+        pod.as_str().into(),
+    );
+    let application = &mut config["applications"][0];
+    application["url"] = repo.file_url().into();
+    application["poll_interval"] = "1s".into();
+    let config_path = agent_dir.path().join("berth.yaml");
+    std::fs::write(&config_path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    let loaded = AgentConfig::load(&config_path).unwrap();
+    let client = berth_agent::kubernetes::kube_client(&loaded).await.unwrap();
+    let agent = RunningAgent::serve(agent_dir, config_path, port, client).await;
+
+    // It leads (its Pod labelled), applies and turns healthy.
+    let head = repo.head().unwrap();
+    let store = InventoryStore::new(admin.clone(), "berth-system", "demo", 10);
+    eventually(
+        Duration::from_secs(60),
+        "the demo release healthy",
+        || async {
+            let history = store.history().await.unwrap_or_default();
+            history.last().is_some_and(|entry| {
+                entry.commit == head && entry.health == Some(berth_agent::health::Health::Healthy)
+            })
+        },
+    )
+    .await;
+    let labels = pods.get(&pod).await.unwrap().metadata.labels.unwrap();
+    assert_eq!(
+        labels.get("berth.dev/leader").map(String::as_str),
+        Some("true")
+    );
+
+    // A hand-made change is undone within seconds, by a watch in the
+    // release's namespace (berth may not watch across the cluster).
+    eventually(
+        Duration::from_secs(20),
+        "berth's watch of the ConfigMaps",
+        || async {
+            audited_requests(&audit_log)
+                .iter()
+                .any(|r| r.verb == "watch" && r.resource == "configmaps" && r.namespace == "demo")
+        },
+    )
+    .await;
+    let config_maps =
+        kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), "demo");
+    config_maps
+        .patch(
+            "demo-config",
+            &kube::api::PatchParams::apply("by-hand").force(),
+            &kube::api::Patch::Apply(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "data": { "GREETING": "edited-by-hand" },
+            })),
+        )
+        .await
+        .unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the hand-made change undone",
+        || async {
+            config_data(&admin, "demo", "demo-config")
+                .await
+                .get("GREETING")
+                .is_some_and(|greeting| greeting != "edited-by-hand")
+        },
+    )
+    .await;
+
+    // A commit that leaves the HorizontalPodAutoscaler out prunes it.
+    let release_file = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
+    let without_autoscaling = release_file.replace(
+        "      autoscaling:\n        enabled: true\n",
+        "      autoscaling:\n        enabled: false\n",
+    );
+    assert_ne!(release_file, without_autoscaling);
+    repo.write("deploy/release.yaml", without_autoscaling)
+        .unwrap();
+    let second = repo.commit("no autoscaling in prod").unwrap();
+    let autoscalers =
+        kube::Api::<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler>::namespaced(
+            admin.clone(),
+            "demo",
+        );
+    eventually(
+        Duration::from_secs(60),
+        "the second commit healthy",
+        || async {
+            let history = store.history().await.unwrap_or_default();
+            history.iter().any(|entry| {
+                entry.commit == second && entry.health == Some(berth_agent::health::Health::Healthy)
+            })
+        },
+    )
+    .await;
+    assert!(
+        autoscalers
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // An image that does not exist: the verdict names the pod's reason,
+    // read from the release's pods.
+    add_to_release(&repo, "healthTimeout: 10s\n");
+    set_image(&repo, MISSING_IMAGE);
+    let third = repo.commit("an image that does not exist").unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "the third commit degraded",
+        || async {
+            let history = store.history().await.unwrap_or_default();
+            history.iter().any(|entry| {
+                entry.commit == third
+                    && entry.health == Some(berth_agent::health::Health::Degraded)
+                    && entry
+                        .health_reason
+                        .as_deref()
+                        .is_some_and(|reason| reason.contains("ImagePullBackOff"))
+            })
+        },
+    )
+    .await;
+    agent.stop().await;
+
+    let requests = audited_requests(&audit_log);
+    // Nothing refused but the watches across the cluster of the release's
+    // kinds, which berth tries before watching in the namespace.
+    let refused: Vec<&Audited> = requests
+        .iter()
+        .filter(|r| r.code == 403 && !(r.verb == "list" && r.namespace.is_empty()))
+        .collect();
+    assert!(refused.is_empty(), "refused: {refused:#?}");
+    let mut used: BTreeSet<Right> = BTreeSet::new();
+    for request in requests.iter().filter(|r| r.code != 403) {
+        let right = (
+            request.verb.clone(),
+            request.group.clone(),
+            request.resource.clone(),
+            request.namespace.clone(),
+        );
+        // A server-side apply that creates is allowed as "create" but
+        // audited as the "patch" it is.
+        if request.verb == "patch" {
+            used.insert((
+                "create".into(),
+                right.1.clone(),
+                right.2.clone(),
+                right.3.clone(),
+            ));
+        }
+        used.insert(right);
+    }
+    let granted = granted_by(&manifests);
+    // berth's own state and the cluster-wide rules: every right is used,
+    // but the deletion of inventory shards, which only a release too large
+    // for one record has.
+    let shards = (
+        "delete".into(),
+        String::new(),
+        "configmaps".into(),
+        "berth-system".into(),
+    );
+    let unused: Vec<&Right> = granted
+        .iter()
+        .filter(|right| right.3 != "demo" && **right != shards && !used.contains(*right))
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "granted but never used: {unused:#?}\nused: {used:#?}"
+    );
+    // The application's namespace: the kinds granted are those the release
+    // holds and the pods health reads; each verb granted is used.
+    let in_demo = |rights: &BTreeSet<Right>, part: fn(&Right) -> String| -> BTreeSet<String> {
+        rights.iter().filter(|r| r.3 == "demo").map(part).collect()
+    };
+    assert_eq!(
+        in_demo(&granted, |r| format!("{}/{}", r.1, r.2)),
+        in_demo(&used, |r| format!("{}/{}", r.1, r.2))
+    );
+    assert_eq!(
+        in_demo(&granted, |r| r.0.clone()),
+        in_demo(&used, |r| r.0.clone())
     );
 }

@@ -13,6 +13,13 @@
 //! and its release's name, so memory grows with the number of objects, not
 //! their size.
 //!
+//! berth may not be allowed to watch a kind across the cluster (an
+//! install that gives it a Role per application namespace only): the
+//! refused kind is then watched in each namespace where releases hold
+//! objects of it, one watch per namespace, started and stopped as releases
+//! come and go. Only a kind berth may not watch in a namespace either is
+//! left to the full comparison.
+//!
 //! The same watches wake health waits ([`DriftWatches::changes`]): a
 //! release waiting for its rollout hears which of its objects changed
 //! (status writes included) and reads only those, instead of opening a
@@ -38,12 +45,19 @@ use crate::objects::{FIELD_MANAGER, ObjectRef, RELEASE_LABEL};
 /// One watch: a kind (api version and kind).
 type KindKey = (String, String);
 
+/// The kinds of a release's objects, each with the namespaces its
+/// namespaced objects are in (what a kind's watches per namespace cover).
+type Places = BTreeMap<KindKey, BTreeSet<String>>;
+
 /// The releases being watched: whom to wake, and which kinds each holds.
 #[derive(Default)]
 struct Releases {
-    by_name: HashMap<String, (Arc<Notify>, BTreeSet<KindKey>)>,
+    by_name: HashMap<String, (Arc<Notify>, Places)>,
     /// Health waits in progress, per release, with the kinds they wait on.
     waiting: HashMap<String, Vec<Arc<ChangedObjects>>>,
+    /// Kinds berth may watch neither across the cluster nor in these
+    /// namespaces.
+    unwatched: BTreeSet<(KindKey, String)>,
 }
 
 impl Releases {
@@ -63,13 +77,24 @@ impl Releases {
         }
     }
 
+    /// The places of every release and every health wait.
+    fn places(&self) -> impl Iterator<Item = &Places> {
+        let followed = self.by_name.values().map(|(_, places)| places);
+        let waited = self.waiting.values().flatten().map(|c| &c.places);
+        followed.chain(waited)
+    }
+
     fn holds(&self, key: &KindKey) -> bool {
-        self.by_name.values().any(|(_, held)| held.contains(key))
-            || self
-                .waiting
-                .values()
-                .flatten()
-                .any(|changes| changes.kinds.contains(key))
+        self.places().any(|places| places.contains_key(key))
+    }
+
+    /// The namespaces where releases hold objects of the kind `key`.
+    fn namespaces(&self, key: &KindKey) -> BTreeSet<String> {
+        self.places()
+            .filter_map(|places| places.get(key))
+            .flatten()
+            .cloned()
+            .collect()
     }
 }
 
@@ -77,7 +102,7 @@ impl Releases {
 /// looked, and the wake-up for it.
 pub struct ChangedObjects {
     /// The kinds waited on (their watches run while the wait does).
-    kinds: BTreeSet<KindKey>,
+    places: Places,
     objects: Mutex<BTreeSet<ObjectRef>>,
     notify: Notify,
 }
@@ -104,8 +129,9 @@ pub struct HealthSubscription {
     watches: Arc<DriftWatches>,
     release: String,
     changes: Arc<ChangedObjects>,
-    /// Whether every kind waited on is watched (a kind berth may not watch
-    /// across the cluster is not: its objects must be read now and then).
+    /// Whether every kind waited on is watched (a kind berth may watch
+    /// neither across the cluster nor in the namespace is not: its objects
+    /// must be read now and then).
     all_watched: bool,
 }
 
@@ -121,21 +147,16 @@ impl HealthSubscription {
 
 impl Drop for HealthSubscription {
     fn drop(&mut self) {
-        {
-            let mut releases = self
-                .watches
-                .releases
-                .write()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(waits) = releases.waiting.get_mut(&self.release) {
-                waits.retain(|changes| !Arc::ptr_eq(changes, &self.changes));
-                if waits.is_empty() {
-                    releases.waiting.remove(&self.release);
-                }
+        let mut releases = write(&self.watches.releases);
+        if let Some(waits) = releases.waiting.get_mut(&self.release) {
+            waits.retain(|changes| !Arc::ptr_eq(changes, &self.changes));
+            if waits.is_empty() {
+                releases.waiting.remove(&self.release);
             }
         }
-        let mut kinds = self.watches.kinds.lock().unwrap_or_else(|p| p.into_inner());
-        self.watches.stop_unused(&mut kinds);
+        // The watches stay: the release's follow, right after its wait,
+        // most often holds the same kinds; what no release holds any more
+        // stops at the next follow or forget.
     }
 }
 
@@ -145,6 +166,9 @@ pub struct DriftWatches {
     metrics: Arc<Metrics>,
     releases: Arc<RwLock<Releases>>,
     kinds: Mutex<BTreeMap<KindKey, JoinHandle<()>>>,
+    /// Tells the watches of kinds watched per namespace that the
+    /// namespaces releases hold objects in may have changed.
+    places_changed: tokio::sync::watch::Sender<()>,
 }
 
 impl Drop for DriftWatches {
@@ -167,6 +191,7 @@ impl DriftWatches {
             metrics,
             releases: Arc::default(),
             kinds: Mutex::default(),
+            places_changed: tokio::sync::watch::Sender::new(()),
         }
     }
 
@@ -179,12 +204,13 @@ impl DriftWatches {
             let mut releases = self.releases.write().unwrap_or_else(|p| p.into_inner());
             releases.by_name.insert(
                 release.to_string(),
-                (Arc::clone(drifted), resources.keys().cloned().collect()),
+                (Arc::clone(drifted), places_of(objects)),
             );
         }
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
         self.start(&mut kinds, resources);
         self.stop_unused(&mut kinds);
+        self.places_changed.send_replace(());
     }
 
     /// From now on, records which of `release`'s objects of the kinds of
@@ -193,7 +219,7 @@ impl DriftWatches {
     pub fn changes(self: &Arc<Self>, release: &str, objects: &[Tracked]) -> HealthSubscription {
         let resources = kinds_of(objects);
         let changes = Arc::new(ChangedObjects {
-            kinds: resources.keys().cloned().collect(),
+            places: places_of(objects),
             objects: Mutex::default(),
             notify: Notify::new(),
         });
@@ -206,11 +232,15 @@ impl DriftWatches {
                 .push(Arc::clone(&changes));
         }
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
-        let keys: Vec<KindKey> = resources.keys().cloned().collect();
         self.start(&mut kinds, resources);
-        let all_watched = keys
-            .iter()
-            .all(|key| kinds.get(key).is_some_and(|task| !task.is_finished()));
+        self.places_changed.send_replace(());
+        let unwatched = &read(&self.releases).unwatched;
+        let all_watched = changes.places.iter().all(|(key, namespaces)| {
+            kinds.get(key).is_some_and(|task| !task.is_finished())
+                && namespaces
+                    .iter()
+                    .all(|namespace| !unwatched.contains(&(key.clone(), namespace.clone())))
+        });
         HealthSubscription {
             watches: Arc::clone(self),
             release: release.to_string(),
@@ -229,16 +259,15 @@ impl DriftWatches {
             if kinds.contains_key(&key) {
                 continue;
             }
-            // Metadata only, across the cluster: the watch never holds
-            // whole objects and serves every release.
-            let api: Api<PartialObjectMeta<DynamicObject>> =
-                Api::all_with(self.client.clone(), resource);
             debug!(kind = %key.1, api_version = %key.0, "watching for drift");
             let task = tokio::spawn(watch_kind(
-                api,
-                key.clone(),
-                Arc::clone(&self.releases),
-                Arc::clone(&self.metrics),
+                KindWatch {
+                    client: self.client.clone(),
+                    resource: resource.clone(),
+                    key: key.clone(),
+                    releases: Arc::clone(&self.releases),
+                },
+                self.places_changed.subscribe(),
             ));
             kinds.insert(key, task);
         }
@@ -254,6 +283,7 @@ impl DriftWatches {
             .remove(release);
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
         self.stop_unused(&mut kinds);
+        self.places_changed.send_replace(());
     }
 
     fn stop_unused(&self, kinds: &mut BTreeMap<KindKey, JoinHandle<()>>) {
@@ -269,8 +299,8 @@ impl DriftWatches {
         self.metrics.set_drift_watches(running(kinds));
     }
 
-    /// How many watches run (one per kind the releases hold, but for kinds
-    /// berth may not watch across the cluster).
+    /// How many kinds are watched (each across the cluster, or in each of
+    /// its namespaces where berth may not watch across it).
     pub fn len(&self) -> usize {
         running(&self.kinds.lock().unwrap_or_else(|p| p.into_inner()))
     }
@@ -296,8 +326,24 @@ fn kinds_of(objects: &[Tracked]) -> BTreeMap<KindKey, &ApiResource> {
         .collect()
 }
 
-/// Watches still running: one refused (403) ended, and stays in the map so
-/// that it is not started again for the next release.
+/// The namespaces of `objects`, kind by kind.
+fn places_of(objects: &[Tracked]) -> Places {
+    let mut places = Places::new();
+    for tracked in objects {
+        let namespaces = places
+            .entry((
+                tracked.resource.api_version.clone(),
+                tracked.resource.kind.clone(),
+            ))
+            .or_default();
+        if let Some(namespace) = &tracked.object.namespace {
+            namespaces.insert(namespace.clone());
+        }
+    }
+    places
+}
+
+/// Kinds whose watch still runs (across the cluster or per namespace).
 fn running(kinds: &BTreeMap<KindKey, JoinHandle<()>>) -> usize {
     kinds.values().filter(|task| !task.is_finished()).count()
 }
@@ -380,12 +426,84 @@ struct Seen {
     digest: [u8; 32],
 }
 
-async fn watch_kind(
-    api: Api<PartialObjectMeta<DynamicObject>>,
-    (api_version, kind): KindKey,
+/// What the watches of one kind share.
+struct KindWatch {
+    client: Client,
+    resource: ApiResource,
+    key: KindKey,
     releases: Arc<RwLock<Releases>>,
-    metrics: Arc<Metrics>,
-) {
+}
+
+/// A task aborted when dropped: the watches per namespace of a kind end
+/// with the kind's task.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Watches one kind across the cluster, metadata only and by the release
+/// label: the watch never holds whole objects and serves every release. If
+/// berth may not, watches it in each namespace where releases hold objects
+/// of it, following the releases as they change.
+async fn watch_kind(watch: KindWatch, mut places_changed: tokio::sync::watch::Receiver<()>) {
+    let kind = &watch.key.1;
+    let api = Api::all_with(watch.client.clone(), &watch.resource);
+    let Some(reason) = follow(api, &watch).await else {
+        return;
+    };
+    info!(%kind, %reason, "berth may not watch this kind across the cluster; watching it in each namespace of its releases");
+    let watch = Arc::new(watch);
+    let mut by_namespace: BTreeMap<String, AbortOnDrop> = BTreeMap::new();
+    loop {
+        let wanted = read(&watch.releases).namespaces(&watch.key);
+        by_namespace.retain(|namespace, _| {
+            let keep = wanted.contains(namespace);
+            if !keep {
+                // Tried again if a release comes back to it.
+                write(&watch.releases)
+                    .unwatched
+                    .remove(&(watch.key.clone(), namespace.clone()));
+            }
+            keep
+        });
+        for namespace in wanted {
+            by_namespace.entry(namespace.clone()).or_insert_with(|| {
+                let watch = Arc::clone(&watch);
+                AbortOnDrop(tokio::spawn(async move {
+                    let api = Api::namespaced_with(watch.client.clone(), &namespace, &watch.resource);
+                    if let Some(reason) = follow(api, &watch).await {
+                        warn!(kind = %watch.key.1, %namespace, %reason,
+                            "berth may not watch this kind in the namespace; its drift there is found by the full comparison only");
+                        write(&watch.releases)
+                            .unwatched
+                            .insert((watch.key.clone(), namespace));
+                    }
+                }))
+            });
+        }
+        if places_changed.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn read(releases: &RwLock<Releases>) -> std::sync::RwLockReadGuard<'_, Releases> {
+    releases.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(releases: &RwLock<Releases>) -> std::sync::RwLockWriteGuard<'_, Releases> {
+    releases.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Follows one watch (across the cluster or in a namespace) and wakes the
+/// releases whose objects change; returns the API server's reason when it
+/// refuses the watch (403), else runs until aborted.
+async fn follow(api: Api<PartialObjectMeta<DynamicObject>>, watch: &KindWatch) -> Option<String> {
+    let (api_version, kind) = &watch.key;
+    let releases = &watch.releases;
     let reference = |object: &PartialObjectMeta<DynamicObject>| ObjectRef {
         api_version: api_version.clone(),
         kind: kind.clone(),
@@ -406,12 +524,7 @@ async fn watch_kind(
             Err(
                 watcher::Error::InitialListFailed(kube::Error::Api(status))
                 | watcher::Error::WatchStartFailed(kube::Error::Api(status)),
-            ) if status.code == 403 => {
-                warn!(%kind, reason = %status.message,
-                    "berth may not watch this kind across the cluster; its drift is found by the full comparison only");
-                metrics.drift_watch_ended();
-                return;
-            }
+            ) if status.code == 403 => return Some(status.message),
             Err(error) => {
                 // The watcher backs off and lists again by itself.
                 debug!(%kind, %error, "drift watch interrupted");
@@ -504,6 +617,7 @@ async fn watch_kind(
             info!(%release, change = %change, "managed object changed; comparing the release");
         }
     }
+    None
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub enum LogFormat {
     Text,
 }
 
+const WATCHER_ERRORS_ONLY: &str = "kube_runtime::watcher=error";
+
 /// The subscriber berth logs through, writing to `writer`. `filter` is a
 /// tracing filter such as `info`; `BERTH_LOG` overrides it.
 pub fn subscriber<W>(
@@ -22,11 +24,14 @@ pub fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    // kube-runtime's watcher logs each failed list as a warning in Rust's
+    // debug form; berth says what a watch error means in its own lines.
+    let quiet_watcher = |filter: &str| format!("{filter},{WATCHER_ERRORS_ONLY}");
     let filter = std::env::var("BERTH_LOG")
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .or_else(|| EnvFilter::try_new(filter).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .or_else(|| EnvFilter::try_new(quiet_watcher(filter)).ok())
+        .unwrap_or_else(|| EnvFilter::new(quiet_watcher("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

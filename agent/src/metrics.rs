@@ -216,7 +216,7 @@ impl Metrics {
         );
         registry.register(
             "drift_watches",
-            "Watches of the releases' objects open on the API server (one per kind, shared by every release)",
+            "Kinds of the releases' objects watched (across the cluster, or in each of their namespaces where berth may not watch across it)",
             metrics.drift_watches.clone(),
         );
         registry.register(
@@ -339,11 +339,6 @@ impl Metrics {
 
     pub fn set_drift_watches(&self, watches: usize) {
         self.drift_watches.set(watches as i64);
-    }
-
-    /// A drift watch ended by itself (berth may not watch its kind).
-    pub fn drift_watch_ended(&self) {
-        self.drift_watches.dec();
     }
 
     pub fn record_webhook(&self, provider: &str, result: &str) {

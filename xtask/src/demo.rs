@@ -37,6 +37,14 @@ pub struct DemoOptions {
     pub once: bool,
     /// Port of the agent's HTTP server (0: any free port).
     pub port: u16,
+    /// Run the agent from this container image instead of the binary.
+    pub image: Option<String>,
+}
+
+/// Where the agent runs from: the binary cargo built, or a container image.
+enum Agent {
+    Binary(PathBuf),
+    Image(String),
 }
 
 /// Runs the demo; every process and file it made is gone when this returns.
@@ -45,19 +53,24 @@ pub fn run(options: DemoOptions) -> Result<()> {
         .parent()
         .context("the workspace directory")?
         .to_path_buf();
-    say("building berth (cargo build -p berth)");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--quiet", "-p", "berth"])
-        .current_dir(&workspace)
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("building berth failed ({status})");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    let berth = target.join("debug/berth");
+    let berth = match &options.image {
+        Some(image) => Agent::Image(image.clone()),
+        None => {
+            say("building berth (cargo build -p berth)");
+            let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["build", "--quiet", "-p", "berth"])
+                .current_dir(&workspace)
+                .status()
+                .context("running cargo build")?;
+            if !status.success() {
+                bail!("building berth failed ({status})");
+            }
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
+            Agent::Binary(target.join("debug/berth"))
+        }
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         tokio::select! {
@@ -85,7 +98,7 @@ fn say(line: &str) {
     println!("{} {line}", styled("demo:", "1"));
 }
 
-async fn demo(workspace: &Path, berth: &Path, options: &DemoOptions) -> Result<()> {
+async fn demo(workspace: &Path, berth: &Agent, options: &DemoOptions) -> Result<()> {
     say(
         "starting a control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok (the first run builds them from the Go module proxy)",
     );
@@ -111,23 +124,38 @@ async fn demo(workspace: &Path, berth: &Path, options: &DemoOptions) -> Result<(
     };
     let config = dir.path().join("berth.yaml");
     std::fs::write(dir.path().join("webhook-secret"), WEBHOOK_SECRET)?;
-    std::fs::write(
-        &config,
-        config_text(dir.path(), &cluster.admin_kubeconfig(), &url, port),
-    )?;
     let log = dir.path().join("agent.log");
-    let mut command = Command::new(berth);
-    command
-        .args(["run", "--log-format", "text", "--config"])
-        .arg(&config)
-        .env("NO_COLOR", "1");
-    let mut agent = ServerProcess::start("berth run", command, &log, Lifetime::TiedToProcess)?;
+    let (mut agent, container) = match berth {
+        Agent::Binary(berth) => {
+            std::fs::write(
+                &config,
+                config_text(dir.path(), &cluster.admin_kubeconfig(), &url, port),
+            )?;
+            let mut command = Command::new(berth);
+            command
+                .args(["run", "--log-format", "text", "--config"])
+                .arg(&config)
+                .env("NO_COLOR", "1");
+            say(&format!(
+                "berth run --config {} (its log: {})",
+                config.display(),
+                log.display()
+            ));
+            let agent = ServerProcess::start("berth run", command, &log, Lifetime::TiedToProcess)?;
+            (agent, None)
+        }
+        Agent::Image(image) => {
+            let (agent, container) =
+                start_container(workspace, image, dir.path(), &cluster, &url, port)?;
+            say(&format!(
+                "berth run from the image {image} in the container {} (its log: {})",
+                container.name,
+                log.display()
+            ));
+            (agent, Some(container))
+        }
+    };
     let base = format!("http://127.0.0.1:{port}");
-    say(&format!(
-        "berth run --config {} (its log: {})",
-        config.display(),
-        log.display()
-    ));
     let mut log_follower = LogFollower::new(&log);
     let http = reqwest::Client::new();
 
@@ -137,6 +165,18 @@ async fn demo(workspace: &Path, berth: &Path, options: &DemoOptions) -> Result<(
         short(&first),
         took.as_secs_f64()
     ));
+    if let Some(container) = &container {
+        let user = container_user(container)?;
+        say(&format!(
+            "the agent runs as (user in the container, on the host): {user}"
+        ));
+        if user
+            .split_whitespace()
+            .any(|part| part == "0" || part == "root")
+        {
+            bail!("the agent runs as root in its container");
+        }
+    }
     say(&format!("status page:   {base}/"));
     say(&format!("its data:      {base}/api/releases"));
     say(&format!("metrics:       {base}/metrics"));
@@ -206,6 +246,134 @@ async fn say_applied(commit: &str, took: Duration, client: &kube::Client) -> Res
         greeting(client).await?
     ));
     Ok(())
+}
+
+/// A container that `podman rm` removes on drop (killing `podman run`
+/// leaves it running).
+struct Container {
+    name: String,
+    podman_env: (String, String),
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("podman")
+            .env(&self.podman_env.0, &self.podman_env.1)
+            .args(["rm", "--force", "--time", "0", &self.name])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// Starts the agent from `image` with podman, as the manifests run it: its
+/// own user (the image's, not root), a read-only root filesystem, a fresh
+/// cache volume, the configuration mounted read-only at /etc/berth. The
+/// host's network: the control plane and the git server listen on
+/// loopback.
+fn start_container(
+    workspace: &Path,
+    image: &str,
+    dir: &Path,
+    cluster: &TestCluster,
+    url: &str,
+    port: u16,
+) -> Result<(ServerProcess, Container)> {
+    let podman_env = podman_env(workspace)?;
+    let etc = dir.join("etc");
+    std::fs::create_dir(&etc)?;
+    std::fs::copy(cluster.admin_kubeconfig(), etc.join("kubeconfig"))?;
+    std::fs::copy(dir.join("webhook-secret"), etc.join("webhook-secret"))?;
+    std::fs::write(
+        etc.join("berth.yaml"),
+        config_text(
+            Path::new("/etc/berth"),
+            Path::new("/etc/berth/kubeconfig"),
+            url,
+            port,
+        )
+        .replace("cache_dir: /etc/berth/cache", "cache_dir: /var/cache/berth"),
+    )?;
+    // The image's user reads what the demo (root, or whoever runs it) wrote.
+    use std::os::unix::fs::PermissionsExt;
+    for path in [dir, etc.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    for file in ["kubeconfig", "webhook-secret", "berth.yaml"] {
+        std::fs::set_permissions(etc.join(file), std::fs::Permissions::from_mode(0o644))?;
+    }
+    let name = format!("berth-demo-{}", std::process::id());
+    let mut command = Command::new("podman");
+    command
+        .env(&podman_env.0, &podman_env.1)
+        .args([
+            "run",
+            "--rm",
+            "--name",
+            &name,
+            "--network",
+            "host",
+            "--read-only",
+        ])
+        .args(["--volume", "/var/cache/berth", "--env", "NO_COLOR=1"])
+        .arg("--volume")
+        .arg(format!("{}:/etc/berth:ro", etc.display()))
+        .args([
+            image,
+            "run",
+            "--log-format",
+            "text",
+            "--config",
+            "/etc/berth/berth.yaml",
+        ]);
+    let agent = ServerProcess::start(
+        "berth run (container)",
+        command,
+        &dir.join("agent.log"),
+        Lifetime::TiedToProcess,
+    )?;
+    Ok((agent, Container { name, podman_env }))
+}
+
+/// What podman needs in its environment on this machine
+/// (tests/tools/build-image.sh --print-env: `NAME=value`).
+fn podman_env(workspace: &Path) -> Result<(String, String)> {
+    let output = Command::new("bash")
+        .arg(workspace.join("tests/tools/build-image.sh"))
+        .arg("--print-env")
+        .output()
+        .context("running tests/tools/build-image.sh --print-env")?;
+    if !output.status.success() {
+        bail!(
+            "tests/tools/build-image.sh --print-env: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let (name, value) = text
+        .trim()
+        .split_once('=')
+        .context("tests/tools/build-image.sh --print-env printed no NAME=value")?;
+    Ok((name.to_string(), value.to_string()))
+}
+
+/// The user the container's processes run as (`podman top`).
+fn container_user(container: &Container) -> Result<String> {
+    let output = Command::new("podman")
+        .env(&container.podman_env.0, &container.podman_env.1)
+        .args(["top", &container.name, "user", "huser"])
+        .output()
+        .context("running podman top")?;
+    if !output.status.success() {
+        bail!("podman top: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let text = String::from_utf8(output.stdout)?;
+    // A header line, then one line per process: its user in the container
+    // and on the host.
+    text.lines()
+        .nth(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+        .context("podman top listed no process")
 }
 
 fn config_text(dir: &Path, kubeconfig: &Path, url: &str, port: u16) -> String {

@@ -35,6 +35,11 @@ enum Task {
         /// Port of the agent's HTTP server on 127.0.0.1 (default: a free one).
         #[arg(long, default_value_t = 0)]
         port: u16,
+        /// Run the agent from this container image with podman (as
+        /// tests/tools/build-image.sh builds it: localhost/berth:dev)
+        /// instead of the binary cargo builds.
+        #[arg(long)]
+        image: Option<String>,
     },
     /// Benchmarks that print figures (not tests): `bench fleet`.
     Bench {
@@ -98,7 +103,7 @@ fn recorded_pids(dir: &std::path::Path) -> Vec<u32> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Task::Demo { once, port } => demo::run(demo::DemoOptions { once, port })?,
+        Task::Demo { once, port, image } => demo::run(demo::DemoOptions { once, port, image })?,
         Task::Bench {
             benchmark: Benchmark::Fleet(options),
         } => bench::fleet(options)?,

@@ -1,5 +1,6 @@
 //! Faults berth must survive, against the real servers: the agent killed
-//! half-way through applying a large release.
+//! half-way through applying a large release, kube-apiserver restarted,
+//! etcd hung, kube-apiserver answering 429.
 
 mod common;
 
@@ -202,6 +203,92 @@ async fn an_api_server_restart_during_a_sync_is_survived() {
         third.counts.created + third.counts.updated + third.counts.deleted,
         0
     );
+}
+
+/// etcd hung (SIGSTOP) for a while in the middle of a sync, as a stalled
+/// disk leaves it: kube-apiserver times out what it asked of etcd and
+/// answers 5xx (its request timeout shortened to 3 s so that the test does
+/// not wait a minute); the sync fails cleanly, marked for a retry with
+/// backoff, or completes; once etcd goes on, the next sync converges with
+/// the inventory whole and no history entry twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_etcd_during_a_sync_is_survived() {
+    let cluster = TestCluster::start_with_apiserver_args("faults-etcd", &["--request-timeout=3s"])
+        .await
+        .unwrap();
+    let release = "etcd-hung";
+    let repo = config_maps_repo(release);
+    set_config_map_count(&repo, release, 2000);
+    let commit = repo.commit("two thousand").unwrap();
+    let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
+    let watcher = cluster.admin_client().await.unwrap();
+    let syncing = tokio::spawn(async move {
+        let report = agent.sync(false).await;
+        (agent, report)
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while live_names(&watcher, release).await.len() < 200 {
+        assert!(Instant::now() < deadline, "the sync applied nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.hang_etcd(Duration::from_secs(8)).await.unwrap();
+    // The hang was felt: kube-apiserver answered berth's applies (only
+    // berth applies here) with 5xx.
+    let failed = applies_answered_5xx(&watcher).await;
+    assert!(
+        failed > 0.0,
+        "kube-apiserver answered no apply with 5xx while etcd hung"
+    );
+    let (mut agent, first) = tokio::time::timeout(Duration::from_secs(300), syncing)
+        .await
+        .expect("the interrupted sync ends")
+        .unwrap();
+    if first.outcome == Outcome::Failed {
+        let error = first.error.clone().unwrap_or_default();
+        assert!(first.retry, "not marked for a retry: {error}");
+    } else {
+        succeeded(&first);
+    }
+    let second = agent.sync(true).await;
+    succeeded(&second);
+    assert_eq!(
+        live_names(&watcher, release).await,
+        expected_names(release, 2000)
+    );
+    let store = InventoryStore::new(watcher.clone(), STATE_NAMESPACE, release, 10);
+    let inventory = store.load().await.unwrap();
+    assert_eq!(inventory.commit, commit);
+    assert_eq!(inventory.objects.len(), 2000);
+    let history = store.history().await.unwrap();
+    let outcomes: Vec<Outcome> = history.iter().map(|h| h.outcome).collect();
+    let mut distinct = outcomes.clone();
+    distinct.dedup();
+    assert_eq!(outcomes, distinct, "{history:?}");
+    assert_eq!(history[0].outcome, Outcome::Succeeded);
+}
+
+/// kube-apiserver's server-side applies answered with 5xx, from its own
+/// `/metrics`.
+async fn applies_answered_5xx(client: &kube::Client) -> f64 {
+    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(request).await.unwrap();
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    prometheus_parse::Scrape::parse(lines)
+        .unwrap()
+        .samples
+        .iter()
+        .filter(|s| s.metric == "apiserver_request_total")
+        .filter(|s| s.labels.get("verb") == Some("APPLY"))
+        .filter(|s| {
+            s.labels
+                .get("code")
+                .is_some_and(|code| code.starts_with('5'))
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
 }
 
 /// kube-apiserver's requests answered with 429, from its own `/metrics`.

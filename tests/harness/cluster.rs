@@ -442,6 +442,30 @@ impl TestCluster {
         self.wait_ready().await
     }
 
+    /// Stops etcd (SIGSTOP) for `hung_for`, then lets it go on (SIGCONT):
+    /// an etcd that answers nothing for a while, as a stalled disk makes
+    /// it. kube-apiserver stays up and times out what it asked of etcd.
+    pub async fn hang_etcd(&self, hung_for: Duration) -> Result<()> {
+        let pid = self
+            .etcd
+            .as_ref()
+            .and_then(ServerProcess::pid)
+            .context("etcd is not running")?;
+        let signal = |signal: libc::c_int| {
+            // SAFETY: kill(2) with a pid this cluster started and still owns.
+            if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
+                bail!(
+                    "signalling etcd ({pid}): {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+            Ok(())
+        };
+        signal(libc::SIGSTOP)?;
+        tokio::time::sleep(hung_for).await;
+        signal(libc::SIGCONT)
+    }
+
     /// The API server's URL (`https://127.0.0.1:PORT`).
     pub fn server_url(&self) -> &str {
         &self.server_url

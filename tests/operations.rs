@@ -96,7 +96,8 @@ impl RunningAgent {
     }
 
     /// Runs `serve` on the configuration file `config_path` (in `dir`, kept
-    /// as long as the agent runs) with `client`; waits until it is ready.
+    /// as long as the agent runs); `client` is the test's own, for its
+    /// checks. Waits until the agent is ready.
     async fn serve(
         dir: tempfile::TempDir,
         config_path: PathBuf,
@@ -108,8 +109,11 @@ impl RunningAgent {
         }
         let config = AgentConfig::load(&config_path).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
+        // The agent's own client, as `berth run` makes it from the
+        // configuration (its kubeconfig, its User-Agent).
+        let agent_client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
         let task = tokio::spawn({
-            let client = client.clone();
+            let client = agent_client;
             let path = config_path.clone();
             async move {
                 berth_agent::daemon::serve(config, &path, client, async {
@@ -947,13 +951,18 @@ async fn an_edited_config_file_adds_a_release_and_a_broken_one_changes_nothing()
 }
 
 /// Two replicas with a Lease: one leads and syncs, the other follows (ready,
-/// refusing webhooks, writing nothing); when the leader dies without
+/// refusing webhooks, writing nothing: the API server's audit log tells
+/// their requests apart by User-Agent); when the leader dies without
 /// releasing the lease, the follower takes over within the lease duration
 /// and applies the next commit; a clean stop releases the lease.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_one_leads_and_the_other_takes_over() {
+    use berth_harness::cluster::ADMIN_USER;
     use k8s_openapi::api::coordination::v1::Lease;
-    let cluster = shared().await;
+    let audit_dir = tempfile::tempdir().unwrap();
+    // A cluster of its own, for an audit log of the replicas' requests.
+    let (cluster, audit_log) = audited_cluster("replicas", &[ADMIN_USER], audit_dir.path()).await;
+    let cluster = &cluster;
     let repo = demo_repo("replicas");
     let url = repo.file_url();
     let secrets = tempfile::tempdir().unwrap();
@@ -1021,6 +1030,60 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
         0.0
     );
 
+    // Until now, the follower wrote nothing but its tries of the Lease;
+    // the leader applied the release.
+    let agent_of = |name: &str| format!("berth/{} ({name})", env!("CARGO_PKG_VERSION"));
+    let follower_name = if leader_name == "replica-a" {
+        "replica-b"
+    } else {
+        "replica-a"
+    };
+    let before_takeover = audited_requests(&audit_log);
+    let writes = |requests: &[Audited], name: &str| -> Vec<Audited> {
+        requests
+            .iter()
+            .filter(|r| r.user_agent == agent_of(name) && r.is_write() && r.resource != "leases")
+            .cloned()
+            .collect()
+    };
+    assert!(
+        before_takeover
+            .iter()
+            .any(|r| r.user_agent == agent_of(follower_name) && r.resource == "leases"),
+        "no request of the follower in the audit log"
+    );
+    let follower_writes = writes(&before_takeover, follower_name);
+    assert!(
+        follower_writes.is_empty(),
+        "the follower wrote: {follower_writes:#?}"
+    );
+    let leader_writes = writes(&before_takeover, leader_name);
+    assert!(
+        leader_writes
+            .iter()
+            .any(|r| r.verb == "patch" && r.resource == "configmaps" && r.namespace == "replicas"),
+        "the leader applied nothing: {leader_writes:#?}"
+    );
+    // One field manager in the applied objects, whichever replica wrote.
+    let managers: Vec<String> =
+        kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), "replicas")
+            .get("replicas-demo-config")
+            .await
+            .unwrap()
+            .metadata
+            .managed_fields
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| {
+                format!(
+                    "{} {}",
+                    entry.manager.unwrap_or_default(),
+                    entry.operation.unwrap_or_default()
+                )
+            })
+            .collect();
+    assert_eq!(managers, ["berth Apply"]);
+
     // The leader dies without a word (its task is dropped: no release).
     drop(leader);
     set_greeting(&repo, "from-the-new-leader");
@@ -1040,6 +1103,15 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
     assert_eq!(follower.metrics().await.value("berth_leader", &[]), 1.0);
     // Within the lease duration (4 s) plus a retry and a sync.
     assert!(took < Duration::from_secs(15), "took over in {took:?}");
+
+    // The new leader wrote the new commit.
+    let after_takeover = audited_requests(&audit_log);
+    assert!(
+        writes(&after_takeover[before_takeover.len()..], follower_name)
+            .iter()
+            .any(|r| r.verb == "patch" && r.resource == "configmaps" && r.namespace == "replicas"),
+        "the new leader applied nothing"
+    );
 
     // A clean stop gives the lease up at once.
     follower.stop().await;
@@ -1139,14 +1211,41 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires() {
     );
 }
 
-/// What the API server's audit log records: every request of berth's
-/// ServiceAccount, and nothing else.
+/// berth's ServiceAccount in the install manifests.
 const BERTH_ACCOUNT: &str = "system:serviceaccount:berth-system:berth";
 
-/// One request of the audit log: verb, API group, resource, namespace
-/// (empty across the cluster) and the answer's code.
+/// A control plane of its own whose kube-apiserver writes an audit log
+/// (metadata only) of the requests of `users`; the log's path.
+async fn audited_cluster(name: &str, users: &[&str], dir: &Path) -> (TestCluster, PathBuf) {
+    let policy = dir.join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n\
+             rules:\n  - level: Metadata\n    users: {users:?}\n  - level: None\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("audit.log");
+    let cluster = TestCluster::start_with_apiserver_args(
+        name,
+        &[
+            &format!("--audit-policy-file={}", policy.display()),
+            &format!("--audit-log-path={}", log.display()),
+        ],
+    )
+    .await
+    .unwrap();
+    (cluster, log)
+}
+
+/// One request of the audit log: who asked (user and User-Agent), the
+/// verb, API group, resource, namespace (empty across the cluster) and the
+/// answer's code.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Audited {
+    user: String,
+    user_agent: String,
     verb: String,
     group: String,
     resource: String,
@@ -1154,15 +1253,21 @@ struct Audited {
     code: u16,
 }
 
+impl Audited {
+    fn is_write(&self) -> bool {
+        matches!(
+            self.verb.as_str(),
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        )
+    }
+}
+
+/// The audit log's requests on objects (discovery has none), in order.
 fn audited_requests(log: &Path) -> Vec<Audited> {
-    let text = std::fs::read_to_string(log).unwrap();
+    let text = std::fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter_map(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).unwrap();
-            if event["user"]["username"] != BERTH_ACCOUNT {
-                return None;
-            }
-            // Discovery (/api, /apis) has no object.
+            let event: serde_json::Value = serde_json::from_str(line).ok()?;
             let object = event.get("objectRef")?;
             let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
             let mut resource = text(&object["resource"]);
@@ -1176,6 +1281,8 @@ fn audited_requests(log: &Path) -> Vec<Audited> {
                 resource = format!("{resource}/{subresource}");
             }
             Some(Audited {
+                user: text(&event["user"]["username"]),
+                user_agent: text(&event["userAgent"]),
                 verb: text(&event["verb"]),
                 group: text(&object["apiGroup"]),
                 resource,
@@ -1235,27 +1342,9 @@ fn granted_by(manifests: &str) -> BTreeSet<Right> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("audit-policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n\
-             rules:\n  - level: Metadata\n    users: [\"{BERTH_ACCOUNT}\"]\n  - level: None\n"
-        ),
-    )
-    .unwrap();
-    let audit_log = dir.path().join("audit.log");
     // A cluster of its own: its audit log, and the manifests' cluster-wide
     // objects, are this test's.
-    let cluster = TestCluster::start_with_apiserver_args(
-        "install",
-        &[
-            &format!("--audit-policy-file={}", policy.display()),
-            &format!("--audit-log-path={}", audit_log.display()),
-        ],
-    )
-    .await
-    .unwrap();
+    let (cluster, audit_log) = audited_cluster("install", &[BERTH_ACCOUNT], dir.path()).await;
     let admin = cluster.admin_client().await.unwrap();
     let manifests_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/berth.yaml");
     let manifests = std::fs::read_to_string(&manifests_path).unwrap();
@@ -1367,9 +1456,7 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
     application["poll_interval"] = "1s".into();
     let config_path = agent_dir.path().join("berth.yaml");
     std::fs::write(&config_path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    let loaded = AgentConfig::load(&config_path).unwrap();
-    let client = berth_agent::kubernetes::kube_client(&loaded).await.unwrap();
-    let agent = RunningAgent::serve(agent_dir, config_path, port, client).await;
+    let agent = RunningAgent::serve(agent_dir, config_path, port, admin.clone()).await;
 
     // It leads (its Pod labelled), applies and turns healthy.
     let head = repo.head().unwrap();
@@ -1487,7 +1574,10 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
     .await;
     agent.stop().await;
 
-    let requests = audited_requests(&audit_log);
+    let requests: Vec<Audited> = audited_requests(&audit_log)
+        .into_iter()
+        .filter(|r| r.user == BERTH_ACCOUNT)
+        .collect();
     // Nothing refused but the watches across the cluster of the release's
     // kinds, which berth tries before watching in the namespace.
     let refused: Vec<&Audited> = requests

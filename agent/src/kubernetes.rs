@@ -84,7 +84,26 @@ async fn client_config(config: &AgentConfig) -> Result<kube::Config, KubernetesE
             .await
             .map_err(|e| KubernetesError(e.to_string()))?,
     };
+    let mut client_config = client_config;
+    client_config
+        .headers
+        .push((http::header::USER_AGENT, user_agent(config)));
     Ok(client_config)
+}
+
+/// `berth/VERSION`, and the replica's leader-election identity when there
+/// is one: the API server's audit log and metrics tell berth's requests
+/// from other clients', and one replica's from another's.
+fn user_agent(config: &AgentConfig) -> http::HeaderValue {
+    let version = env!("CARGO_PKG_VERSION");
+    let text = match &config.leader_election {
+        Some(election) => format!("berth/{version} ({})", election.identity),
+        None => format!("berth/{version}"),
+    };
+    // An identity that is no header value (a control character) is left out.
+    http::HeaderValue::from_str(&text).unwrap_or_else(|_| {
+        http::HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION")))
+    })
 }
 
 /// kube-rs's client for `config`, with at most `requests` requests (watches
@@ -204,6 +223,29 @@ impl<B: http_body::Body> http_body::Body for HeldBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_user_agent_names_berth_and_the_replica() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.yaml");
+        let text = "context: { cloud: gcp, env: prod, region: eu, cluster: c1 }\n\
+                    cache_dir: /tmp/berth-cache\n\
+                    applications: [{ name: demo, url: \"https://git.example/demo.git\", branch: main }]\n";
+        std::fs::write(&path, text).unwrap();
+        let config = AgentConfig::load(&path).unwrap();
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(user_agent(&config), format!("berth/{version}").as_str());
+        std::fs::write(
+            &path,
+            format!("{text}leader_election: {{ identity: replica-a }}\n"),
+        )
+        .unwrap();
+        let config = AgentConfig::load(&path).unwrap();
+        assert_eq!(
+            user_agent(&config),
+            format!("berth/{version} (replica-a)").as_str()
+        );
+    }
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
     use tower::ServiceExt as _;

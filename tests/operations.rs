@@ -15,7 +15,7 @@ use berth_agent::notifications::signature;
 use berth_harness::browser::{Browser, Locator};
 use berth_harness::cluster::{MISSING_IMAGE, TestCluster, shared};
 use berth_harness::git::{BRANCH, GitHttpServer, TestRepo};
-use berth_harness::process::free_port;
+use berth_harness::process::{Lifetime, ServerProcess, free_port};
 use berth_harness::receiver::Receiver;
 use common::*;
 use tokio::sync::oneshot;
@@ -33,7 +33,31 @@ struct RunningAgent {
     client: kube::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The agent in a process of its own (`RunningAgent::start_process`).
+    process: Option<ServerProcess>,
     _dir: tempfile::TempDir,
+}
+
+const CHILD_CONFIG: &str = "BERTH_OPERATIONS_CHILD_CONFIG";
+
+/// Run by `RunningAgent::start_process` in a child test binary: `serve` on
+/// the configuration file the parent wrote, until SIGTERM (or SIGKILL).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "started by RunningAgent::start_process"]
+async fn child_serves() {
+    let Ok(path) = std::env::var(CHILD_CONFIG) else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let config = AgentConfig::load(&path).unwrap();
+    let client = berth_agent::kubernetes::kube_client(&config).await.unwrap();
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
+    berth_agent::daemon::serve(config, &path, client, async move {
+        terminate.recv().await;
+    })
+    .await
+    .unwrap();
 }
 
 /// The configuration file's text: `applications` are (name, url, poll interval).
@@ -95,6 +119,61 @@ impl RunningAgent {
         RunningAgent::serve(dir, config_path, port, client).await
     }
 
+    /// Like [`RunningAgent::start`], the agent in a process of its own (the
+    /// test binary run again), which [`RunningAgent::kill`] can SIGKILL.
+    async fn start_process(
+        cluster: &TestCluster,
+        applications: &[(&str, &str, &str)],
+        extra: &str,
+    ) -> RunningAgent {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port().unwrap();
+        let config_path = dir.path().join("berth.yaml");
+        std::fs::write(
+            &config_path,
+            config_text(
+                dir.path(),
+                cluster,
+                STAGING_PARIS,
+                port,
+                applications,
+                "",
+                extra,
+            ),
+        )
+        .unwrap();
+        let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+        command
+            .args(["child_serves", "--exact", "--ignored", "--nocapture"])
+            .env(CHILD_CONFIG, &config_path);
+        // Killed with this test binary, whatever ends it.
+        let process = ServerProcess::start(
+            "berth agent (child)",
+            command,
+            &dir.path().join("agent.log"),
+            Lifetime::TiedToProcess,
+        )
+        .unwrap();
+        let agent = RunningAgent {
+            port,
+            config_path,
+            client: cluster.admin_client().await.unwrap(),
+            stop: None,
+            task: None,
+            process: Some(process),
+            _dir: dir,
+        };
+        agent.wait_ready().await;
+        agent
+    }
+
+    /// SIGKILLs the agent's process: nothing of it runs after this.
+    fn kill(mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.stop();
+        }
+    }
+
     /// Runs `serve` on the configuration file `config_path` (in `dir`, kept
     /// as long as the agent runs); `client` is the test's own, for its
     /// checks. Waits until the agent is ready.
@@ -129,6 +208,7 @@ impl RunningAgent {
             client,
             stop: Some(stop),
             task: Some(task),
+            process: None,
             _dir: dir,
         };
         agent.wait_ready().await;
@@ -168,6 +248,12 @@ impl RunningAgent {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(mut process) = self.process.take() {
+            // SIGTERM, as Kubernetes stops a Pod: the agent's own shutdown
+            // (SIGKILL after 30 s, which the caller's checks would notice).
+            berth_harness::process::terminate(process.pid().unwrap(), Duration::from_secs(30));
+            process.stop();
+        }
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(30), task)
                 .await
@@ -181,6 +267,9 @@ impl Drop for RunningAgent {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
+        }
+        if let Some(mut process) = self.process.take() {
+            process.stop();
         }
     }
 }
@@ -953,8 +1042,9 @@ async fn an_edited_config_file_adds_a_release_and_a_broken_one_changes_nothing()
 /// Two replicas with a Lease: one leads and syncs, the other follows (ready,
 /// refusing webhooks, writing nothing: the API server's audit log tells
 /// their requests apart by User-Agent); when the leader dies without
-/// releasing the lease, the follower takes over within the lease duration
-/// and applies the next commit; a clean stop releases the lease.
+/// releasing the lease (SIGKILL), the follower takes over within the lease
+/// duration and applies the next commit; a clean stop (SIGTERM) releases
+/// the lease.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_one_leads_and_the_other_takes_over() {
     use berth_harness::cluster::ADMIN_USER;
@@ -976,8 +1066,9 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
         )
     };
     let applications = [("replicas", url.as_str(), "1s")];
-    let first = RunningAgent::start(cluster, &applications, "", &extra("replica-a")).await;
-    let second = RunningAgent::start(cluster, &applications, "", &extra("replica-b")).await;
+    // Each replica a process of its own, as Pods are.
+    let first = RunningAgent::start_process(cluster, &applications, &extra("replica-a")).await;
+    let second = RunningAgent::start_process(cluster, &applications, &extra("replica-b")).await;
     let client = first.client.clone();
     let leases = kube::Api::<Lease>::namespaced(client.clone(), STATE_NAMESPACE);
     let holder = || async {
@@ -1084,8 +1175,8 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
             .collect();
     assert_eq!(managers, ["berth Apply"]);
 
-    // The leader dies without a word (its task is dropped: no release).
-    drop(leader);
+    // The leader is SIGKILLed: it dies without a word (no release).
+    leader.kill();
     set_greeting(&repo, "from-the-new-leader");
     repo.commit("greet from the new leader").unwrap();
     let took = eventually(

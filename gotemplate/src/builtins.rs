@@ -3,7 +3,7 @@
 use crate::error::FuncError;
 use crate::fmt::{sprint, sprintf, sprintln};
 use crate::func::arg::{err, string};
-use crate::func::{Arity::*, Body, Func, FuncResult, FuncTable};
+use crate::func::{Arity::*, Body, Func, FuncResult, FuncTable, Param};
 use crate::value::Value;
 
 impl FuncTable {
@@ -23,11 +23,13 @@ const FUNCS: &[Func] = &[
         name: "and",
         arity: AtLeast(1),
         body: Body::ShortCircuit { stop_at: false },
+        params: None,
     },
     Func {
         name: "or",
         arity: AtLeast(1),
         body: Body::ShortCircuit { stop_at: true },
+        params: None,
     },
     Func::new("not", Exact(1), not),
     Func::new("len", Exact(1), len),
@@ -35,7 +37,7 @@ const FUNCS: &[Func] = &[
     Func::new("slice", AtLeast(1), slice),
     Func::new("print", AtLeast(0), |a| Ok(Value::String(sprint(a)))),
     Func::new("println", AtLeast(0), |a| Ok(Value::String(sprintln(a)))),
-    Func::new("printf", AtLeast(1), printf),
+    Func::go("printf", &[Param::Str], Some(Param::Any), printf),
     Func::new("html", AtLeast(0), |a| {
         Ok(Value::String(html_escape(&sprint(a))))
     }),

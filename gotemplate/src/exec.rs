@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{ExecError, ParseError, TextError};
-use crate::func::{Body, Func, FuncTable, Runner};
+use crate::func::{Body, Func, FuncTable, Literal, Param, Runner};
 use crate::lex::line_col;
 use crate::parse::{Source, parse};
 use crate::tree::ParsedFile;
@@ -640,6 +640,61 @@ impl Executor {
         Ok(out)
     }
 
+    /// The arguments of a call of `func` (`cmd` without its first word, then
+    /// the piped `last`), each checked against its Go parameter when the
+    /// function declares them, in Go's order and words: a constant as
+    /// `evalArg` converts it ("expected integer; found 1.5"), any other
+    /// argument as `validateType` checks it ("wrong type for value; expected
+    /// string; got int"), reported where Go's executor stands.
+    fn eval_call_args(
+        &mut self,
+        dot: &Value,
+        cmd: &Command,
+        func: &Func,
+        last: Option<Value>,
+    ) -> Res<Vec<Value>> {
+        let nodes = &cmd.args[1..];
+        let Some(params) = func.params else {
+            return self.eval_args(dot, nodes, last);
+        };
+        let position = |i: usize| cmd.arg_positions.get(i).copied().unwrap_or(cmd.pos);
+        let mut out = Vec::with_capacity(nodes.len() + 1);
+        for (i, node) in nodes.iter().enumerate() {
+            let param = params.at(i).unwrap_or(Param::Any);
+            let pos = position(i + 1);
+            if let Some(literal) = literal(node) {
+                let text = arg_string(node);
+                if let Some(cause) = param.refuses_literal(literal, &text) {
+                    return Err(self.located(pos, &text, cause).into());
+                }
+                let value = match typed_number(node, param) {
+                    Some(value) => value,
+                    None => self.eval_arg(dot, node, arg_pos(node))?,
+                };
+                out.push(value);
+                continue;
+            }
+            let value = self.eval_arg(dot, node, arg_pos(node))?;
+            if let Some(cause) = param.refuses(&value) {
+                let (at, context) = last_touched(node, pos);
+                return Err(self.located(at, &context, cause).into());
+            }
+            out.push(value);
+        }
+        if let Some(last) = last {
+            if let Some(cause) = params.at(nodes.len()).and_then(|p| p.refuses(&last)) {
+                // Go checks the piped value where its executor last stood.
+                let (at, context) = match nodes.last() {
+                    Some(node) => last_touched(node, position(nodes.len())),
+                    None => (position(0), func.name.to_string()),
+                };
+                return Err(self.located(at, &context, cause).into());
+            }
+            out.push(last);
+        }
+        Ok(out)
+    }
+
     fn variable(&self, name: &str, pos: usize) -> Res<Value> {
         self.lookup_var(name).ok_or_else(|| {
             self.located(pos, name, format!("undefined variable: {name}"))
@@ -693,6 +748,7 @@ impl Executor {
                 let cmd = Command {
                     pos,
                     args: vec![arg.clone()],
+                    arg_positions: vec![pos],
                 };
                 self.eval_function(dot, &cmd, func, None)?
             }
@@ -820,9 +876,9 @@ impl Executor {
                 }
                 return Ok(last.unwrap_or(v));
             }
-            Body::Plain(call) => call(&self.eval_args(dot, arg_nodes, last)?),
+            Body::Plain(call) => call(&self.eval_call_args(dot, cmd, func, last)?),
             Body::Executing(call) => {
-                let args = self.eval_args(dot, arg_nodes, last)?;
+                let args = self.eval_call_args(dot, cmd, func, last)?;
                 call(self, &args)
             }
         };
@@ -850,6 +906,66 @@ impl Executor {
             }
             Ctl::Err(Box::new(err))
         })
+    }
+}
+
+/// `arg` as a constant of [`Param::refuses_literal`], or `None`.
+fn literal(arg: &Arg) -> Option<Literal> {
+    Some(match arg {
+        Arg::Str(_) => Literal::Str,
+        Arg::Bool(_) => Literal::Bool,
+        Arg::Nil => Literal::Nil,
+        Arg::Number(n) => Literal::Number {
+            int: n.int.is_some(),
+            float: n.float.is_some(),
+        },
+        _ => return None,
+    })
+}
+
+/// A number constant passed to an `int` or `float64` parameter, converted
+/// as Go converts it (`1e3` to an int, `2` to a float64); `None` for any
+/// other argument or parameter.
+fn typed_number(arg: &Arg, param: Param) -> Option<Value> {
+    let Arg::Number(n) = arg else {
+        return None;
+    };
+    match param {
+        Param::Int => n.int.map(Value::Int),
+        Param::Float => n.float.map(Value::Float),
+        _ => None,
+    }
+}
+
+/// Where Go's executor stands once it has evaluated `arg` (its `s.node`),
+/// and that node's text: the argument itself, but for a parenthesized
+/// pipeline (and a chain on one) the last node its last command evaluated.
+/// Go reports an argument of the wrong type there. `pos` is where `arg`
+/// starts.
+fn last_touched(arg: &Arg, pos: usize) -> (usize, String) {
+    match arg {
+        Arg::Pipe(pipe) => match pipe.cmds.last() {
+            Some(cmd) => command_last_touched(cmd),
+            None => (pos, arg_string(arg)),
+        },
+        Arg::Chain(inner, _, _) => last_touched(inner, pos),
+        Arg::Field(_, at) | Arg::Variable(_, at) => (*at, arg_string(arg)),
+        _ => (pos, arg_string(arg)),
+    }
+}
+
+/// [`last_touched`] of a command: its last argument when its first word
+/// calls something with arguments, else the first word.
+fn command_last_touched(cmd: &Command) -> (usize, String) {
+    let position = |i: usize| cmd.arg_positions.get(i).copied().unwrap_or(cmd.pos);
+    let calls = matches!(
+        cmd.args.first(),
+        Some(Arg::Func(_) | Arg::Field(..) | Arg::Variable(..) | Arg::Chain(..))
+    );
+    match cmd.args.len() {
+        0 => (cmd.pos, String::new()),
+        n if calls && n > 1 => last_touched(&cmd.args[n - 1], position(n - 1)),
+        _ => last_touched(&cmd.args[0], position(0)),
     }
 }
 

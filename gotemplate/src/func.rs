@@ -1,7 +1,9 @@
-//! Template functions: one table maps each name to its function and arity.
-//! A template's calls are resolved against the table when it is parsed, so
-//! an unknown function is a parse error, as in Go; the executor checks the
-//! number of arguments before the call, with Go's messages.
+//! Template functions: one table maps each name to its function and arity,
+//! and, for most, its Go parameter types. A template's calls are resolved
+//! against the table when it is parsed, so an unknown function is a parse
+//! error, as in Go; the executor checks the number of arguments and each
+//! argument's type before the call, with Go's messages and at the argument,
+//! as Go's reflection does.
 
 use std::collections::HashMap;
 
@@ -17,6 +19,122 @@ pub enum Arity {
     Exact(usize),
     /// Variadic: at least this many.
     AtLeast(usize),
+}
+
+/// A Go parameter type, as far as a template's arguments can differ from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    /// `interface{}` (or `reflect.Value`): any value.
+    Any,
+    /// `string`.
+    Str,
+    /// `int`.
+    Int,
+    /// `float64`.
+    Float,
+    /// `bool`.
+    Bool,
+    /// `map[string]interface{}`.
+    Map,
+    /// `[]interface{}`.
+    List,
+    /// A host type (`time.Time`, sprig's certificate, `uint32`): the
+    /// function checks its argument itself.
+    Host,
+}
+
+impl Param {
+    /// Go's name of the type, as its messages print it.
+    fn go_name(self) -> &'static str {
+        match self {
+            Param::Any | Param::Host => "interface {}",
+            Param::Str => "string",
+            Param::Int => "int",
+            Param::Float => "float64",
+            Param::Bool => "bool",
+            Param::Map => "map[string]interface {}",
+            Param::List => "[]interface {}",
+        }
+    }
+
+    /// Go's `validateType`: why `value` cannot be passed, or `None`. A nil
+    /// is the nil `interface{}` a missing key gives under Helm's
+    /// `missingkey=zero` (Go says "got interface {}" of it).
+    pub(crate) fn refuses(self, value: &Value) -> Option<String> {
+        let fits = match (self, value) {
+            (Param::Any | Param::Host, _) => true,
+            // A nil map or slice is their zero value.
+            (Param::Map | Param::List, Value::Nil) => true,
+            (Param::Str, Value::String(_))
+            | (Param::Int, Value::Int(_))
+            | (Param::Float, Value::Float(_))
+            | (Param::Bool, Value::Bool(_))
+            | (Param::Map, Value::Map(_))
+            | (Param::List, Value::List(_)) => true,
+            _ => false,
+        };
+        (!fits).then(|| {
+            let got = match value {
+                Value::Nil => "interface {}".to_string(),
+                other => other.type_name(),
+            };
+            format!(
+                "wrong type for value; expected {}; got {got}",
+                self.go_name()
+            )
+        })
+    }
+
+    /// Go's `evalArg` of a constant: why `literal` (printed as `text`)
+    /// cannot be passed, or `None`. `int` and `float` say whether a number
+    /// literal is one (Go's `IsInt`, `IsFloat`); `None` for other
+    /// literals.
+    pub(crate) fn refuses_literal(self, literal: Literal, text: &str) -> Option<String> {
+        let fits = match (self, literal) {
+            (Param::Any | Param::Host, _) => true,
+            (Param::Str, Literal::Str) | (Param::Bool, Literal::Bool) => true,
+            (Param::Int, Literal::Number { int, .. }) => int,
+            (Param::Float, Literal::Number { float, .. }) => float,
+            (Param::Map | Param::List, Literal::Nil) => true,
+            _ => false,
+        };
+        if fits {
+            return None;
+        }
+        Some(match (self, literal) {
+            (_, Literal::Nil) => format!("cannot assign nil to {}", self.go_name()),
+            (Param::Str, _) => format!("expected string; found {text}"),
+            (Param::Int, _) => format!("expected integer; found {text}"),
+            (Param::Float, _) => format!("expected float; found {text}"),
+            (Param::Bool, _) => format!("expected bool; found {text}"),
+            _ => format!("can't handle {text} for arg of type {}", self.go_name()),
+        })
+    }
+}
+
+/// A constant argument, as [`Param::refuses_literal`] tells them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Literal {
+    Str,
+    Bool,
+    Nil,
+    Number { int: bool, float: bool },
+}
+
+/// A function's Go parameters: the fixed ones, then the element type of a
+/// final `...` parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub fixed: &'static [Param],
+    pub variadic: Option<Param>,
+}
+
+impl Params {
+    /// The parameter the `index`th argument is passed to (Go's `evalCall`);
+    /// `None` past the end of a function without `...`.
+    pub(crate) fn at(&self, index: usize) -> Option<Param> {
+        self.fixed.get(index).copied().or(self.variadic)
+    }
 }
 
 /// What a function runs.
@@ -48,6 +166,9 @@ pub struct Func {
     pub name: &'static str,
     pub arity: Arity,
     pub body: Body,
+    /// Go's parameter types, when declared: the executor checks the
+    /// arguments against them before the call.
+    pub params: Option<Params>,
 }
 
 impl Func {
@@ -57,6 +178,26 @@ impl Func {
             name,
             arity,
             body: Body::Plain(call),
+            params: None,
+        }
+    }
+
+    /// A function of its arguments with Go's parameter types: `fixed`, then
+    /// a final `...variadic` when given (its arity follows from them).
+    pub const fn go(
+        name: &'static str,
+        fixed: &'static [Param],
+        variadic: Option<Param>,
+        call: fn(&[Value]) -> FuncResult,
+    ) -> Func {
+        Func {
+            name,
+            arity: match variadic {
+                Some(_) => Arity::AtLeast(fixed.len()),
+                None => Arity::Exact(fixed.len()),
+            },
+            body: Body::Plain(call),
+            params: Some(Params { fixed, variadic }),
         }
     }
 
@@ -70,6 +211,7 @@ impl Func {
             name,
             arity,
             body: Body::Executing(call),
+            params: None,
         }
     }
 

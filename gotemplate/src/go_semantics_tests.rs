@@ -161,6 +161,36 @@ z"#,
         r#"{{ 0.000001 }} {{ 123456789.0 }} {{ 1e21 }} {{ 100000000000000000000.0 }}"#,
         r#"1e-06 1.23456789e+08 1e+21 1e+20"#,
     ),
+    (
+        "printf_format_constant",
+        r#"{{ printf 3 }}"#,
+        r#"EXEC ERROR: template: printf_format_constant:1:10: executing "printf_format_constant" at <3>: expected string; found 3"#,
+    ),
+    (
+        "printf_format_nil",
+        r#"{{ printf nil }}"#,
+        r#"EXEC ERROR: template: printf_format_nil:1:10: executing "printf_format_nil" at <nil>: cannot assign nil to string"#,
+    ),
+    (
+        "printf_format_value",
+        r#"{{ printf .i }}"#,
+        r#"EXEC ERROR: template: printf_format_value:1:10: executing "printf_format_value" at <.i>: wrong type for value; expected string; got float64"#,
+    ),
+    (
+        "printf_format_piped",
+        r#"{{ .i | printf }}"#,
+        r#"EXEC ERROR: template: printf_format_piped:1:8: executing "printf_format_piped" at <printf>: wrong type for value; expected string; got float64"#,
+    ),
+    (
+        "printf_format_from_a_pipeline",
+        r#"{{ printf (len .list) }}"#,
+        r#"EXEC ERROR: template: printf_format_from_a_pipeline:1:15: executing "printf_format_from_a_pipeline" at <.list>: wrong type for value; expected string; got int"#,
+    ),
+    (
+        "printf_format_checked_before_later_args",
+        r#"{{ printf .i .nosuch.field }}"#,
+        r#"EXEC ERROR: template: printf_format_checked_before_later_args:1:10: executing "printf_format_checked_before_later_args" at <.i>: wrong type for value; expected string; got float64"#,
+    ),
 ];
 
 fn run(name: &str, src: &str) -> String {

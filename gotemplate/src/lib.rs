@@ -43,7 +43,7 @@ pub mod value;
 
 pub use error::{ExecError, FuncError, ParseError, TextError};
 pub use exec::{ExecLimits, Executor, TemplateDef, TemplateSet};
-pub use func::{Arity, Body, Func, FuncResult, FuncTable, Runner};
+pub use func::{Arity, Body, Func, FuncResult, FuncTable, Param, Params, Runner};
 pub use parse::Source;
 pub use tree::ParsedFile;
 pub use value::{MapRef, Object, Struct, Value};

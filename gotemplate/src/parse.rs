@@ -339,12 +339,16 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_space();
             let cpos = self.pos();
-            let args = self.parse_operands()?;
+            let (args, arg_positions) = self.parse_operands()?;
             if args.is_empty() {
                 let (_, p) = self.next();
                 return Err(self.err(p, format!("missing value for {context}")));
             }
-            cmds.push(Command { pos: cpos, args });
+            cmds.push(Command {
+                pos: cpos,
+                args,
+                arg_positions,
+            });
             let (t, p) = self.next_non_space();
             match t {
                 Tok::Pipe => continue,
@@ -375,14 +379,17 @@ impl<'a> Parser<'a> {
     }
 
     /// Parses operands of one command, stopping before `|`, `)` or the close delimiter.
-    fn parse_operands(&mut self) -> Result<Vec<Arg>, ParseError> {
+    /// The operands of one command, with where each starts.
+    fn parse_operands(&mut self) -> Result<(Vec<Arg>, Vec<usize>), ParseError> {
         let mut args = Vec::new();
+        let mut positions = Vec::new();
         loop {
             self.skip_space();
             match self.peek() {
-                Tok::Pipe | Tok::Close | Tok::RParen | Tok::Eof => return Ok(args),
+                Tok::Pipe | Tok::Close | Tok::RParen | Tok::Eof => return Ok((args, positions)),
                 _ => {}
             }
+            positions.push(self.pos());
             let operand = self.parse_operand()?;
             args.push(operand);
             match self.peek() {
@@ -479,11 +486,15 @@ impl<'a> Parser<'a> {
         loop {
             self.skip_space();
             let cpos = self.pos();
-            let args = self.parse_operands()?;
+            let (args, arg_positions) = self.parse_operands()?;
             if args.is_empty() {
                 return Err(self.err(cpos, "missing value for parenthesized pipeline"));
             }
-            cmds.push(Command { pos: cpos, args });
+            cmds.push(Command {
+                pos: cpos,
+                args,
+                arg_positions,
+            });
             let (t, p) = self.next_non_space();
             match t {
                 Tok::Pipe => continue,

@@ -38,6 +38,8 @@ pub enum Arg {
 pub struct Command {
     pub pos: usize,
     pub args: Vec<Arg>,
+    /// Where each of `args` starts (Go's position of its node).
+    pub arg_positions: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]

@@ -53,6 +53,12 @@ var cases = [][2]string{
 	{"range_over_int", "{{ range 3 }}{{ . }}{{ end }}"},
 	{"printf_bad_verb", `{{ printf "%d" "s" }}|{{ printf "%s" }}|{{ printf "%z" 1 }}`},
 	{"float_formatting", `{{ 0.000001 }} {{ 123456789.0 }} {{ 1e21 }} {{ 100000000000000000000.0 }}`},
+	{"printf_format_constant", `{{ printf 3 }}`},
+	{"printf_format_nil", `{{ printf nil }}`},
+	{"printf_format_value", `{{ printf .i }}`},
+	{"printf_format_piped", `{{ .i | printf }}`},
+	{"printf_format_from_a_pipeline", `{{ printf (len .list) }}`},
+	{"printf_format_checked_before_later_args", `{{ printf .i .nosuch.field }}`},
 }
 
 func main() {

@@ -6,26 +6,36 @@ use std::rc::Rc;
 
 use gotemplate::func::arg::string;
 use gotemplate::lex::parse_number;
-use gotemplate::{Arity::*, Func, FuncResult, Value};
+use gotemplate::{Func, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("toString", Exact(1), |a| Ok(Value::String(strval(&a[0])))),
-    Func::new("toStrings", Exact(1), to_strings),
-    Func::new("int", Exact(1), |a| Ok(Value::Int(to_i64(&a[0])))),
-    Func::new("int64", Exact(1), |a| Ok(Value::Int(to_i64(&a[0])))),
-    Func::new("float64", Exact(1), |a| Ok(Value::Float(to_f64(&a[0])))),
-    Func::new("atoi", Exact(1), atoi),
-    Func::new("toDecimal", Exact(1), to_decimal),
-    Func::new("kindOf", Exact(1), |a| Ok(Value::str(a[0].kind_name()))),
-    Func::new("kindIs", Exact(2), |a| {
+    Func::go("toString", &[P::Any], None, |a| {
+        Ok(Value::String(strval(&a[0])))
+    }),
+    Func::go("toStrings", &[P::Any], None, to_strings),
+    Func::go("int", &[P::Any], None, |a| Ok(Value::Int(to_i64(&a[0])))),
+    Func::go("int64", &[P::Any], None, |a| {
+        Ok(Value::Int64(to_i64(&a[0])))
+    }),
+    Func::go("float64", &[P::Any], None, |a| {
+        Ok(Value::Float(to_f64(&a[0])))
+    }),
+    Func::go("atoi", &[P::Str], None, atoi),
+    Func::go("toDecimal", &[P::Any], None, to_decimal),
+    Func::go("kindOf", &[P::Any], None, |a| {
+        Ok(Value::str(a[0].kind_name()))
+    }),
+    Func::go("kindIs", &[P::Str, P::Any], None, |a| {
         Ok(Value::Bool(string(&a[0])? == a[1].kind_name()))
     }),
-    Func::new("typeOf", Exact(1), |a| Ok(Value::String(a[0].type_name()))),
-    Func::new("typeIs", Exact(2), |a| {
+    Func::go("typeOf", &[P::Any], None, |a| {
+        Ok(Value::String(a[0].type_name()))
+    }),
+    Func::go("typeIs", &[P::Str, P::Any], None, |a| {
         Ok(Value::Bool(string(&a[0])? == a[1].type_name()))
     }),
-    Func::new("typeIsLike", Exact(2), type_is_like),
-    Func::new("deepEqual", Exact(2), |a| {
+    Func::go("typeIsLike", &[P::Str, P::Any], None, type_is_like),
+    Func::go("deepEqual", &[P::Any, P::Any], None, |a| {
         Ok(Value::Bool(deep_equal(&a[0], &a[1])))
     }),
 ];
@@ -123,7 +133,7 @@ fn atoi(a: &[Value]) -> FuncResult {
 }
 
 fn to_decimal(a: &[Value]) -> FuncResult {
-    Ok(Value::Int(
+    Ok(Value::Int64(
         i64::from_str_radix(&strval(&a[0]), 8).unwrap_or(0),
     ))
 }

@@ -10,7 +10,7 @@
 use base64::Engine as _;
 use der::pem::LineEnding;
 use gotemplate::func::arg::{err, int, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Struct, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Struct, Value};
 use rand::RngCore as _;
 use rand::rngs::OsRng;
 use rcgen::{
@@ -24,49 +24,79 @@ use sha2::Digest as _;
 use super::conversions::strval;
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("sha1sum", Exact(1), |a| {
+    Func::go("sha1sum", &[P::Str], None, |a| {
         Ok(Value::String(hex::encode(sha1::Sha1::digest(
             string(&a[0])?.as_bytes(),
         ))))
     }),
-    Func::new("sha256sum", Exact(1), |a| {
+    Func::go("sha256sum", &[P::Str], None, |a| {
         Ok(Value::String(hex::encode(sha2::Sha256::digest(
             string(&a[0])?.as_bytes(),
         ))))
     }),
-    Func::new("sha512sum", Exact(1), |a| {
+    Func::go("sha512sum", &[P::Str], None, |a| {
         Ok(Value::String(hex::encode(sha2::Sha512::digest(
             string(&a[0])?.as_bytes(),
         ))))
     }),
-    Func::new("adler32sum", Exact(1), |a| {
+    Func::go("adler32sum", &[P::Str], None, |a| {
         Ok(Value::String(
             adler2::adler32_slice(string(&a[0])?.as_bytes()).to_string(),
         ))
     }),
-    Func::new("genPrivateKey", Exact(1), |a| {
+    Func::go("genPrivateKey", &[P::Str], None, |a| {
         gen_private_key(&string(&a[0])?)
     }),
-    Func::new("genCA", Exact(2), |a| ca(a, None)),
-    Func::new("genCAWithKey", Exact(3), |a| ca(a, Some(&a[2]))),
-    Func::new("genSelfSignedCert", Exact(4), |a| self_signed(a, None)),
-    Func::new("genSelfSignedCertWithKey", Exact(5), |a| {
-        self_signed(a, Some(&a[4]))
+    Func::go("genCA", &[P::Str, P::Int], None, |a| ca(a, None)),
+    Func::go("genCAWithKey", &[P::Str, P::Int, P::Str], None, |a| {
+        ca(a, Some(&a[2]))
     }),
-    Func::new("genSignedCert", Exact(5), |a| signed(a, None)),
-    Func::new("genSignedCertWithKey", Exact(6), |a| signed(a, Some(&a[5]))),
-    Func::new("buildCustomCert", Exact(2), build_custom_cert),
-    Func::new("bcrypt", Exact(1), |a| {
+    Func::go(
+        "genSelfSignedCert",
+        &[P::Str, P::List, P::List, P::Int],
+        None,
+        |a| self_signed(a, None),
+    ),
+    Func::go(
+        "genSelfSignedCertWithKey",
+        &[P::Str, P::List, P::List, P::Int, P::Str],
+        None,
+        |a| self_signed(a, Some(&a[4])),
+    ),
+    Func::go(
+        "genSignedCert",
+        &[P::Str, P::List, P::List, P::Int, P::Host],
+        None,
+        |a| signed(a, None),
+    ),
+    Func::go(
+        "genSignedCertWithKey",
+        &[P::Str, P::List, P::List, P::Int, P::Host, P::Str],
+        None,
+        |a| signed(a, Some(&a[5])),
+    ),
+    Func::go(
+        "buildCustomCert",
+        &[P::Str, P::Str],
+        None,
+        build_custom_cert,
+    ),
+    Func::go("bcrypt", &[P::Str], None, |a| {
         Ok(Value::String(bcrypt_hash(&string(&a[0])?)))
     }),
-    Func::new("htpasswd", Exact(2), htpasswd),
-    Func::new("encryptAES", Exact(2), |a| {
+    Func::go("htpasswd", &[P::Str, P::Str], None, htpasswd),
+    Func::go("encryptAES", &[P::Str, P::Str], None, |a| {
         encrypt_aes(&string(&a[0])?, &string(&a[1])?)
     }),
-    Func::new("decryptAES", Exact(2), |a| {
+    Func::go("decryptAES", &[P::Str, P::Str], None, |a| {
         decrypt_aes(&string(&a[0])?, &string(&a[1])?)
     }),
-    Func::new("derivePassword", Exact(5), derive_password_func),
+    Func::go(
+        "derivePassword",
+        &[P::Host, P::Str, P::Str, P::Str, P::Str],
+        None,
+        derive_password_func,
+    ),
 ];
 
 /// sprig's `[]interface{}` IP/DNS lists: nil is empty, items are stringified.

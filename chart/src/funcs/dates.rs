@@ -2,42 +2,55 @@
 //! strings; layouts are Go's reference-time layouts.
 
 use gotemplate::func::arg::{err, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use super::durations::{go_duration_string, parse_go_duration};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("now", Exact(0), |_| Ok(time_value(jiff::Timestamp::now()))),
-    Func::new("unixEpoch", Exact(1), |a| {
+    Func::go("now", &[], None, |_| Ok(time_value(jiff::Timestamp::now()))),
+    Func::go("unixEpoch", &[P::Host], None, |a| {
         let ts = match &a[0] {
             Value::String(t) => t.parse().unwrap_or_else(|_| jiff::Timestamp::now()),
             _ => jiff::Timestamp::now(),
         };
         Ok(Value::String(ts.as_second().to_string()))
     }),
-    Func::new("date", Exact(2), |a| {
+    Func::go("date", &[P::Str, P::Any], None, |a| {
         format_date(&string(&a[0])?, &a[1], "Local")
     }),
-    Func::new("dateInZone", Exact(3), date_in_zone),
-    Func::new("date_in_zone", Exact(3), date_in_zone),
-    Func::new("htmlDate", Exact(1), |a| {
+    Func::go("dateInZone", &[P::Str, P::Any, P::Str], None, date_in_zone),
+    Func::go(
+        "date_in_zone",
+        &[P::Str, P::Any, P::Str],
+        None,
+        date_in_zone,
+    ),
+    Func::go("htmlDate", &[P::Any], None, |a| {
         format_date("2006-01-02", &a[0], "Local")
     }),
-    Func::new("htmlDateInZone", Exact(2), |a| {
+    Func::go("htmlDateInZone", &[P::Any, P::Str], None, |a| {
         format_date("2006-01-02", &a[0], &string(&a[1])?)
     }),
-    Func::new("toDate", Exact(2), |a| to_date(a, false)),
-    Func::new("mustToDate", Exact(2), |a| to_date(a, true)),
-    Func::new("dateModify", Exact(2), |a| date_modify(a, false)),
-    Func::new("date_modify", Exact(2), |a| date_modify(a, false)),
-    Func::new("mustDateModify", Exact(2), |a| date_modify(a, true)),
-    Func::new("must_date_modify", Exact(2), |a| date_modify(a, true)),
-    Func::new("ago", Exact(1), |a| {
+    Func::go("toDate", &[P::Str, P::Str], None, |a| to_date(a, false)),
+    Func::go("mustToDate", &[P::Str, P::Str], None, |a| to_date(a, true)),
+    Func::go("dateModify", &[P::Str, P::Host], None, |a| {
+        date_modify(a, false)
+    }),
+    Func::go("date_modify", &[P::Str, P::Host], None, |a| {
+        date_modify(a, false)
+    }),
+    Func::go("mustDateModify", &[P::Str, P::Host], None, |a| {
+        date_modify(a, true)
+    }),
+    Func::go("must_date_modify", &[P::Str, P::Host], None, |a| {
+        date_modify(a, true)
+    }),
+    Func::go("ago", &[P::Any], None, |a| {
         let since = jiff::Timestamp::now().duration_since(to_time(&a[0]));
         let secs = (since.as_nanos() as f64 / 1e9).round() as i128;
         Ok(Value::String(go_duration_string(secs * 1_000_000_000)))
     }),
-    Func::new("duration", Exact(1), |a| {
+    Func::go("duration", &[P::Any], None, |a| {
         // sprig reads only strings and int64s; anything else is zero.
         let secs: i128 = match &a[0] {
             Value::String(s) => s.parse::<i64>().unwrap_or(0) as i128,
@@ -46,7 +59,7 @@ pub(super) const FUNCS: &[Func] = &[
         };
         Ok(Value::String(go_duration_string(secs * 1_000_000_000)))
     }),
-    Func::new("durationRound", Exact(1), |a| {
+    Func::go("durationRound", &[P::Any], None, |a| {
         let nanos: i128 = match &a[0] {
             Value::String(s) => parse_go_duration(s).unwrap_or(0) as i128,
             Value::Int64(i) => *i as i128,

@@ -2,22 +2,24 @@
 //! `all`, `any` (emptiness is `Value::is_empty`, Go's zero value).
 
 use gotemplate::func::arg::err;
-use gotemplate::{Arity::*, Func, FuncResult, Value};
+use gotemplate::{Func, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("default", AtLeast(1), default),
-    Func::new("empty", Exact(1), |a| Ok(Value::Bool(a[0].is_empty()))),
-    Func::new("coalesce", AtLeast(0), |a| {
+    Func::go("default", &[P::Any], Some(P::Any), default),
+    Func::go("empty", &[P::Any], None, |a| {
+        Ok(Value::Bool(a[0].is_empty()))
+    }),
+    Func::go("coalesce", &[], Some(P::Any), |a| {
         Ok(a.iter()
             .find(|v| !v.is_empty())
             .cloned()
             .unwrap_or(Value::Nil))
     }),
-    Func::new("ternary", Exact(3), ternary),
-    Func::new("all", AtLeast(0), |a| {
+    Func::go("ternary", &[P::Any, P::Any, P::Bool], None, ternary),
+    Func::go("all", &[], Some(P::Any), |a| {
         Ok(Value::Bool(a.iter().all(|v| !v.is_empty())))
     }),
-    Func::new("any", AtLeast(0), |a| {
+    Func::go("any", &[], Some(P::Any), |a| {
         Ok(Value::Bool(a.iter().any(|v| !v.is_empty())))
     }),
 ];

@@ -4,48 +4,54 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::{map, string};
-use gotemplate::{Arity::*, Func, FuncResult, Value};
+use gotemplate::{Arity::*, Func, FuncResult, Param as P, Value};
 
 use super::conversions::strval;
 use crate::values::{Merge, merge};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("dict", AtLeast(0), dict),
-    Func::new("get", Exact(2), |a| {
+    Func::go("dict", &[], Some(P::Any), dict),
+    Func::go("get", &[P::Map, P::Str], None, |a| {
         let value = map(&a[0])?.borrow().get(&string(&a[1])?).cloned();
         Ok(value.unwrap_or(Value::str("")))
     }),
-    Func::new("set", Exact(3), |a| {
+    Func::go("set", &[P::Map, P::Str, P::Any], None, |a| {
         map(&a[0])?
             .borrow_mut()
             .insert(string(&a[1])?, a[2].clone());
         Ok(a[0].clone())
     }),
-    Func::new("unset", Exact(2), |a| {
+    Func::go("unset", &[P::Map, P::Str], None, |a| {
         map(&a[0])?.borrow_mut().remove(&string(&a[1])?);
         Ok(a[0].clone())
     }),
-    Func::new("hasKey", Exact(2), |a| {
+    Func::go("hasKey", &[P::Map, P::Str], None, |a| {
         let dict = map(&a[0])?;
         let key = string(&a[1])?;
         Ok(Value::Bool(dict.borrow().contains_key(&key)))
     }),
-    Func::new("keys", AtLeast(0), keys),
-    Func::new("values", Exact(1), |a| {
+    Func::go("keys", &[], Some(P::Map), keys),
+    Func::go("values", &[P::Map], None, |a| {
         Ok(Value::list(
             map(&a[0])?.borrow().values().cloned().collect(),
         ))
     }),
-    Func::new("pluck", AtLeast(1), pluck),
-    Func::new("pick", AtLeast(1), |a| selected(a, true)),
-    Func::new("omit", AtLeast(1), |a| selected(a, false)),
+    Func::go("pluck", &[P::Str], Some(P::Map), pluck),
+    Func::go("pick", &[P::Map], Some(P::Str), |a| selected(a, true)),
+    Func::go("omit", &[P::Map], Some(P::Str), |a| selected(a, false)),
     Func::new("dig", AtLeast(3), dig),
-    Func::new("merge", AtLeast(1), |a| merge_all(a, false)),
-    Func::new("mustMerge", AtLeast(1), |a| merge_all(a, false)),
-    Func::new("mergeOverwrite", AtLeast(1), |a| merge_all(a, true)),
-    Func::new("mustMergeOverwrite", AtLeast(1), |a| merge_all(a, true)),
-    Func::new("deepCopy", Exact(1), |a| Ok(a[0].deep_copy())),
-    Func::new("mustDeepCopy", Exact(1), |a| Ok(a[0].deep_copy())),
+    Func::go("merge", &[P::Map], Some(P::Map), |a| merge_all(a, false)),
+    Func::go("mustMerge", &[P::Map], Some(P::Map), |a| {
+        merge_all(a, false)
+    }),
+    Func::go("mergeOverwrite", &[P::Map], Some(P::Map), |a| {
+        merge_all(a, true)
+    }),
+    Func::go("mustMergeOverwrite", &[P::Map], Some(P::Map), |a| {
+        merge_all(a, true)
+    }),
+    Func::go("deepCopy", &[P::Any], None, |a| Ok(a[0].deep_copy())),
+    Func::go("mustDeepCopy", &[P::Any], None, |a| Ok(a[0].deep_copy())),
 ];
 
 fn dict(a: &[Value]) -> FuncResult {

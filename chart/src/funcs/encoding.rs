@@ -6,75 +6,75 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use gotemplate::fmt::quote;
 use gotemplate::func::arg::{err, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use crate::yaml_emit::{SequenceIndent, to_yaml_string_with};
 use crate::yaml11;
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("b64enc", Exact(1), |a| {
+    Func::go("b64enc", &[P::Str], None, |a| {
         Ok(Value::String(
             base64::engine::general_purpose::STANDARD.encode(string(&a[0])?),
         ))
     }),
-    Func::new("b64dec", Exact(1), b64dec),
-    Func::new("b32enc", Exact(1), |a| {
+    Func::go("b64dec", &[P::Str], None, b64dec),
+    Func::go("b32enc", &[P::Str], None, |a| {
         Ok(Value::String(
             data_encoding::BASE32.encode(string(&a[0])?.as_bytes()),
         ))
     }),
-    Func::new("b32dec", Exact(1), |a| {
+    Func::go("b32dec", &[P::Str], None, |a| {
         let bytes = data_encoding::BASE32
             .decode(string(&a[0])?.as_bytes())
             .unwrap_or_default();
         Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
     }),
-    Func::new("toYaml", Exact(1), |a| {
+    Func::go("toYaml", &[P::Any], None, |a| {
         Ok(yaml(&a[0], SequenceIndent::AtKey))
     }),
-    Func::new("toYamlPretty", Exact(1), |a| {
+    Func::go("toYamlPretty", &[P::Any], None, |a| {
         Ok(yaml(&a[0], SequenceIndent::UnderKey))
     }),
-    Func::new("fromYaml", Exact(1), from_yaml),
-    Func::new("fromYamlArray", Exact(1), from_yaml_array),
+    Func::go("fromYaml", &[P::Str], None, from_yaml),
+    Func::go("fromYamlArray", &[P::Str], None, from_yaml_array),
     // sprig's toJson writes "" where mustToJson fails.
-    Func::new("toJson", Exact(1), |a| {
+    Func::go("toJson", &[P::Any], None, |a| {
         Ok(json_or_empty(&a[0], Json::Plain))
     }),
-    Func::new("mustToJson", Exact(1), |a| json(&a[0], Json::Plain)),
-    Func::new("toRawJson", Exact(1), |a| {
+    Func::go("mustToJson", &[P::Any], None, |a| json(&a[0], Json::Plain)),
+    Func::go("toRawJson", &[P::Any], None, |a| {
         Ok(json_or_empty(&a[0], Json::Raw))
     }),
-    Func::new("mustToRawJson", Exact(1), |a| json(&a[0], Json::Raw)),
-    Func::new("toPrettyJson", Exact(1), |a| {
+    Func::go("mustToRawJson", &[P::Any], None, |a| json(&a[0], Json::Raw)),
+    Func::go("toPrettyJson", &[P::Any], None, |a| {
         Ok(json_or_empty(&a[0], Json::Pretty))
     }),
-    Func::new("mustToPrettyJson", Exact(1), |a| {
+    Func::go("mustToPrettyJson", &[P::Any], None, |a| {
         Ok(json_or_empty(&a[0], Json::Pretty))
     }),
-    Func::new("fromJson", Exact(1), from_json_object),
-    Func::new("mustFromJson", Exact(1), |a| {
+    Func::go("fromJson", &[P::Str], None, from_json_object),
+    Func::go("mustFromJson", &[P::Str], None, |a| {
         let parsed: serde_json::Value =
             serde_json::from_str(&string(&a[0])?).map_err(|e| FuncError::new(e.to_string()))?;
         Ok(Value::from_json(&parsed))
     }),
-    Func::new("fromJsonArray", Exact(1), from_json_array),
+    Func::go("fromJsonArray", &[P::Str], None, from_json_array),
     // Helm's toToml writes the encoder's error where mustToToml fails.
-    Func::new("toToml", Exact(1), |a| {
+    Func::go("toToml", &[P::Any], None, |a| {
         Ok(Value::String(to_toml(&a[0]).unwrap_or_else(|e| e.message)))
     }),
-    Func::new("fromToml", Exact(1), from_toml_text),
+    Func::go("fromToml", &[P::Str], None, from_toml_text),
 ];
 
 /// Helm 4's additions: the failing forms of toYaml and toToml (Helm 4's
 /// mustToJson fails where sprig's does, with the same message).
 pub(super) const HELM4_FUNCS: &[Func] = &[
-    Func::new("mustToYaml", Exact(1), |a| {
+    Func::go("mustToYaml", &[P::Any], None, |a| {
         // toYaml goes through encoding/json: what it refuses fails here.
         to_json_value(&a[0], 0)?;
         Ok(yaml(&a[0], SequenceIndent::AtKey))
     }),
-    Func::new("mustToToml", Exact(1), |a| {
+    Func::go("mustToToml", &[P::Any], None, |a| {
         to_toml(&a[0]).map(Value::String)
     }),
 ];

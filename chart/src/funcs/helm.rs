@@ -4,17 +4,19 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::{err, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Runner, TextError, Value};
+use gotemplate::{Arity::*, Func, FuncError, FuncResult, Param as P, Runner, TextError, Value};
 
 pub(super) const FUNCS: &[Func] = &[
     Func::executing("include", Exact(2), include),
     Func::executing("tpl", Exact(2), tpl),
-    Func::new("required", Exact(2), required),
-    Func::new("fail", Exact(1), |a| {
+    Func::go("required", &[P::Str, P::Any], None, required),
+    Func::go("fail", &[P::Str], None, |a| {
         Err(FuncError::user_failure(string(&a[0])?))
     }),
     // Rendering is offline: lookup finds nothing, as with `helm template`.
-    Func::new("lookup", Exact(4), |_| Ok(Value::new_map(BTreeMap::new()))),
+    Func::go("lookup", &[P::Str, P::Str, P::Str, P::Str], None, |_| {
+        Ok(Value::new_map(BTreeMap::new()))
+    }),
 ];
 
 /// Helm's "<no value>" for missing values: templates print nothing there.

@@ -5,54 +5,54 @@ use std::rc::Rc;
 
 use gotemplate::builtins;
 use gotemplate::func::arg::int;
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use super::conversions::{deep_equal, strval, to_i64};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("list", AtLeast(0), |a| Ok(Value::list(a.to_vec()))),
-    Func::new("tuple", AtLeast(0), |a| Ok(Value::list(a.to_vec()))),
-    Func::new("append", Exact(2), append),
-    Func::new("push", Exact(2), append),
-    Func::new("mustAppend", Exact(2), append),
-    Func::new("mustPush", Exact(2), append),
-    Func::new("prepend", Exact(2), prepend),
-    Func::new("mustPrepend", Exact(2), prepend),
-    Func::new("first", Exact(1), first),
-    Func::new("mustFirst", Exact(1), first),
-    Func::new("last", Exact(1), last),
-    Func::new("mustLast", Exact(1), last),
-    Func::new("rest", Exact(1), rest),
-    Func::new("mustRest", Exact(1), rest),
-    Func::new("initial", Exact(1), initial),
-    Func::new("mustInitial", Exact(1), initial),
-    Func::new("uniq", Exact(1), uniq),
-    Func::new("mustUniq", Exact(1), uniq),
-    Func::new("without", AtLeast(1), without),
-    Func::new("mustWithout", AtLeast(1), without),
-    Func::new("has", Exact(2), has),
-    Func::new("mustHas", Exact(2), has),
-    Func::new("concat", AtLeast(0), concat),
-    Func::new("reverse", Exact(1), reverse),
-    Func::new("mustReverse", Exact(1), reverse),
-    Func::new("compact", Exact(1), compact),
-    Func::new("mustCompact", Exact(1), compact),
-    Func::new("sortAlpha", Exact(1), sort_alpha),
-    Func::new("chunk", Exact(2), chunk),
-    Func::new("mustChunk", Exact(2), chunk),
-    Func::new("mustSlice", AtLeast(1), slice),
-    Func::new("until", Exact(1), |a| {
+    Func::go("list", &[], Some(P::Any), |a| Ok(Value::list(a.to_vec()))),
+    Func::go("tuple", &[], Some(P::Any), |a| Ok(Value::list(a.to_vec()))),
+    Func::go("append", &[P::Any, P::Any], None, append),
+    Func::go("push", &[P::Any, P::Any], None, append),
+    Func::go("mustAppend", &[P::Any, P::Any], None, append),
+    Func::go("mustPush", &[P::Any, P::Any], None, append),
+    Func::go("prepend", &[P::Any, P::Any], None, prepend),
+    Func::go("mustPrepend", &[P::Any, P::Any], None, prepend),
+    Func::go("first", &[P::Any], None, first),
+    Func::go("mustFirst", &[P::Any], None, first),
+    Func::go("last", &[P::Any], None, last),
+    Func::go("mustLast", &[P::Any], None, last),
+    Func::go("rest", &[P::Any], None, rest),
+    Func::go("mustRest", &[P::Any], None, rest),
+    Func::go("initial", &[P::Any], None, initial),
+    Func::go("mustInitial", &[P::Any], None, initial),
+    Func::go("uniq", &[P::Any], None, uniq),
+    Func::go("mustUniq", &[P::Any], None, uniq),
+    Func::go("without", &[P::Any], Some(P::Any), without),
+    Func::go("mustWithout", &[P::Any], Some(P::Any), without),
+    Func::go("has", &[P::Any, P::Any], None, has),
+    Func::go("mustHas", &[P::Any, P::Any], None, has),
+    Func::go("concat", &[], Some(P::Any), concat),
+    Func::go("reverse", &[P::Any], None, reverse),
+    Func::go("mustReverse", &[P::Any], None, reverse),
+    Func::go("compact", &[P::Any], None, compact),
+    Func::go("mustCompact", &[P::Any], None, compact),
+    Func::go("sortAlpha", &[P::Any], None, sort_alpha),
+    Func::go("chunk", &[P::Int, P::Any], None, chunk),
+    Func::go("mustChunk", &[P::Int, P::Any], None, chunk),
+    Func::go("mustSlice", &[P::Any], Some(P::Any), slice),
+    Func::go("until", &[P::Int], None, |a| {
         let n = int(&a[0])?;
         Ok(Value::list(step_range(0, n, if n < 0 { -1 } else { 1 })?))
     }),
-    Func::new("untilStep", Exact(3), |a| {
+    Func::go("untilStep", &[P::Int, P::Int, P::Int], None, |a| {
         Ok(Value::list(step_range(
             int(&a[0])?,
             int(&a[1])?,
             int(&a[2])?,
         )?))
     }),
-    Func::new("seq", AtLeast(0), seq),
+    Func::go("seq", &[], Some(P::Int), seq),
 ];
 
 fn append(a: &[Value]) -> FuncResult {

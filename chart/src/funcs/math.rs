@@ -1,62 +1,74 @@
 //! sprig's integer and float arithmetic. Arguments are converted as sprig
-//! converts them (spf13/cast): a non-number counts as 0.
+//! converts them (spf13/cast): a non-number counts as 0. Integer results
+//! are Go `int64`s, as sprig returns them: `indent (add 1 2) "x"` fails in
+//! Helm ("expected int; got int64") and here.
 
 use gotemplate::func::arg::err;
-use gotemplate::{Arity::*, Func, FuncResult, Value};
+use gotemplate::{Func, FuncResult, Param as P, Value};
 
 use super::conversions::{to_f64, to_i64};
 use super::decimal::Decimal;
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("add", AtLeast(0), |a| {
-        Ok(Value::Int(a.iter().map(to_i64).fold(0, i64::wrapping_add)))
+    Func::go("add", &[], Some(P::Any), |a| {
+        Ok(Value::Int64(
+            a.iter().map(to_i64).fold(0, i64::wrapping_add),
+        ))
     }),
-    Func::new("add1", Exact(1), |a| {
-        Ok(Value::Int(to_i64(&a[0]).wrapping_add(1)))
+    Func::go("add1", &[P::Any], None, |a| {
+        Ok(Value::Int64(to_i64(&a[0]).wrapping_add(1)))
     }),
-    Func::new("sub", Exact(2), |a| {
-        Ok(Value::Int(to_i64(&a[0]).wrapping_sub(to_i64(&a[1]))))
+    Func::go("sub", &[P::Any, P::Any], None, |a| {
+        Ok(Value::Int64(to_i64(&a[0]).wrapping_sub(to_i64(&a[1]))))
     }),
-    Func::new("mul", AtLeast(1), |a| {
-        Ok(Value::Int(a.iter().map(to_i64).fold(1, i64::wrapping_mul)))
+    Func::go("mul", &[P::Any], Some(P::Any), |a| {
+        Ok(Value::Int64(
+            a.iter().map(to_i64).fold(1, i64::wrapping_mul),
+        ))
     }),
-    Func::new("div", Exact(2), |a| divide(a, i64::wrapping_div)),
-    Func::new("mod", Exact(2), |a| divide(a, i64::wrapping_rem)),
-    Func::new("max", AtLeast(1), |a| {
-        Ok(Value::Int(a.iter().map(to_i64).max().unwrap_or(0)))
+    Func::go("div", &[P::Any, P::Any], None, |a| {
+        divide(a, i64::wrapping_div)
     }),
-    Func::new("biggest", AtLeast(1), |a| {
-        Ok(Value::Int(a.iter().map(to_i64).max().unwrap_or(0)))
+    Func::go("mod", &[P::Any, P::Any], None, |a| {
+        divide(a, i64::wrapping_rem)
     }),
-    Func::new("min", AtLeast(1), |a| {
-        Ok(Value::Int(a.iter().map(to_i64).min().unwrap_or(0)))
+    Func::go("max", &[P::Any], Some(P::Any), |a| {
+        Ok(Value::Int64(a.iter().map(to_i64).max().unwrap_or(0)))
     }),
-    Func::new("addf", AtLeast(0), |a| {
+    Func::go("biggest", &[P::Any], Some(P::Any), |a| {
+        Ok(Value::Int64(a.iter().map(to_i64).max().unwrap_or(0)))
+    }),
+    Func::go("min", &[P::Any], Some(P::Any), |a| {
+        Ok(Value::Int64(a.iter().map(to_i64).min().unwrap_or(0)))
+    }),
+    Func::go("addf", &[], Some(P::Any), |a| {
         decimal_op(&Value::Float(0.0), a, |x, y| Ok(x.add(y)))
     }),
-    Func::new("add1f", Exact(1), |a| {
+    Func::go("add1f", &[P::Any], None, |a| {
         decimal_op(&a[0], &[Value::Int(1)], |x, y| Ok(x.add(y)))
     }),
-    Func::new("subf", AtLeast(1), |a| {
+    Func::go("subf", &[P::Any], Some(P::Any), |a| {
         decimal_op(&a[0], &a[1..], |x, y| Ok(x.sub(y)))
     }),
-    Func::new("mulf", AtLeast(1), |a| {
+    Func::go("mulf", &[P::Any], Some(P::Any), |a| {
         decimal_op(&a[0], &a[1..], |x, y| Ok(x.mul(y)))
     }),
-    Func::new("divf", AtLeast(1), |a| {
+    Func::go("divf", &[P::Any], Some(P::Any), |a| {
         decimal_op(&a[0], &a[1..], Decimal::div)
     }),
-    Func::new("maxf", AtLeast(1), |a| {
+    Func::go("maxf", &[P::Any], Some(P::Any), |a| {
         Ok(Value::Float(a.iter().map(to_f64).fold(f64::MIN, f64::max)))
     }),
-    Func::new("minf", AtLeast(1), |a| {
+    Func::go("minf", &[P::Any], Some(P::Any), |a| {
         Ok(Value::Float(a.iter().map(to_f64).fold(f64::MAX, f64::min)))
     }),
-    Func::new("floor", Exact(1), |a| {
+    Func::go("floor", &[P::Any], None, |a| {
         Ok(Value::Float(to_f64(&a[0]).floor()))
     }),
-    Func::new("ceil", Exact(1), |a| Ok(Value::Float(to_f64(&a[0]).ceil()))),
-    Func::new("round", AtLeast(2), |a| {
+    Func::go("ceil", &[P::Any], None, |a| {
+        Ok(Value::Float(to_f64(&a[0]).ceil()))
+    }),
+    Func::go("round", &[P::Any, P::Int], Some(P::Float), |a| {
         let scale = 10f64.powi(to_i64(&a[1]) as i32);
         Ok(Value::Float((to_f64(&a[0]) * scale).round() / scale))
     }),
@@ -83,5 +95,5 @@ fn divide(a: &[Value], op: fn(i64, i64) -> i64) -> FuncResult {
     if y == 0 {
         return err("runtime error: integer divide by zero");
     }
-    Ok(Value::Int(op(x, y)))
+    Ok(Value::Int64(op(x, y)))
 }

@@ -2,21 +2,21 @@
 //! handles them (the `os*` forms are the same on Linux).
 
 use gotemplate::func::arg::string;
-use gotemplate::{Arity::*, Func, FuncResult, Value};
+use gotemplate::{Func, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("base", Exact(1), |a| path_op(a, base_path)),
-    Func::new("osBase", Exact(1), |a| path_op(a, base_path)),
-    Func::new("dir", Exact(1), |a| path_op(a, dir_path)),
-    Func::new("osDir", Exact(1), |a| path_op(a, dir_path)),
-    Func::new("ext", Exact(1), |a| path_op(a, ext_path)),
-    Func::new("osExt", Exact(1), |a| path_op(a, ext_path)),
-    Func::new("clean", Exact(1), |a| path_op(a, clean_path)),
-    Func::new("osClean", Exact(1), |a| path_op(a, clean_path)),
-    Func::new("isAbs", Exact(1), |a| {
+    Func::go("base", &[P::Str], None, |a| path_op(a, base_path)),
+    Func::go("osBase", &[P::Str], None, |a| path_op(a, base_path)),
+    Func::go("dir", &[P::Str], None, |a| path_op(a, dir_path)),
+    Func::go("osDir", &[P::Str], None, |a| path_op(a, dir_path)),
+    Func::go("ext", &[P::Str], None, |a| path_op(a, ext_path)),
+    Func::go("osExt", &[P::Str], None, |a| path_op(a, ext_path)),
+    Func::go("clean", &[P::Str], None, |a| path_op(a, clean_path)),
+    Func::go("osClean", &[P::Str], None, |a| path_op(a, clean_path)),
+    Func::go("isAbs", &[P::Str], None, |a| {
         Ok(Value::Bool(string(&a[0])?.starts_with('/')))
     }),
-    Func::new("osIsAbs", Exact(1), |a| {
+    Func::go("osIsAbs", &[P::Str], None, |a| {
         Ok(Value::Bool(string(&a[0])?.starts_with('/')))
     }),
 ];

@@ -4,7 +4,7 @@
 
 use base64::Engine as _;
 use gotemplate::func::arg::{int, string};
-use gotemplate::{Arity::*, Func, Value};
+use gotemplate::{Func, Param as P, Value};
 use rand::Rng as _;
 use rand::RngCore as _;
 use rand::rngs::OsRng;
@@ -22,20 +22,20 @@ const ASCII: &[u8] = b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWX
 const MAX_LENGTH: i64 = 1 << 20;
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("randAlphaNum", Exact(1), |a| {
+    Func::go("randAlphaNum", &[P::Int], None, |a| {
         let alphanumeric = [LETTERS, DIGITS].concat();
         Ok(random_string(&alphanumeric, int(&a[0])?))
     }),
-    Func::new("randAlpha", Exact(1), |a| {
+    Func::go("randAlpha", &[P::Int], None, |a| {
         Ok(random_string(LETTERS, int(&a[0])?))
     }),
-    Func::new("randNumeric", Exact(1), |a| {
+    Func::go("randNumeric", &[P::Int], None, |a| {
         Ok(random_string(DIGITS, int(&a[0])?))
     }),
-    Func::new("randAscii", Exact(1), |a| {
+    Func::go("randAscii", &[P::Int], None, |a| {
         Ok(random_string(ASCII, int(&a[0])?))
     }),
-    Func::new("randInt", Exact(2), |a| {
+    Func::go("randInt", &[P::Int, P::Int], None, |a| {
         let (lo, hi) = (to_i64(&a[0]), to_i64(&a[1]));
         // Go's rand.Intn panics on an empty range; sprig's callers never
         // pass one, and the lower bound is the only value there is.
@@ -45,19 +45,19 @@ pub(super) const FUNCS: &[Func] = &[
             lo
         }))
     }),
-    Func::new("randBytes", Exact(1), |a| {
+    Func::go("randBytes", &[P::Int], None, |a| {
         let mut bytes = vec![0u8; int(&a[0])?.clamp(0, MAX_LENGTH) as usize];
         OsRng.fill_bytes(&mut bytes);
         Ok(Value::String(
             base64::engine::general_purpose::STANDARD.encode(bytes),
         ))
     }),
-    Func::new("shuffle", Exact(1), |a| {
+    Func::go("shuffle", &[P::Str], None, |a| {
         let mut chars: Vec<char> = string(&a[0])?.chars().collect();
         chars.shuffle(&mut OsRng);
         Ok(Value::String(chars.into_iter().collect()))
     }),
-    Func::new("uuidv4", Exact(0), |_| {
+    Func::go("uuidv4", &[], None, |_| {
         Ok(Value::String(uuid::Uuid::new_v4().to_string()))
     }),
 ];

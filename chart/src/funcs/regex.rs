@@ -7,36 +7,59 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use gotemplate::func::arg::{int, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use crate::go_regex::{GoRegex, quote_meta};
 
 pub(super) const FUNCS: &[Func] = &[
     // sprig's regexMatch drops the compile error: a bad pattern matches nothing.
-    Func::new("regexMatch", Exact(2), |a| match compiled(&a[0], false) {
-        Ok(re) => Ok(Value::Bool(re.is_match(&string(&a[1])?))),
-        Err(_) => Ok(Value::Bool(false)),
+    Func::go("regexMatch", &[P::Str, P::Str], None, |a| {
+        match compiled(&a[0], false) {
+            Ok(re) => Ok(Value::Bool(re.is_match(&string(&a[1])?))),
+            Err(_) => Ok(Value::Bool(false)),
+        }
     }),
-    Func::new("mustRegexMatch", Exact(2), |a| {
+    Func::go("mustRegexMatch", &[P::Str, P::Str], None, |a| {
         Ok(Value::Bool(
             compiled(&a[0], true)?.is_match(&string(&a[1])?),
         ))
     }),
-    Func::new("regexFind", Exact(2), |a| find(a, false)),
-    Func::new("mustRegexFind", Exact(2), |a| find(a, true)),
-    Func::new("regexFindAll", Exact(3), |a| find_all(a, false)),
-    Func::new("mustRegexFindAll", Exact(3), |a| find_all(a, true)),
-    Func::new("regexReplaceAll", Exact(3), |a| replace_all(a, false)),
-    Func::new("mustRegexReplaceAll", Exact(3), |a| replace_all(a, true)),
-    Func::new("regexReplaceAllLiteral", Exact(3), |a| {
-        replace_all_literal(a, false)
+    Func::go("regexFind", &[P::Str, P::Str], None, |a| find(a, false)),
+    Func::go("mustRegexFind", &[P::Str, P::Str], None, |a| find(a, true)),
+    Func::go("regexFindAll", &[P::Str, P::Str, P::Int], None, |a| {
+        find_all(a, false)
     }),
-    Func::new("mustRegexReplaceAllLiteral", Exact(3), |a| {
-        replace_all_literal(a, true)
+    Func::go("mustRegexFindAll", &[P::Str, P::Str, P::Int], None, |a| {
+        find_all(a, true)
     }),
-    Func::new("regexSplit", Exact(3), |a| split(a, false)),
-    Func::new("mustRegexSplit", Exact(3), |a| split(a, true)),
-    Func::new("regexQuoteMeta", Exact(1), |a| {
+    Func::go("regexReplaceAll", &[P::Str, P::Str, P::Str], None, |a| {
+        replace_all(a, false)
+    }),
+    Func::go(
+        "mustRegexReplaceAll",
+        &[P::Str, P::Str, P::Str],
+        None,
+        |a| replace_all(a, true),
+    ),
+    Func::go(
+        "regexReplaceAllLiteral",
+        &[P::Str, P::Str, P::Str],
+        None,
+        |a| replace_all_literal(a, false),
+    ),
+    Func::go(
+        "mustRegexReplaceAllLiteral",
+        &[P::Str, P::Str, P::Str],
+        None,
+        |a| replace_all_literal(a, true),
+    ),
+    Func::go("regexSplit", &[P::Str, P::Str, P::Int], None, |a| {
+        split(a, false)
+    }),
+    Func::go("mustRegexSplit", &[P::Str, P::Str, P::Int], None, |a| {
+        split(a, true)
+    }),
+    Func::go("regexQuoteMeta", &[P::Str], None, |a| {
         Ok(Value::String(quote_meta(&string(&a[0])?)))
     }),
 ];

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::string;
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("semverCompare", Exact(2), |a| {
+    Func::go("semverCompare", &[P::Str, P::Str], None, |a| {
         Ok(Value::Bool(semver_check(&string(&a[0])?, &string(&a[1])?)?))
     }),
-    Func::new("semver", Exact(1), semver),
+    Func::go("semver", &[P::Str], None, semver),
 ];
 
 fn semver(a: &[Value]) -> FuncResult {

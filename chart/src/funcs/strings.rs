@@ -4,63 +4,67 @@ use std::collections::BTreeMap;
 
 use gotemplate::fmt::quote;
 use gotemplate::func::arg::{err, int, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use super::conversions::strval;
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("hello", Exact(0), |_| Ok(Value::str("Hello!"))),
-    Func::new("quote", AtLeast(0), |a| {
+    Func::go("hello", &[], None, |_| Ok(Value::str("Hello!"))),
+    Func::go("quote", &[], Some(P::Any), |a| {
         Ok(Value::String(joined(a, |s| quote(&s))))
     }),
-    Func::new("squote", AtLeast(0), |a| {
+    Func::go("squote", &[], Some(P::Any), |a| {
         Ok(Value::String(joined(a, |s| format!("'{s}'"))))
     }),
-    Func::new("cat", AtLeast(0), |a| Ok(Value::String(joined(a, |s| s)))),
-    Func::new("indent", Exact(2), |a| {
+    Func::go("cat", &[], Some(P::Any), |a| {
+        Ok(Value::String(joined(a, |s| s)))
+    }),
+    Func::go("indent", &[P::Int, P::Str], None, |a| {
         Ok(Value::String(indent(&a[0], &a[1])?))
     }),
-    Func::new("nindent", Exact(2), |a| {
+    Func::go("nindent", &[P::Int, P::Str], None, |a| {
         Ok(Value::String(format!("\n{}", indent(&a[0], &a[1])?)))
     }),
-    Func::new("trim", Exact(1), |a| Ok(Value::str(string(&a[0])?.trim()))),
-    Func::new("trimAll", Exact(2), trim_all),
-    Func::new("trimall", Exact(2), trim_all),
-    Func::new("trimPrefix", Exact(2), |a| {
+    Func::go("trim", &[P::Str], None, |a| {
+        Ok(Value::str(string(&a[0])?.trim()))
+    }),
+    Func::go("trimAll", &[P::Str, P::Str], None, trim_all),
+    Func::go("trimall", &[P::Str, P::Str], None, trim_all),
+    Func::go("trimPrefix", &[P::Str, P::Str], None, |a| {
         let (prefix, s) = (string(&a[0])?, string(&a[1])?);
         Ok(Value::str(s.strip_prefix(prefix.as_str()).unwrap_or(&s)))
     }),
-    Func::new("trimSuffix", Exact(2), |a| {
+    Func::go("trimSuffix", &[P::Str, P::Str], None, |a| {
         let (suffix, s) = (string(&a[0])?, string(&a[1])?);
         Ok(Value::str(s.strip_suffix(suffix.as_str()).unwrap_or(&s)))
     }),
-    Func::new("trunc", Exact(2), trunc),
-    Func::new("upper", Exact(1), |a| {
+    Func::go("trunc", &[P::Int, P::Str], None, trunc),
+    Func::go("upper", &[P::Str], None, |a| {
         Ok(Value::String(string(&a[0])?.to_uppercase()))
     }),
-    Func::new("lower", Exact(1), |a| {
+    Func::go("lower", &[P::Str], None, |a| {
         Ok(Value::String(string(&a[0])?.to_lowercase()))
     }),
-    Func::new("title", Exact(1), |a| {
+    Func::go("title", &[P::Str], None, |a| {
         Ok(Value::String(title(&string(&a[0])?)))
     }),
-    Func::new("untitle", Exact(1), untitle),
-    Func::new("replace", Exact(3), |a| {
+    Func::go("untitle", &[P::Str], None, untitle),
+    Func::go("replace", &[P::Str, P::Str, P::Str], None, |a| {
         let (old, new, s) = (string(&a[0])?, string(&a[1])?, string(&a[2])?);
         Ok(Value::String(s.replace(&old, &new)))
     }),
-    Func::new("contains", Exact(2), |a| {
+    Func::go("contains", &[P::Str, P::Str], None, |a| {
         Ok(Value::Bool(string(&a[1])?.contains(&string(&a[0])?)))
     }),
-    Func::new("hasPrefix", Exact(2), |a| {
+    Func::go("hasPrefix", &[P::Str, P::Str], None, |a| {
         Ok(Value::Bool(string(&a[1])?.starts_with(&string(&a[0])?)))
     }),
-    Func::new("hasSuffix", Exact(2), |a| {
+    Func::go("hasSuffix", &[P::Str, P::Str], None, |a| {
         Ok(Value::Bool(string(&a[1])?.ends_with(&string(&a[0])?)))
     }),
-    Func::new("repeat", Exact(2), repeat),
-    Func::new("substr", Exact(3), substr),
-    Func::new("nospace", Exact(1), |a| {
+    Func::go("repeat", &[P::Int, P::Str], None, repeat),
+    Func::go("substr", &[P::Int, P::Int, P::Str], None, substr),
+    Func::go("nospace", &[P::Str], None, |a| {
         Ok(Value::String(
             string(&a[0])?
                 .chars()
@@ -68,34 +72,34 @@ pub(super) const FUNCS: &[Func] = &[
                 .collect(),
         ))
     }),
-    Func::new("abbrev", Exact(2), abbrev),
-    Func::new("abbrevboth", Exact(3), |a| {
+    Func::go("abbrev", &[P::Int, P::Str], None, abbrev),
+    Func::go("abbrevboth", &[P::Int, P::Int, P::Str], None, |a| {
         Ok(Value::String(abbrev_both(
             int(&a[0])?,
             int(&a[1])?,
             &string(&a[2])?,
         )))
     }),
-    Func::new("plural", Exact(3), |a| {
+    Func::go("plural", &[P::Str, P::Str, P::Int], None, |a| {
         Ok(Value::String(if int(&a[2])? == 1 {
             string(&a[0])?
         } else {
             string(&a[1])?
         }))
     }),
-    Func::new("snakecase", Exact(1), |a| {
+    Func::go("snakecase", &[P::Str], None, |a| {
         Ok(Value::String(separated(&string(&a[0])?, '_')))
     }),
-    Func::new("kebabcase", Exact(1), |a| {
+    Func::go("kebabcase", &[P::Str], None, |a| {
         Ok(Value::String(separated(&string(&a[0])?, '-')))
     }),
-    Func::new("camelcase", Exact(1), |a| {
+    Func::go("camelcase", &[P::Str], None, |a| {
         Ok(Value::String(camelcase(&string(&a[0])?)))
     }),
-    Func::new("swapcase", Exact(1), |a| {
+    Func::go("swapcase", &[P::Str], None, |a| {
         Ok(Value::String(swapcase(&string(&a[0])?)))
     }),
-    Func::new("initials", Exact(1), |a| {
+    Func::go("initials", &[P::Str], None, |a| {
         Ok(Value::String(
             string(&a[0])?
                 .split_whitespace()
@@ -103,7 +107,7 @@ pub(super) const FUNCS: &[Func] = &[
                 .collect(),
         ))
     }),
-    Func::new("wrap", Exact(2), |a| {
+    Func::go("wrap", &[P::Int, P::Str], None, |a| {
         Ok(Value::String(wrap(
             &string(&a[1])?,
             int(&a[0])?,
@@ -111,7 +115,7 @@ pub(super) const FUNCS: &[Func] = &[
             false,
         )))
     }),
-    Func::new("wrapWith", Exact(3), |a| {
+    Func::go("wrapWith", &[P::Int, P::Str, P::Str], None, |a| {
         Ok(Value::String(wrap(
             &string(&a[2])?,
             int(&a[0])?,
@@ -119,17 +123,17 @@ pub(super) const FUNCS: &[Func] = &[
             true,
         )))
     }),
-    Func::new("join", Exact(2), join),
-    Func::new("split", Exact(2), |a| {
+    Func::go("join", &[P::Str, P::Any], None, join),
+    Func::go("split", &[P::Str, P::Str], None, |a| {
         let (sep, s) = (string(&a[0])?, string(&a[1])?);
         Ok(numbered_parts(go_split(&s, &sep).into_iter()))
     }),
-    Func::new("splitList", Exact(2), |a| {
+    Func::go("splitList", &[P::Str, P::Str], None, |a| {
         let (sep, s) = (string(&a[0])?, string(&a[1])?);
         let parts = go_split(&s, &sep);
         Ok(Value::list(parts.into_iter().map(Value::String).collect()))
     }),
-    Func::new("splitn", Exact(3), splitn),
+    Func::go("splitn", &[P::Str, P::Int, P::Str], None, splitn),
 ];
 
 /// The non-nil arguments as strings, each through `each`, joined by spaces.

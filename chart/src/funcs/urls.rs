@@ -3,13 +3,17 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::string;
-use gotemplate::{Arity::*, Func, Value};
+use gotemplate::{Func, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::new("urlParse", Exact(1), |a| Ok(url_parse(&string(&a[0])?))),
-    Func::new("urlJoin", Exact(1), |a| Ok(Value::String(url_join(&a[0])))),
+    Func::go("urlParse", &[P::Str], None, |a| {
+        Ok(url_parse(&string(&a[0])?))
+    }),
+    Func::go("urlJoin", &[P::Map], None, |a| {
+        Ok(Value::String(url_join(&a[0])))
+    }),
     // helm template resolves no names unless --enable-dns.
-    Func::new("getHostByName", Exact(1), |_| Ok(Value::str(""))),
+    Func::go("getHostByName", &[P::Str], None, |_| Ok(Value::str(""))),
 ];
 
 /// sprig's urlParse: the parts of a URL as Go's net/url splits them.

@@ -11,6 +11,7 @@ use berth_agent::config::AgentConfig;
 use berth_agent::daemon::Agent;
 use berth_agent::inventory::{InventoryStore, Outcome};
 use berth_agent::objects::RELEASE_LABEL;
+use berth_agent::reconcile::SyncReport;
 use berth_harness::TestCluster;
 use common::*;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -138,71 +139,97 @@ async fn a_sync_killed_half_way_leaves_nothing_orphaned() {
     assert!(history.iter().all(|h| h.outcome == Outcome::Succeeded));
 }
 
+/// A sync of 2,000 ConfigMaps in a release of its own, started in the
+/// background; returns once 200 of them exist (the sync well under way).
+struct InterruptedSync {
+    release: &'static str,
+    commit: String,
+    syncing: tokio::task::JoinHandle<(TestAgent, SyncReport)>,
+}
+
+const INTERRUPTED_OBJECTS: usize = 2000;
+
+impl InterruptedSync {
+    async fn start(cluster: &TestCluster, release: &'static str) -> InterruptedSync {
+        let repo = config_maps_repo(release);
+        set_config_map_count(&repo, release, INTERRUPTED_OBJECTS);
+        let commit = repo.commit("two thousand").unwrap();
+        let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
+        let watcher = cluster.admin_client().await.unwrap();
+        let syncing = tokio::spawn(async move {
+            let _repo = repo;
+            let report = agent.sync(false).await;
+            (agent, report)
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while live_names(&watcher, release).await.len() < 200 {
+            assert!(Instant::now() < deadline, "the sync applied nothing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        InterruptedSync {
+            release,
+            commit,
+            syncing,
+        }
+    }
+
+    /// Waits for the interrupted sync, which either completed or failed
+    /// cleanly, marked for the daemon's retry with backoff (the API server
+    /// was away, not the commit wrong); then the next sync converges: every
+    /// object, a whole inventory, no history entry twice, and a sync after
+    /// it has nothing to do.
+    async fn converges(self, client: kube::Client) {
+        let (mut agent, first) = tokio::time::timeout(Duration::from_secs(300), self.syncing)
+            .await
+            .expect("the interrupted sync ends")
+            .unwrap();
+        if first.outcome == Outcome::Failed {
+            let error = first.error.clone().unwrap_or_default();
+            assert!(!error.is_empty(), "{first:?}");
+            assert!(first.retry, "not marked for a retry: {error}");
+        } else {
+            succeeded(&first);
+        }
+        let release = self.release;
+        succeeded(&agent.sync(true).await);
+        assert_eq!(
+            live_names(&client, release).await,
+            expected_names(release, INTERRUPTED_OBJECTS)
+        );
+        let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
+        let inventory = store.load().await.unwrap();
+        assert_eq!(inventory.commit, self.commit);
+        assert_eq!(inventory.objects.len(), INTERRUPTED_OBJECTS);
+        assert!(inventory.objects.iter().all(|e| !e.digest.is_empty()));
+        // One entry per distinct outcome of the commit, never two alike.
+        let history = store.history().await.unwrap();
+        let outcomes: Vec<Outcome> = history.iter().map(|h| h.outcome).collect();
+        let mut distinct = outcomes.clone();
+        distinct.dedup();
+        assert_eq!(outcomes, distinct, "{history:?}");
+        assert_eq!(history[0].outcome, Outcome::Succeeded);
+        let third = agent.sync(true).await;
+        succeeded(&third);
+        assert_eq!(
+            third.counts.created + third.counts.updated + third.counts.deleted,
+            0
+        );
+    }
+}
+
 /// kube-apiserver killed and started again (same etcd) in the middle of a
 /// sync: the sync fails cleanly or completes, the next one converges, and
 /// the history holds no entry twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_server_restart_during_a_sync_is_survived() {
     let mut cluster = TestCluster::start("faults-restart").await.unwrap();
-    let release = "restarted";
-    let repo = config_maps_repo(release);
-    set_config_map_count(&repo, release, 2000);
-    let commit = repo.commit("two thousand").unwrap();
-    let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
-    let watcher = cluster.admin_client().await.unwrap();
-    let syncing = tokio::spawn(async move {
-        let report = agent.sync(false).await;
-        (agent, report)
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while live_names(&watcher, release).await.len() < 200 {
-        assert!(Instant::now() < deadline, "the sync applied nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sync = InterruptedSync::start(&cluster, "restarted").await;
     cluster
         .restart_apiserver(Duration::from_secs(2))
         .await
         .unwrap();
-    let (mut agent, first) = tokio::time::timeout(Duration::from_secs(300), syncing)
-        .await
-        .expect("the interrupted sync ends")
-        .unwrap();
-    // Either outcome is clean: a failure names the API server's absence.
-    if first.outcome == Outcome::Failed {
-        assert!(first.error.is_some(), "{first:?}");
-        // The daemon tries it again with backoff, not at the next full
-        // comparison: the API server was away, not the commit wrong.
-        assert!(first.retry, "{first:?}");
-    } else {
-        succeeded(&first);
-    }
-    // A new client: the watcher's connections died with the server.
-    let client = cluster.admin_client().await.unwrap();
-    let second = agent.sync(true).await;
-    succeeded(&second);
-    assert_eq!(
-        live_names(&client, release).await,
-        expected_names(release, 2000)
-    );
-    let store = InventoryStore::new(client.clone(), STATE_NAMESPACE, release, 10);
-    let inventory = store.load().await.unwrap();
-    assert_eq!(inventory.commit, commit);
-    assert_eq!(inventory.objects.len(), 2000);
-    assert!(inventory.objects.iter().all(|e| !e.digest.is_empty()));
-    // One entry per distinct outcome of the commit, never two alike.
-    let history = store.history().await.unwrap();
-    let outcomes: Vec<Outcome> = history.iter().map(|h| h.outcome).collect();
-    let mut distinct = outcomes.clone();
-    distinct.dedup();
-    assert_eq!(outcomes, distinct, "{history:?}");
-    assert_eq!(history[0].outcome, Outcome::Succeeded);
-    // And the next sync has nothing to do.
-    let third = agent.sync(true).await;
-    succeeded(&third);
-    assert_eq!(
-        third.counts.created + third.counts.updated + third.counts.deleted,
-        0
-    );
+    // A new client: the old one's connections died with the server.
+    sync.converges(cluster.admin_client().await.unwrap()).await;
 }
 
 /// etcd hung (SIGSTOP) for a while in the middle of a sync, as a stalled
@@ -216,60 +243,30 @@ async fn a_hung_etcd_during_a_sync_is_survived() {
     let cluster = TestCluster::start_with_apiserver_args("faults-etcd", &["--request-timeout=3s"])
         .await
         .unwrap();
-    let release = "etcd-hung";
-    let repo = config_maps_repo(release);
-    set_config_map_count(&repo, release, 2000);
-    let commit = repo.commit("two thousand").unwrap();
-    let mut agent = TestAgent::new(&cluster, &repo.file_url(), STAGING_PARIS).await;
-    let watcher = cluster.admin_client().await.unwrap();
-    let syncing = tokio::spawn(async move {
-        let report = agent.sync(false).await;
-        (agent, report)
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while live_names(&watcher, release).await.len() < 200 {
-        assert!(Instant::now() < deadline, "the sync applied nothing");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let sync = InterruptedSync::start(&cluster, "etcd-hung").await;
     cluster.hang_etcd(Duration::from_secs(8)).await.unwrap();
     // The hang was felt: kube-apiserver answered berth's applies (only
     // berth applies here) with 5xx.
-    let failed = applies_answered_5xx(&watcher).await;
+    let client = cluster.admin_client().await.unwrap();
+    let failed = apiserver_requests(&client, |metric, labels| {
+        metric == "apiserver_request_total"
+            && labels.get("verb") == Some("APPLY")
+            && labels.get("code").is_some_and(|code| code.starts_with('5'))
+    })
+    .await;
     assert!(
         failed > 0.0,
         "kube-apiserver answered no apply with 5xx while etcd hung"
     );
-    let (mut agent, first) = tokio::time::timeout(Duration::from_secs(300), syncing)
-        .await
-        .expect("the interrupted sync ends")
-        .unwrap();
-    if first.outcome == Outcome::Failed {
-        let error = first.error.clone().unwrap_or_default();
-        assert!(first.retry, "not marked for a retry: {error}");
-    } else {
-        succeeded(&first);
-    }
-    let second = agent.sync(true).await;
-    succeeded(&second);
-    assert_eq!(
-        live_names(&watcher, release).await,
-        expected_names(release, 2000)
-    );
-    let store = InventoryStore::new(watcher.clone(), STATE_NAMESPACE, release, 10);
-    let inventory = store.load().await.unwrap();
-    assert_eq!(inventory.commit, commit);
-    assert_eq!(inventory.objects.len(), 2000);
-    let history = store.history().await.unwrap();
-    let outcomes: Vec<Outcome> = history.iter().map(|h| h.outcome).collect();
-    let mut distinct = outcomes.clone();
-    distinct.dedup();
-    assert_eq!(outcomes, distinct, "{history:?}");
-    assert_eq!(history[0].outcome, Outcome::Succeeded);
+    sync.converges(client).await;
 }
 
-/// kube-apiserver's server-side applies answered with 5xx, from its own
-/// `/metrics`.
-async fn applies_answered_5xx(client: &kube::Client) -> f64 {
+/// The sum of kube-apiserver's own `/metrics` samples that `wanted` picks
+/// (by metric name and labels).
+async fn apiserver_requests(
+    client: &kube::Client,
+    wanted: impl Fn(&str, &prometheus_parse::Labels) -> bool,
+) -> f64 {
     let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
     let text = client.request_text(request).await.unwrap();
     let lines = text.lines().map(|line| Ok(line.to_string()));
@@ -277,13 +274,7 @@ async fn applies_answered_5xx(client: &kube::Client) -> f64 {
         .unwrap()
         .samples
         .iter()
-        .filter(|s| s.metric == "apiserver_request_total")
-        .filter(|s| s.labels.get("verb") == Some("APPLY"))
-        .filter(|s| {
-            s.labels
-                .get("code")
-                .is_some_and(|code| code.starts_with('5'))
-        })
+        .filter(|s| wanted(&s.metric, &s.labels))
         .map(|s| match s.value {
             prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
             _ => 0.0,
@@ -293,24 +284,12 @@ async fn applies_answered_5xx(client: &kube::Client) -> f64 {
 
 /// kube-apiserver's requests answered with 429, from its own `/metrics`.
 async fn too_many_requests(client: &kube::Client) -> f64 {
-    let request = http::Request::get("/metrics").body(Vec::new()).unwrap();
-    let text = client.request_text(request).await.unwrap();
-    let lines = text.lines().map(|line| Ok(line.to_string()));
-    prometheus_parse::Scrape::parse(lines)
-        .unwrap()
-        .samples
-        .iter()
+    apiserver_requests(client, |metric, labels| {
         // The in-flight limit's refusals are counted as terminations.
-        .filter(|s| {
-            s.metric == "apiserver_request_terminations_total"
-                || s.metric == "apiserver_request_total"
-        })
-        .filter(|s| s.labels.get("code") == Some("429"))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
+        (metric == "apiserver_request_terminations_total" || metric == "apiserver_request_total")
+            && labels.get("code") == Some("429")
+    })
+    .await
 }
 
 /// An API server that answers 429 (more mutating requests in flight than

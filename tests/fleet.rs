@@ -925,19 +925,7 @@ async fn a_kind_berth_may_not_watch_across_the_cluster_is_watched_in_its_release
     // So does the ConfigMaps' watch in the namespace, though the full
     // comparison is hours away.
     let config_map = format!("{release}-demo-config");
-    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), release);
-    config_maps
-        .patch(
-            &config_map,
-            &kube::api::PatchParams::apply("by-hand").force(),
-            &kube::api::Patch::Apply(serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "data": { "GREETING": "edited-by-hand" },
-            })),
-        )
-        .await
-        .unwrap();
+    edit_greeting_by_hand(&client, release, &config_map).await;
     eventually("the hand-made ConfigMap change to be undone", || async {
         config_data(&client, release, &config_map)
             .await

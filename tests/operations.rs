@@ -92,6 +92,30 @@ fn config_text(
     )
 }
 
+/// A configuration file of [`config_text`] in a directory of its own, for
+/// an agent on a free port: the directory, the file and the port.
+fn config_file(
+    cluster: &TestCluster,
+    applications: &[(&str, &str, &str)],
+    http_extra: &str,
+    extra: &str,
+) -> (tempfile::TempDir, PathBuf, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port().unwrap();
+    let config_path = dir.path().join("berth.yaml");
+    let text = config_text(
+        dir.path(),
+        cluster,
+        STAGING_PARIS,
+        port,
+        applications,
+        http_extra,
+        extra,
+    );
+    std::fs::write(&config_path, text).unwrap();
+    (dir, config_path, port)
+}
+
 impl RunningAgent {
     async fn start(
         cluster: &TestCluster,
@@ -99,22 +123,7 @@ impl RunningAgent {
         http_extra: &str,
         extra: &str,
     ) -> RunningAgent {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port().unwrap();
-        let config_path = dir.path().join("berth.yaml");
-        std::fs::write(
-            &config_path,
-            config_text(
-                dir.path(),
-                cluster,
-                STAGING_PARIS,
-                port,
-                applications,
-                http_extra,
-                extra,
-            ),
-        )
-        .unwrap();
+        let (dir, config_path, port) = config_file(cluster, applications, http_extra, extra);
         let client = cluster.admin_client().await.unwrap();
         RunningAgent::serve(dir, config_path, port, client).await
     }
@@ -126,22 +135,7 @@ impl RunningAgent {
         applications: &[(&str, &str, &str)],
         extra: &str,
     ) -> RunningAgent {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port().unwrap();
-        let config_path = dir.path().join("berth.yaml");
-        std::fs::write(
-            &config_path,
-            config_text(
-                dir.path(),
-                cluster,
-                STAGING_PARIS,
-                port,
-                applications,
-                "",
-                extra,
-            ),
-        )
-        .unwrap();
+        let (dir, config_path, port) = config_file(cluster, applications, "", extra);
         let mut command = std::process::Command::new(std::env::current_exe().unwrap());
         command
             .args(["child_serves", "--exact", "--ignored", "--nocapture"])
@@ -1581,20 +1575,7 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
         },
     )
     .await;
-    let config_maps =
-        kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(admin.clone(), "demo");
-    config_maps
-        .patch(
-            "demo-config",
-            &kube::api::PatchParams::apply("by-hand").force(),
-            &kube::api::Patch::Apply(serde_json::json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "data": { "GREETING": "edited-by-hand" },
-            })),
-        )
-        .await
-        .unwrap();
+    edit_greeting_by_hand(&admin, "demo", "demo-config").await;
     eventually(
         Duration::from_secs(20),
         "the hand-made change undone",

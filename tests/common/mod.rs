@@ -137,6 +137,23 @@ pub async fn deployment_image(client: &Client, namespace: &str, name: &str) -> O
         .clone()
 }
 
+/// Someone else's change to the demo ConfigMap `name`: another field
+/// manager ("by-hand") takes its GREETING and sets it to "edited-by-hand".
+pub async fn edit_greeting_by_hand(client: &Client, namespace: &str, name: &str) {
+    kube::Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), namespace)
+        .patch(
+            name,
+            &kube::api::PatchParams::apply("by-hand").force(),
+            &kube::api::Patch::Apply(serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "data": { "GREETING": "edited-by-hand" },
+            })),
+        )
+        .await
+        .unwrap();
+}
+
 pub async fn config_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, String> {
     Api::<ConfigMap>::namespaced(client.clone(), namespace)
         .get(name)

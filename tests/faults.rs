@@ -145,6 +145,8 @@ struct InterruptedSync {
     release: &'static str,
     commit: String,
     syncing: tokio::task::JoinHandle<(TestAgent, SyncReport)>,
+    /// The repository lives as long as the syncs that fetch it.
+    _repo: berth_harness::git::TestRepo,
 }
 
 const INTERRUPTED_OBJECTS: usize = 2000;
@@ -157,7 +159,6 @@ impl InterruptedSync {
         let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
         let watcher = cluster.admin_client().await.unwrap();
         let syncing = tokio::spawn(async move {
-            let _repo = repo;
             let report = agent.sync(false).await;
             (agent, report)
         });
@@ -170,6 +171,7 @@ impl InterruptedSync {
             release,
             commit,
             syncing,
+            _repo: repo,
         }
     }
 

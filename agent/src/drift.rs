@@ -201,7 +201,7 @@ impl DriftWatches {
     fn watch(&self, release: &str, objects: &[Tracked], drifted: &Arc<Notify>) {
         let resources = kinds_of(objects);
         {
-            let mut releases = self.releases.write().unwrap_or_else(|p| p.into_inner());
+            let mut releases = write(&self.releases);
             releases.by_name.insert(
                 release.to_string(),
                 (Arc::clone(drifted), places_of(objects)),
@@ -224,7 +224,7 @@ impl DriftWatches {
             notify: Notify::new(),
         });
         {
-            let mut releases = self.releases.write().unwrap_or_else(|p| p.into_inner());
+            let mut releases = write(&self.releases);
             releases
                 .waiting
                 .entry(release.to_string())
@@ -276,18 +276,14 @@ impl DriftWatches {
     /// Stops waking anyone for `release`; stops the watches of kinds no
     /// release holds any more.
     fn forget(&self, release: &str) {
-        self.releases
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_name
-            .remove(release);
+        write(&self.releases).by_name.remove(release);
         let mut kinds = self.kinds.lock().unwrap_or_else(|p| p.into_inner());
         self.stop_unused(&mut kinds);
         self.places_changed.send_replace(());
     }
 
     fn stop_unused(&self, kinds: &mut BTreeMap<KindKey, JoinHandle<()>>) {
-        let releases = self.releases.read().unwrap_or_else(|p| p.into_inner());
+        let releases = read(&self.releases);
         kinds.retain(|key, task| {
             let used = releases.holds(key);
             if !used {
@@ -545,7 +541,7 @@ async fn follow(api: Api<PartialObjectMeta<DynamicObject>>, watch: &KindWatch) -
                         .filter(|uid| !found.contains(*uid))
                         .cloned()
                         .collect();
-                    let releases = releases.read().unwrap_or_else(|p| p.into_inner());
+                    let releases = read(releases);
                     for uid in gone {
                         if let Some(object) = seen.remove(&uid)
                             && releases.wake(&object.release)
@@ -561,10 +557,7 @@ async fn follow(api: Api<PartialObjectMeta<DynamicObject>>, watch: &KindWatch) -
                 let Some(release) = object.labels().get(RELEASE_LABEL).cloned() else {
                     continue;
                 };
-                releases
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .changed(&release, &reference(&object));
+                read(releases).changed(&release, &reference(&object));
                 let uid = object.uid().unwrap_or_default();
                 if let Some(found) = &mut relisted {
                     found.insert(uid.clone());
@@ -602,17 +595,14 @@ async fn follow(api: Api<PartialObjectMeta<DynamicObject>>, watch: &KindWatch) -
                 else {
                     continue;
                 };
-                releases
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .changed(&release, &reference(&object));
+                read(releases).changed(&release, &reference(&object));
                 (
                     release,
                     format!("{kind} {} deleted or unlabelled", object.name_any()),
                 )
             }
         };
-        let releases = releases.read().unwrap_or_else(|p| p.into_inner());
+        let releases = read(releases);
         if releases.wake(&release) {
             info!(%release, change = %change, "managed object changed; comparing the release");
         }

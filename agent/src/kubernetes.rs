@@ -37,7 +37,7 @@ pub fn describe(error: &kube::Error) -> String {
         kube::Error::Api(status) => {
             format!("{} ({} {})", status.message, status.code, status.reason)
         }
-        kube::Error::HyperError(_) | kube::Error::Service(_) => {
+        unreached if is_unreachable(unreached) => {
             let mut cause: &dyn std::error::Error = error;
             while let Some(source) = cause.source() {
                 cause = source;
@@ -45,6 +45,21 @@ pub fn describe(error: &kube::Error) -> String {
             format!("the API server could not be reached: {cause}")
         }
         other => other.to_string(),
+    }
+}
+
+/// Whether the request did not reach the API server (a connection refused
+/// or cut).
+fn is_unreachable(error: &kube::Error) -> bool {
+    matches!(error, kube::Error::HyperError(_) | kube::Error::Service(_))
+}
+
+/// Whether the API server could not be reached or asked to be left alone
+/// (429, 5xx): the same request may well succeed later.
+pub fn is_unavailable(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        other => is_unreachable(other),
     }
 }
 
@@ -72,7 +87,7 @@ pub async fn impersonating_client(
 }
 
 async fn client_config(config: &AgentConfig) -> Result<kube::Config, KubernetesError> {
-    let client_config = match &config.kubeconfig {
+    let mut client_config = match &config.kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .map_err(|e| KubernetesError(format!("{}: {e}", path.display())))?;
@@ -84,7 +99,6 @@ async fn client_config(config: &AgentConfig) -> Result<kube::Config, KubernetesE
             .await
             .map_err(|e| KubernetesError(e.to_string()))?,
     };
-    let mut client_config = client_config;
     client_config
         .headers
         .push((http::header::USER_AGENT, user_agent(config)));
@@ -95,15 +109,14 @@ async fn client_config(config: &AgentConfig) -> Result<kube::Config, KubernetesE
 /// is one: the API server's audit log and metrics tell berth's requests
 /// from other clients', and one replica's from another's.
 fn user_agent(config: &AgentConfig) -> http::HeaderValue {
-    let version = env!("CARGO_PKG_VERSION");
-    let text = match &config.leader_election {
-        Some(election) => format!("berth/{version} ({})", election.identity),
-        None => format!("berth/{version}"),
-    };
-    // An identity that is no header value (a control character) is left out.
-    http::HeaderValue::from_str(&text).unwrap_or_else(|_| {
-        http::HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION")))
-    })
+    const BERTH: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
+    let plain = http::HeaderValue::from_static(BERTH);
+    match &config.leader_election {
+        // An identity that is no header value (a control character) is left out.
+        Some(election) => http::HeaderValue::from_str(&format!("{BERTH} ({})", election.identity))
+            .unwrap_or(plain),
+        None => plain,
+    }
 }
 
 /// kube-rs's client for `config`, with at most `requests` requests (watches
@@ -223,6 +236,9 @@ impl<B: http_body::Body> http_body::Body for HeldBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tower::ServiceExt as _;
 
     #[test]
     fn the_user_agent_names_berth_and_the_replica() {
@@ -246,9 +262,6 @@ mod tests {
             format!("berth/{version} (replica-a)").as_str()
         );
     }
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-    use tower::ServiceExt as _;
 
     /// An HTTP service that answers after a pause and counts the requests
     /// it is answering at once (the most it saw in `most`).

@@ -114,11 +114,7 @@ impl SyncError {
     /// retries are spent): the commit may be fine, so the sync is tried
     /// again with backoff rather than at the next full comparison.
     pub fn is_api_unavailable(&self) -> bool {
-        let unavailable = |error: &kube::Error| match error {
-            kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-            kube::Error::HyperError(_) | kube::Error::Service(_) => true,
-            _ => false,
-        };
+        let unavailable = crate::kubernetes::is_unavailable;
         match self {
             SyncError::Kube { source, .. } => unavailable(source),
             SyncError::Plan(error) => {

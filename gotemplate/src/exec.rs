@@ -657,11 +657,10 @@ impl Executor {
         let Some(params) = func.params else {
             return self.eval_args(dot, nodes, last);
         };
-        let position = |i: usize| cmd.arg_positions.get(i).copied().unwrap_or(cmd.pos);
         let mut out = Vec::with_capacity(nodes.len() + 1);
         for (i, node) in nodes.iter().enumerate() {
             let param = params.at(i).unwrap_or(Param::Any);
-            let pos = position(i + 1);
+            let pos = cmd.arg_position(i + 1);
             if let Some(literal) = literal(node) {
                 let text = arg_string(node);
                 if let Some(cause) = param.refuses_literal(literal, &text) {
@@ -685,8 +684,8 @@ impl Executor {
             if let Some(cause) = params.at(nodes.len()).and_then(|p| p.refuses(&last)) {
                 // Go checks the piped value where its executor last stood.
                 let (at, context) = match nodes.last() {
-                    Some(node) => last_touched(node, position(nodes.len())),
-                    None => (position(0), func.name.to_string()),
+                    Some(node) => last_touched(node, cmd.arg_position(nodes.len())),
+                    None => (cmd.arg_position(0), func.name.to_string()),
                 };
                 return Err(self.located(at, &context, cause).into());
             }
@@ -957,15 +956,14 @@ fn last_touched(arg: &Arg, pos: usize) -> (usize, String) {
 /// [`last_touched`] of a command: its last argument when its first word
 /// calls something with arguments, else the first word.
 fn command_last_touched(cmd: &Command) -> (usize, String) {
-    let position = |i: usize| cmd.arg_positions.get(i).copied().unwrap_or(cmd.pos);
     let calls = matches!(
         cmd.args.first(),
         Some(Arg::Func(_) | Arg::Field(..) | Arg::Variable(..) | Arg::Chain(..))
     );
     match cmd.args.len() {
         0 => (cmd.pos, String::new()),
-        n if calls && n > 1 => last_touched(&cmd.args[n - 1], position(n - 1)),
-        _ => last_touched(&cmd.args[0], position(0)),
+        n if calls && n > 1 => last_touched(&cmd.args[n - 1], cmd.arg_position(n - 1)),
+        _ => last_touched(&cmd.args[0], cmd.arg_position(0)),
     }
 }
 

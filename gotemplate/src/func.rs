@@ -277,7 +277,8 @@ pub mod arg {
         Err(FuncError::new(message))
     }
 
-    fn mismatch<T>(expected: &str, got: &Value) -> Result<T, FuncError> {
+    fn mismatch<T>(expected: Param, got: &Value) -> Result<T, FuncError> {
+        let expected = expected.go_name();
         match got {
             Value::Nil => err(format!("invalid value; expected {expected}")),
             other => err(format!(
@@ -291,7 +292,7 @@ pub mod arg {
     pub fn string(v: &Value) -> Result<String, FuncError> {
         match v {
             Value::String(s) => Ok(s.clone()),
-            other => mismatch("string", other),
+            other => mismatch(Param::Str, other),
         }
     }
 
@@ -299,7 +300,7 @@ pub mod arg {
     pub fn int(v: &Value) -> Result<i64, FuncError> {
         match v {
             Value::Int(i) | Value::Int64(i) => Ok(*i),
-            other => mismatch("int", other),
+            other => mismatch(Param::Int, other),
         }
     }
 
@@ -307,7 +308,7 @@ pub mod arg {
     pub fn bool(v: &Value) -> Result<bool, FuncError> {
         match v {
             Value::Bool(b) => Ok(*b),
-            other => mismatch("bool", other),
+            other => mismatch(Param::Bool, other),
         }
     }
 
@@ -317,7 +318,7 @@ pub mod arg {
         match v {
             Value::Map(m) => Ok(m.clone()),
             Value::Nil => Ok(MapRef::default()),
-            other => mismatch("map[string]interface {}", other),
+            other => mismatch(Param::Map, other),
         }
     }
 }

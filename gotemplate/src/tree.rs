@@ -42,6 +42,14 @@ pub struct Command {
     pub arg_positions: Vec<usize>,
 }
 
+impl Command {
+    /// Where the `index`th of `args` starts (the command's own position
+    /// when there is no such argument).
+    pub fn arg_position(&self, index: usize) -> usize {
+        self.arg_positions.get(index).copied().unwrap_or(self.pos)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pipe {
     pub pos: usize,

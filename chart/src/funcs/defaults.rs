@@ -1,7 +1,7 @@
 //! sprig's defaults and flow: `default`, `empty`, `coalesce`, `ternary`,
 //! `all`, `any` (emptiness is `Value::is_empty`, Go's zero value).
 
-use gotemplate::func::arg::err;
+use gotemplate::func::arg;
 use gotemplate::{Func, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
@@ -34,11 +34,9 @@ fn default(a: &[Value]) -> FuncResult {
 }
 
 fn ternary(a: &[Value]) -> FuncResult {
-    match &a[2] {
-        Value::Bool(b) => Ok(if *b { a[0].clone() } else { a[1].clone() }),
-        other => err(format!(
-            "wrong type for value; expected bool; got {}",
-            other.type_name()
-        )),
-    }
+    Ok(if arg::bool(&a[2])? {
+        a[0].clone()
+    } else {
+        a[1].clone()
+    })
 }

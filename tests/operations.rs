@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_agent::config::AgentConfig;
+use berth_agent::health::Health;
 use berth_agent::inventory::InventoryStore;
 use berth_agent::notifications::signature;
 use berth_harness::browser::{Browser, Locator};
@@ -1078,12 +1079,12 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
         leading == 1.0
     })
     .await;
-    let (leader, follower, leader_name) = if first.metrics().await.value("berth_leader", &[]) == 1.0
-    {
-        (first, second, "replica-a")
-    } else {
-        (second, first, "replica-b")
-    };
+    let (leader, follower, leader_name, follower_name) =
+        if first.metrics().await.value("berth_leader", &[]) == 1.0 {
+            (first, second, "replica-a", "replica-b")
+        } else {
+            (second, first, "replica-b", "replica-a")
+        };
     assert_eq!(holder().await.as_deref(), Some(leader_name));
     eventually(
         Duration::from_secs(30),
@@ -1118,11 +1119,6 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
     // Until now, the follower wrote nothing but its tries of the Lease;
     // the leader applied the release.
     let agent_of = |name: &str| format!("berth/{} ({name})", env!("CARGO_PKG_VERSION"));
-    let follower_name = if leader_name == "replica-a" {
-        "replica-b"
-    } else {
-        "replica-a"
-    };
     let before_takeover = audited_requests(&audit_log);
     let writes = |requests: &[Audited], name: &str| -> Vec<Audited> {
         requests
@@ -1142,11 +1138,15 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
         follower_writes.is_empty(),
         "the follower wrote: {follower_writes:#?}"
     );
+    // An apply of the release's ConfigMap among `requests`.
+    let applies = |requests: &[Audited]| {
+        requests
+            .iter()
+            .any(|r| r.verb == "patch" && r.resource == "configmaps" && r.namespace == "replicas")
+    };
     let leader_writes = writes(&before_takeover, leader_name);
     assert!(
-        leader_writes
-            .iter()
-            .any(|r| r.verb == "patch" && r.resource == "configmaps" && r.namespace == "replicas"),
+        applies(&leader_writes),
         "the leader applied nothing: {leader_writes:#?}"
     );
     // One field manager in the applied objects, whichever replica wrote.
@@ -1179,12 +1179,7 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
         || async { greeting(&client, "replicas").await.as_deref() == Some("from-the-new-leader") },
     )
     .await;
-    let new_leader = if leader_name == "replica-a" {
-        "replica-b"
-    } else {
-        "replica-a"
-    };
-    assert_eq!(holder().await.as_deref(), Some(new_leader));
+    assert_eq!(holder().await.as_deref(), Some(follower_name));
     assert_eq!(follower.metrics().await.value("berth_leader", &[]), 1.0);
     // Within the lease duration (4 s) plus a retry and a sync.
     assert!(took < Duration::from_secs(15), "took over in {took:?}");
@@ -1192,9 +1187,10 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
     // The new leader wrote the new commit.
     let after_takeover = audited_requests(&audit_log);
     assert!(
-        writes(&after_takeover[before_takeover.len()..], follower_name)
-            .iter()
-            .any(|r| r.verb == "patch" && r.resource == "configmaps" && r.namespace == "replicas"),
+        applies(&writes(
+            &after_takeover[before_takeover.len()..],
+            follower_name
+        )),
         "the new leader applied nothing"
     );
 
@@ -1546,17 +1542,31 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
     // It leads (its Pod labelled), applies and turns healthy.
     let head = repo.head().unwrap();
     let store = InventoryStore::new(admin.clone(), "berth-system", "demo", 10);
-    eventually(
-        Duration::from_secs(60),
-        "the demo release healthy",
-        || async {
-            let history = store.history().await.unwrap_or_default();
-            history.last().is_some_and(|entry| {
-                entry.commit == head && entry.health == Some(berth_agent::health::Health::Healthy)
-            })
-        },
-    )
-    .await;
+    // Waits until the history holds a verdict of `health` on `commit` for
+    // which `reason` holds.
+    let verdict = |commit: String, health: Health, reason: fn(&str) -> bool| {
+        let store = &store;
+        async move {
+            eventually(
+                Duration::from_secs(60),
+                &format!("{health:?} at {commit}"),
+                || async {
+                    store
+                        .history()
+                        .await
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|entry| {
+                            entry.commit == commit
+                                && entry.health == Some(health)
+                                && reason(entry.health_reason.as_deref().unwrap_or(""))
+                        })
+                },
+            )
+            .await
+        }
+    };
+    verdict(head, Health::Healthy, |_| true).await;
     let labels = pods.get(&pod).await.unwrap().metadata.labels.unwrap();
     assert_eq!(
         labels.get("berth.dev/leader").map(String::as_str),
@@ -1603,17 +1613,7 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
             admin.clone(),
             "demo",
         );
-    eventually(
-        Duration::from_secs(60),
-        "the second commit healthy",
-        || async {
-            let history = store.history().await.unwrap_or_default();
-            history.iter().any(|entry| {
-                entry.commit == second && entry.health == Some(berth_agent::health::Health::Healthy)
-            })
-        },
-    )
-    .await;
+    verdict(second, Health::Healthy, |_| true).await;
     assert!(
         autoscalers
             .list(&Default::default())
@@ -1628,21 +1628,9 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
     add_to_release(&repo, "healthTimeout: 10s\n");
     set_image(&repo, MISSING_IMAGE);
     let third = repo.commit("an image that does not exist").unwrap();
-    eventually(
-        Duration::from_secs(60),
-        "the third commit degraded",
-        || async {
-            let history = store.history().await.unwrap_or_default();
-            history.iter().any(|entry| {
-                entry.commit == third
-                    && entry.health == Some(berth_agent::health::Health::Degraded)
-                    && entry
-                        .health_reason
-                        .as_deref()
-                        .is_some_and(|reason| reason.contains("ImagePullBackOff"))
-            })
-        },
-    )
+    verdict(third, Health::Degraded, |reason| {
+        reason.contains("ImagePullBackOff")
+    })
     .await;
     agent.stop().await;
 

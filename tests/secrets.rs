@@ -16,12 +16,7 @@ use kube::api::Api;
 /// The demo repository with one declared secret.
 fn repo_with_secret(release: &str) -> berth_harness::git::TestRepo {
     let repo = demo_repo(release);
-    let text = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
-    repo.write(
-        "deploy/release.yaml",
-        format!("{text}secrets:\n  - name: database-password\n"),
-    )
-    .unwrap();
+    add_to_release(&repo, "secrets:\n  - name: database-password\n");
     repo.commit("declare a secret").unwrap();
     repo
 }

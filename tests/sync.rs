@@ -978,14 +978,11 @@ async fn a_release_with_a_service_account_does_only_what_the_account_may() {
     let repo = demo_repo(release);
     let admin = cluster.admin_client().await.unwrap();
     let create = kube::api::PostParams::default();
-    let object = |value: serde_json::Value| value;
     Api::<Namespace>::all(admin.clone())
         .create(
             &create,
-            &serde_json::from_value(object(
-                serde_json::json!({ "metadata": { "name": release } }),
-            ))
-            .unwrap(),
+            &serde_json::from_value(serde_json::json!({ "metadata": { "name": release } }))
+                .unwrap(),
         )
         .await
         .unwrap();
@@ -1025,12 +1022,7 @@ async fn a_release_with_a_service_account_does_only_what_the_account_may() {
         )
         .await
         .unwrap();
-    let text = std::fs::read_to_string(repo.path().join("deploy/release.yaml")).unwrap();
-    repo.write(
-        "deploy/release.yaml",
-        format!("{text}serviceAccountName: deployer\n"),
-    )
-    .unwrap();
+    add_to_release(&repo, "serviceAccountName: deployer\n");
     repo.commit("deploy as the deployer").unwrap();
     let mut agent = TestAgent::new(cluster, &repo.file_url(), STAGING_PARIS).await;
 

@@ -129,7 +129,13 @@ async fn demo(workspace: &Path, berth: &Agent, options: &DemoOptions) -> Result<
         Agent::Binary(berth) => {
             std::fs::write(
                 &config,
-                config_text(dir.path(), &cluster.admin_kubeconfig(), &url, port),
+                config_text(
+                    dir.path(),
+                    &dir.path().join("cache"),
+                    &cluster.admin_kubeconfig(),
+                    &url,
+                    port,
+                ),
             )?;
             let mut command = Command::new(berth);
             command
@@ -288,11 +294,11 @@ fn start_container(
         etc.join("berth.yaml"),
         config_text(
             Path::new("/etc/berth"),
+            Path::new("/var/cache/berth"),
             Path::new("/etc/berth/kubeconfig"),
             url,
             port,
-        )
-        .replace("cache_dir: /etc/berth/cache", "cache_dir: /var/cache/berth"),
+        ),
     )?;
     // The image's user reads what the demo (root, or whoever runs it) wrote.
     use std::os::unix::fs::PermissionsExt;
@@ -376,7 +382,9 @@ fn container_user(container: &Container) -> Result<String> {
         .context("podman top listed no process")
 }
 
-fn config_text(dir: &Path, kubeconfig: &Path, url: &str, port: u16) -> String {
+/// The agent's configuration: the webhook secret in `dir`, its cache in
+/// `cache`.
+fn config_text(dir: &Path, cache: &Path, kubeconfig: &Path, url: &str, port: u16) -> String {
     let context: Vec<String> = CONTEXT.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     format!(
         "# Written by cargo xtask demo (docs/configuration.md, docs/operations.md).\n\
@@ -388,7 +396,7 @@ fn config_text(dir: &Path, kubeconfig: &Path, url: &str, port: u16) -> String {
          webhooks: {{ secret_file: {secret} }}\n\
          applications:\n  - {{ name: {RELEASE}, url: \"{url}\", branch: {BRANCH}, poll_interval: 10s }}\n",
         context = context.join(", "),
-        cache = dir.join("cache").display(),
+        cache = cache.display(),
         kubeconfig = kubeconfig.display(),
         secret = dir.join("webhook-secret").display(),
     )

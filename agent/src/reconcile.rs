@@ -8,6 +8,7 @@
 //! for every object. Rendering and reading git objects are CPU-bound or
 //! blocking: they run on tokio's blocking pool, never on the async workers.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -154,14 +155,23 @@ async fn blocking<T: Send + 'static>(
 pub struct StageClock(std::sync::Mutex<Vec<(&'static str, Duration)>>);
 
 impl StageClock {
-    /// Awaits `work` (one stage, already in its span) and notes how long it took.
-    pub async fn time<T>(&self, stage: &'static str, work: impl Future<Output = T>) -> T {
-        let started = Instant::now();
-        let output = work.await;
-        if let Ok(mut stages) = self.0.lock() {
-            stages.push((stage, started.elapsed()));
-        }
-        output
+    /// Runs `work` (one stage, already in its span) and notes how long it
+    /// took. The stage's future is boxed, so that a sync's future holds the
+    /// stage it is in rather than room for its largest one: at a fleet's
+    /// start every follower waits in its first stages at once.
+    pub fn time<'a, T: 'a>(
+        &'a self,
+        stage: &'static str,
+        work: impl Future<Output = T> + Send + 'a,
+    ) -> Pin<Box<dyn Future<Output = T> + Send + 'a>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            let output = work.await;
+            if let Ok(mut stages) = self.0.lock() {
+                stages.push((stage, started.elapsed()));
+            }
+            output
+        })
     }
 
     fn take(&self) -> Vec<(&'static str, Duration)> {

@@ -1,7 +1,7 @@
 //! `cargo xtask bench fleet`: berth following a fleet of releases on the
 //! real control plane, repositories served over git smart HTTP, measured
-//! from outside: the agent's /proc figures and kube-apiserver's own
-//! `/metrics`. Figures, not a timed test; the table goes into
+//! from outside: the agent's /proc figures and kube-apiserver's audit log
+//! of its requests. Figures, not a timed test; the table goes into
 //! docs/benchmarks.md.
 
 use std::collections::BTreeMap;
@@ -189,9 +189,12 @@ fn set_revision(repo: &TestRepo, release: &Release, revision: usize) -> Result<(
 
 async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     println!("starting a control plane");
-    let cluster = TestCluster::start("fleet-bench").await?;
-    let client = cluster.admin_client().await?;
     let base = tempfile::Builder::new().prefix("berth-fleet-").tempdir()?;
+    let audit = AuditLog::new(base.path())?;
+    let audit_args = audit.apiserver_args();
+    let audit_args: Vec<&str> = audit_args.iter().map(String::as_str).collect();
+    let cluster = TestCluster::start_with_apiserver_args("fleet-bench", &audit_args).await?;
+    let client = cluster.admin_client().await?;
     let releases: Vec<Release> = (0..options.releases)
         .map(|i| Release {
             name: format!("fleet-{i:04}"),
@@ -266,15 +269,6 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         ),
     )?;
 
-    // The control plane's own traffic, to subtract from the agent's.
-    println!(
-        "measuring the idle control plane ({}s)",
-        options.idle().as_secs()
-    );
-    let quiet_before = request_counts(&client).await?;
-    tokio::time::sleep(options.idle()).await;
-    let noise = difference(&request_counts(&client).await?, &quiet_before);
-
     println!("starting berth run");
     let mut command = Command::new(berth);
     command.arg("run").arg("--config").arg(&config);
@@ -322,15 +316,12 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     println!("measuring the idle agent ({}s)", options.idle().as_secs());
     let cpu_before = cpu_seconds(pid)?;
-    let idle_before = request_counts(&client).await?;
+    let idle_start = audit.end();
     let refs_before = git.ref_checks();
     tokio::time::sleep(options.idle()).await;
-    let idle_requests = without_noise(
-        &difference(&request_counts(&client).await?, &idle_before),
-        &noise,
-    );
+    let idle_requests = audit.requests_since(idle_start, is_berth)?;
     println!(
-        "idle requests, the control plane's own subtracted: {}",
+        "idle requests of the agent: {}",
         by_resource(&idle_requests)
     );
     let idle_cpu = cpu_seconds(pid)? - cpu_before;
@@ -376,7 +367,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     // controllers have settled after the drift samples.
     tokio::time::sleep(Duration::from_secs(15)).await;
     println!("one full comparison (berth sync --once)");
-    let full_before = request_counts(&client).await?;
+    let full_start = audit.end();
     let full_started = Instant::now();
     let output = Command::new(berth)
         .args(["sync", "--once", "--config"])
@@ -392,7 +383,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         );
     }
     let full_took = full_started.elapsed();
-    let full_requests = difference(&request_counts(&client).await?, &full_before);
+    let full_requests = audit.requests_since(full_start, is_berth)?;
 
     let berth_figures = Figures {
         all_applied: Some(all_applied),
@@ -411,7 +402,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     };
     let mut flux_failure = None;
     let flux_figures = if options.flux {
-        match run_flux(&cluster, &client, &repos, &git, &releases, options, &noise).await {
+        match run_flux(&cluster, &client, &repos, &git, &releases, options, &audit).await {
             Ok(figures) => Some(figures),
             Err(error) => {
                 println!("Flux run failed: {error:#}");
@@ -466,7 +457,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     });
     row(
         &mut table,
-        "API requests per idle poll cycle, by verb (the control plane's own subtracted)",
+        "API requests per idle poll cycle, by verb (the system's own, from the audit log)",
         &|f| f.idle_requests.clone(),
     );
     row(
@@ -650,45 +641,90 @@ async fn drift_latencies(
     Ok(latencies)
 }
 
-/// `apiserver_request_total` summed by verb.
-async fn request_counts(client: &kube::Client) -> Result<BTreeMap<String, f64>> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
-    let mut counts = BTreeMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
-            continue;
-        };
-        let Some((labels, value)) = rest.rsplit_once("} ") else {
-            continue;
-        };
-        let label = |name: &str| {
-            labels
-                .split(',')
-                .find_map(|label| label.strip_prefix(&format!("{name}=\"")))
-                .map(|v| v.trim_end_matches('"').to_string())
-                .unwrap_or_default()
-        };
-        // Node heartbeats (kwok's and the control plane's leases and node
-        // status), which neither berth nor Flux writes, vary from window to
-        // window; they are left out rather than subtracted.
-        let resource = label("resource");
-        if resource == "nodes" || resource == "leases" {
-            continue;
-        }
-        let mut verb = label("verb");
-        if !label("dry_run").is_empty() {
-            verb.push_str(" (dry run)");
-        }
-        let subresource = label("subresource");
-        let key = if subresource.is_empty() {
-            format!("{verb}\t{resource}")
-        } else {
-            format!("{verb}\t{resource}/{subresource}")
-        };
-        *counts.entry(key).or_insert(0.0) += value.trim().parse::<f64>().unwrap_or(0.0);
+/// kube-apiserver's audit log (metadata only) of the admin identity's
+/// requests, which berth, Flux and the bench all make. A system's requests
+/// are told apart by their User-Agent, so the control plane's own traffic
+/// needs no estimate: it grows with the workloads (at 1,000 releases
+/// kube-controller-manager still posts the Deployments' Events well after
+/// berth has seen them ready), which a quiet window before the run cannot
+/// measure.
+struct AuditLog {
+    policy: PathBuf,
+    log: PathBuf,
+}
+
+impl AuditLog {
+    fn new(dir: &Path) -> Result<AuditLog> {
+        let policy = dir.join("audit-policy.yaml");
+        std::fs::write(
+            &policy,
+            format!(
+                "apiVersion: audit.k8s.io/v1\nkind: Policy\n\
+                 omitStages: [RequestReceived, ResponseStarted]\n\
+                 rules:\n  - level: Metadata\n    users: [{}]\n  - level: None\n",
+                berth_harness::cluster::ADMIN_USER
+            ),
+        )?;
+        Ok(AuditLog {
+            policy,
+            log: dir.join("audit.log"),
+        })
     }
-    Ok(counts)
+
+    fn apiserver_args(&self) -> [String; 2] {
+        [
+            format!("--audit-policy-file={}", self.policy.display()),
+            format!("--audit-log-path={}", self.log.display()),
+        ]
+    }
+
+    /// Where the log ends now: a window's start.
+    fn end(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The requests logged since `start` whose User-Agent `from` accepts,
+    /// counted by "VERB\tresource" (POST for create, PUT for update; a dry
+    /// run marked).
+    fn requests_since(&self, start: u64, from: fn(&str) -> bool) -> Result<BTreeMap<String, f64>> {
+        use std::io::{Read as _, Seek as _};
+        let mut file = std::fs::File::open(&self.log)?;
+        file.seek(std::io::SeekFrom::Start(start))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        let mut counts = BTreeMap::new();
+        for line in text.lines() {
+            let Ok(event) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            if !from(event["userAgent"].as_str().unwrap_or("")) {
+                continue;
+            }
+            let mut verb = match event["verb"].as_str().unwrap_or("") {
+                "create" => "POST".to_string(),
+                "update" => "PUT".to_string(),
+                other => other.to_uppercase(),
+            };
+            if event["requestURI"]
+                .as_str()
+                .is_some_and(|uri| uri.contains("dryRun=All"))
+            {
+                verb.push_str(" (dry run)");
+            }
+            let object = &event["objectRef"];
+            let mut resource = object["resource"].as_str().unwrap_or("").to_string();
+            if let Some(subresource) = object["subresource"].as_str() {
+                resource = format!("{resource}/{subresource}");
+            }
+            *counts.entry(format!("{verb}\t{resource}")).or_insert(0.0) += 1.0;
+        }
+        Ok(counts)
+    }
+}
+
+/// berth's requests: its User-Agent is `berth/VERSION`.
+fn is_berth(user_agent: &str) -> bool {
+    user_agent.starts_with("berth/")
 }
 
 /// Counts keyed "VERB\tresource" summed by verb.
@@ -714,32 +750,6 @@ fn by_resource(counts: &BTreeMap<String, f64>) -> String {
     } else {
         parts.join(", ")
     }
-}
-
-fn difference(
-    after: &BTreeMap<String, f64>,
-    before: &BTreeMap<String, f64>,
-) -> BTreeMap<String, f64> {
-    after
-        .iter()
-        .map(|(verb, n)| (verb.clone(), n - before.get(verb).copied().unwrap_or(0.0)))
-        .filter(|(_, n)| *n > 0.0)
-        .collect()
-}
-
-fn without_noise(
-    counts: &BTreeMap<String, f64>,
-    noise: &BTreeMap<String, f64>,
-) -> BTreeMap<String, f64> {
-    counts
-        .iter()
-        .map(|(verb, n)| {
-            (
-                verb.clone(),
-                (n - noise.get(verb).copied().unwrap_or(0.0)).max(0.0),
-            )
-        })
-        .collect()
 }
 
 fn per_cycle(counts: &BTreeMap<String, f64>, cycles: f64) -> String {
@@ -852,7 +862,7 @@ async fn run_flux(
     git: &GitHttpServer,
     releases: &[Release],
     options: &FleetOptions,
-    noise: &BTreeMap<String, f64>,
+    audit: &AuditLog,
 ) -> Result<Figures> {
     let tools = berth_harness::tools::tools_dir();
     let kubectl = |args: &[&str]| -> Result<()> {
@@ -996,15 +1006,14 @@ async fn run_flux(
     );
     let cpu = || -> f64 { pids.iter().map(|p| cpu_seconds(*p).unwrap_or(0.0)).sum() };
     let cpu_before = cpu();
-    let idle_before = request_counts(client).await?;
+    let idle_start = audit.end();
     let refs_before = git.ref_checks();
     tokio::time::sleep(options.idle()).await;
-    let idle_requests = without_noise(
-        &difference(&request_counts(client).await?, &idle_before),
-        noise,
-    );
+    // Only the controllers use the admin identity while they idle (berth
+    // has stopped, the bench waits), whatever User-Agent their clients send.
+    let idle_requests = audit.requests_since(idle_start, |agent| !is_berth(agent))?;
     println!(
-        "Flux: idle requests, the control plane's own subtracted: {}",
+        "Flux: idle requests of the controllers: {}",
         by_resource(&idle_requests)
     );
     let idle_cpu = cpu() - cpu_before;

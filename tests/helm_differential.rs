@@ -93,6 +93,23 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("a float literal out of range", "{{ 1e400 }}", ""),
     (
+        "a field of a parenthesized pipeline's list",
+        "{{ (list 1 2).x }}",
+        "",
+    ),
+    ("a field of a pipeline's int64", "{{ (add 1 2).x }}", ""),
+    ("a field of a constant in parentheses", "{{ (1).x }}", ""),
+    (
+        "a field of a pipeline's value from the values",
+        "{{ (.Values.s).x }}",
+        "s: text\n",
+    ),
+    (
+        "the second field of a pipeline's map",
+        "{{ (dict \"a\" (dict \"b\" 2)).a.b }} {{ (dict \"a\" 1).a.b }}",
+        "",
+    ),
+    (
         "sprig's float arithmetic, in decimal",
         "{{ addf 0.1 0.2 }} {{ mulf 0.1 3 }} {{ subf 0.3 0.1 }} {{ divf 1 3 }} {{ divf 0.3 0.1 }} {{ addf 1e300 1e300 }} {{ mulf 1.1 1.1 }} {{ add1f 0.2 }} {{ divf -2 3 }} {{ addf }} {{ mulf .Values.cpu 1.5 }} {{ subf \"0.5\" 0.1 }}",
         "cpu: 0.7\n",

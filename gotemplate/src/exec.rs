@@ -577,7 +577,7 @@ impl Executor {
             Arg::Func(func) => self.eval_function(dot, cmd, func, last),
             Arg::Field(fields, pos) => {
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
-                self.eval_field_chain(dot.clone(), fields, args, *pos, first)
+                self.eval_field_chain(dot.clone(), fields, args, FieldSite::Node(*pos, first))
             }
             Arg::Variable(parts, pos) => {
                 let base = self.variable(&parts[0], *pos)?;
@@ -599,7 +599,7 @@ impl Executor {
                     return Ok(base);
                 }
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
-                self.eval_field_chain(base, &parts[1..], args, *pos, first)
+                self.eval_field_chain(base, &parts[1..], args, FieldSite::Node(*pos, first))
             }
             Arg::Chain(inner, fields, pos) => {
                 let base = self.eval_arg(dot, inner, *pos)?;
@@ -607,7 +607,7 @@ impl Executor {
                     return Ok(Value::Nil);
                 }
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
-                self.eval_field_chain(base, fields, args, *pos, inner)
+                self.eval_field_chain(base, fields, args, FieldSite::Chain(*pos, inner))
             }
             other => {
                 if cmd.args.len() > 1 || last.is_some() {
@@ -720,14 +720,14 @@ impl Executor {
                 _ => Value::Nil,
             },
             Arg::Field(fields, fpos) => {
-                self.eval_field_chain(dot.clone(), fields, vec![], *fpos, arg)?
+                self.eval_field_chain(dot.clone(), fields, vec![], FieldSite::Node(*fpos, arg))?
             }
             Arg::Variable(parts, vpos) => {
                 let base = self.variable(&parts[0], *vpos)?;
                 if base.is_nil() {
                     return Ok(Value::Nil);
                 }
-                self.eval_field_chain(base, &parts[1..], vec![], *vpos, arg)?
+                self.eval_field_chain(base, &parts[1..], vec![], FieldSite::Node(*vpos, arg))?
             }
             Arg::Pipe(p) => {
                 let mark = self.vars.len();
@@ -740,7 +740,7 @@ impl Executor {
                 if base.is_nil() {
                     return Ok(Value::Nil);
                 }
-                self.eval_field_chain(base, fields, vec![], *cpos, inner)?
+                self.eval_field_chain(base, fields, vec![], FieldSite::Chain(*cpos, inner))?
             }
             Arg::Func(func) => {
                 // A function used as an argument is called without arguments.
@@ -761,8 +761,7 @@ impl Executor {
         mut receiver: Value,
         fields: &[String],
         args: Vec<Value>,
-        pos: usize,
-        context: &Arg,
+        site: FieldSite<'_>,
     ) -> Res<Value> {
         let n = fields.len();
         let mut args = Some(args);
@@ -772,13 +771,16 @@ impl Executor {
             } else {
                 vec![]
             };
-            receiver = self.eval_field(receiver, f, call_args, pos, context)?;
+            // Go's pipeline unwraps its interface {} result, so the first
+            // field of `(pipeline).x` sees the value's own type.
+            let unwrapped = i == 0 && site.is_on_pipeline();
+            receiver = self.eval_field(receiver, f, call_args, site, unwrapped)?;
         }
         if n == 0
             && let Some(a) = args
             && !a.is_empty()
         {
-            let context = arg_string(context);
+            let (pos, context) = site.at();
             return Err(self
                 .located(
                     pos,
@@ -790,65 +792,57 @@ impl Executor {
         Ok(receiver)
     }
 
+    /// Field `name` of `receiver`; `unwrapped` when Go names the receiver
+    /// by its own type rather than the `interface {}` of the map it came
+    /// out of.
     fn eval_field(
         &mut self,
         receiver: Value,
         name: &str,
         args: Vec<Value>,
-        pos: usize,
-        context: &Arg,
+        site: FieldSite<'_>,
+        unwrapped: bool,
     ) -> Res<Value> {
-        // The error context is only spelled out for an error: fields are
+        // The error's place is only spelled out for an error: fields are
         // evaluated all the time.
-        let context = || arg_string(context);
+        let fail = |this: &Self, message: String| -> Res<Value> {
+            let (pos, context) = site.at();
+            Err(this.located(pos, &context, message).into())
+        };
         match &receiver {
             Value::Map(m) => {
                 if !args.is_empty() {
-                    return Err(self
-                        .located(
-                            pos,
-                            &context(),
-                            format!("{name} is not a method but has arguments"),
-                        )
-                        .into());
+                    return fail(self, format!("{name} is not a method but has arguments"));
                 }
                 Ok(m.borrow().get(name).cloned().unwrap_or(Value::Nil))
             }
             Value::Object(o) => match o.member(name, &args) {
                 Some(Ok(v)) => Ok(v),
-                Some(Err(e)) => Err(self
-                    .located(
-                        pos,
-                        &context(),
-                        format!("error calling {name}: {}", e.message),
-                    )
-                    .into()),
-                None => Err(self
-                    .located(
-                        pos,
-                        &context(),
-                        format!(
-                            "can't evaluate field {name} in type {}",
-                            receiver.type_name()
-                        ),
-                    )
-                    .into()),
+                Some(Err(e)) => fail(self, format!("error calling {name}: {}", e.message)),
+                None => fail(
+                    self,
+                    format!(
+                        "can't evaluate field {name} in type {}",
+                        receiver.type_name()
+                    ),
+                ),
             },
-            Value::Nil => Err(self
-                .located(
-                    pos,
-                    &context(),
-                    format!("nil pointer evaluating interface {{}}.{name}"),
-                )
-                .into()),
+            Value::Nil => fail(
+                self,
+                format!("nil pointer evaluating interface {{}}.{name}"),
+            ),
+            _ if unwrapped => fail(
+                self,
+                format!(
+                    "can't evaluate field {name} in type {}",
+                    receiver.type_name()
+                ),
+            ),
             // Values come out of interface{} maps, so Go names the static type.
-            _ => Err(self
-                .located(
-                    pos,
-                    &context(),
-                    format!("can't evaluate field {name} in type interface {{}}"),
-                )
-                .into()),
+            _ => fail(
+                self,
+                format!("can't evaluate field {name} in type interface {{}}"),
+            ),
         }
     }
 
@@ -933,6 +927,31 @@ fn typed_number(arg: &Arg, param: Param) -> Option<Value> {
         Param::Int => n.int.map(Value::Int),
         Param::Float => n.float.map(Value::Float),
         _ => None,
+    }
+}
+
+/// Where a field chain's errors are reported, as Go's executor reports
+/// them.
+#[derive(Clone, Copy)]
+enum FieldSite<'a> {
+    /// A field, variable or dot node: at the node (its position, the node).
+    Node(usize, &'a Arg),
+    /// A chain on a parenthesized pipeline or a function (`(list 1 2).x`):
+    /// at the last node that evaluated (the chain's position, what it is
+    /// on), where Go's executor still stands when the field fails.
+    Chain(usize, &'a Arg),
+}
+
+impl FieldSite<'_> {
+    fn at(self) -> (usize, String) {
+        match self {
+            FieldSite::Node(pos, node) => (pos, arg_string(node)),
+            FieldSite::Chain(pos, inner) => last_touched(inner, pos),
+        }
+    }
+
+    fn is_on_pipeline(self) -> bool {
+        matches!(self, FieldSite::Chain(_, Arg::Pipe(_)))
     }
 }
 

@@ -642,7 +642,7 @@ async fn drift_latencies(
 }
 
 /// kube-apiserver's audit log (metadata only) of the admin identity's
-/// requests, which berth, Flux and the bench all make. A system's requests
+/// requests, which berth, Flux, the bench and the control plane all make. A system's requests
 /// are told apart by their User-Agent, so the control plane's own traffic
 /// needs no estimate: it grows with the workloads (at 1,000 releases
 /// kube-controller-manager still posts the Deployments' Events well after
@@ -725,6 +725,16 @@ impl AuditLog {
 /// berth's requests: its User-Agent is `berth/VERSION`.
 fn is_berth(user_agent: &str) -> bool {
     user_agent.starts_with("berth/")
+}
+
+/// Flux's: client-go names each controller (`source-controller/v0.0.0
+/// ...`), and the Helm library inside helm-controller sends Go's default.
+/// The control plane (kube-controller-manager, kube-scheduler, kwok) uses
+/// the same identity here under names of its own.
+fn is_flux(user_agent: &str) -> bool {
+    ["source-controller/", "helm-controller/", "Go-http-client/"]
+        .iter()
+        .any(|name| user_agent.starts_with(name))
 }
 
 /// Counts keyed "VERB\tresource" summed by verb.
@@ -1009,9 +1019,7 @@ async fn run_flux(
     let idle_start = audit.end();
     let refs_before = git.ref_checks();
     tokio::time::sleep(options.idle()).await;
-    // Only the controllers use the admin identity while they idle (berth
-    // has stopped, the bench waits), whatever User-Agent their clients send.
-    let idle_requests = audit.requests_since(idle_start, |agent| !is_berth(agent))?;
+    let idle_requests = audit.requests_since(idle_start, is_flux)?;
     println!(
         "Flux: idle requests of the controllers: {}",
         by_resource(&idle_requests)

@@ -13,6 +13,7 @@ use berth_agent::config::AgentConfig;
 use berth_agent::health::Health;
 use berth_agent::inventory::InventoryStore;
 use berth_agent::notifications::signature;
+use berth_harness::audit::{AuditLog, Audited, audited_cluster};
 use berth_harness::browser::{Browser, Locator};
 use berth_harness::cluster::{MISSING_IMAGE, TestCluster, shared};
 use berth_harness::git::{BRANCH, GitHttpServer, TestRepo};
@@ -1046,7 +1047,9 @@ async fn two_replicas_one_leads_and_the_other_takes_over() {
     use k8s_openapi::api::coordination::v1::Lease;
     let audit_dir = tempfile::tempdir().unwrap();
     // A cluster of its own, for an audit log of the replicas' requests.
-    let (cluster, audit_log) = audited_cluster("replicas", &[ADMIN_USER], audit_dir.path()).await;
+    let (cluster, audit_log) = audited_cluster("replicas", &[ADMIN_USER], audit_dir.path())
+        .await
+        .unwrap();
     let cluster = &cluster;
     let repo = demo_repo("replicas");
     let url = repo.file_url();
@@ -1295,82 +1298,11 @@ async fn a_leader_cut_off_from_the_api_server_stops_before_its_lease_expires() {
 /// berth's ServiceAccount in the install manifests.
 const BERTH_ACCOUNT: &str = "system:serviceaccount:berth-system:berth";
 
-/// A control plane of its own whose kube-apiserver writes an audit log
-/// (metadata only) of the requests of `users`; the log's path.
-async fn audited_cluster(name: &str, users: &[&str], dir: &Path) -> (TestCluster, PathBuf) {
-    let policy = dir.join("audit-policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n\
-             rules:\n  - level: Metadata\n    users: {users:?}\n  - level: None\n"
-        ),
-    )
-    .unwrap();
-    let log = dir.join("audit.log");
-    let cluster = TestCluster::start_with_apiserver_args(
-        name,
-        &[
-            &format!("--audit-policy-file={}", policy.display()),
-            &format!("--audit-log-path={}", log.display()),
-        ],
-    )
-    .await
-    .unwrap();
-    (cluster, log)
-}
-
-/// One request of the audit log: who asked (user and User-Agent), the
-/// verb, API group, resource, namespace (empty across the cluster) and the
-/// answer's code.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Audited {
-    user: String,
-    user_agent: String,
-    verb: String,
-    group: String,
-    resource: String,
-    namespace: String,
-    code: u16,
-}
-
-impl Audited {
-    fn is_write(&self) -> bool {
-        matches!(
-            self.verb.as_str(),
-            "create" | "update" | "patch" | "delete" | "deletecollection"
-        )
-    }
-}
-
 /// The audit log's requests on objects (discovery has none), in order.
-fn audited_requests(log: &Path) -> Vec<Audited> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    text.lines()
-        .filter_map(|line| {
-            let event: serde_json::Value = serde_json::from_str(line).ok()?;
-            let object = event.get("objectRef")?;
-            let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
-            let mut resource = text(&object["resource"]);
-            // A namespace is cluster-scoped; the log names it as its own.
-            let namespace = if resource == "namespaces" {
-                String::new()
-            } else {
-                text(&object["namespace"])
-            };
-            if let Some(subresource) = object["subresource"].as_str() {
-                resource = format!("{resource}/{subresource}");
-            }
-            Some(Audited {
-                user: text(&event["user"]["username"]),
-                user_agent: text(&event["userAgent"]),
-                verb: text(&event["verb"]),
-                group: text(&object["apiGroup"]),
-                resource,
-                namespace,
-                code: event["responseStatus"]["code"].as_u64().unwrap_or(0) as u16,
-            })
-        })
+fn audited_requests(log: &AuditLog) -> Vec<Audited> {
+    log.requests()
+        .into_iter()
+        .filter(|request| !request.resource.is_empty())
         .collect()
 }
 
@@ -1425,7 +1357,9 @@ async fn the_install_manifests_give_the_agent_what_a_sync_needs_and_no_more() {
     let dir = tempfile::tempdir().unwrap();
     // A cluster of its own: its audit log, and the manifests' cluster-wide
     // objects, are this test's.
-    let (cluster, audit_log) = audited_cluster("install", &[BERTH_ACCOUNT], dir.path()).await;
+    let (cluster, audit_log) = audited_cluster("install", &[BERTH_ACCOUNT], dir.path())
+        .await
+        .unwrap();
     let admin = cluster.admin_client().await.unwrap();
     let manifests_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/berth.yaml");
     let manifests = std::fs::read_to_string(&manifests_path).unwrap();

@@ -831,18 +831,19 @@ impl Executor {
                 self,
                 format!("nil pointer evaluating interface {{}}.{name}"),
             ),
-            _ if unwrapped => fail(
-                self,
-                format!(
-                    "can't evaluate field {name} in type {}",
+            _ => {
+                // Values come out of interface{} maps, so Go names the static
+                // type, unless a pipeline unwrapped the value.
+                let type_name = if unwrapped {
                     receiver.type_name()
-                ),
-            ),
-            // Values come out of interface{} maps, so Go names the static type.
-            _ => fail(
-                self,
-                format!("can't evaluate field {name} in type interface {{}}"),
-            ),
+                } else {
+                    "interface {}".to_string()
+                };
+                fail(
+                    self,
+                    format!("can't evaluate field {name} in type {type_name}"),
+                )
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! Test harness for berth: real servers on loopback ports for integration tests.
 //!
+//! - [`audit`] reads kube-apiserver's audit log of a control plane started with one;
 //! - [`tools`] finds (and on first use builds) the pinned kube-apiserver, etcd, helm and vault;
 //! - [`cluster`] starts control planes: one [`cluster::shared`] per test binary, and
 //!   independent ones with [`cluster::TestCluster::start`];
@@ -11,6 +12,7 @@
 //! - [`helm_differential`] renders cases with Helm's own engine (helm-render)
 //!   and with berth's, and compares them.
 
+pub mod audit;
 pub mod browser;
 pub mod cluster;
 pub mod git;

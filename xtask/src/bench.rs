@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use berth_agent::notifications::signature;
 use berth_harness::TestCluster;
+use berth_harness::audit::{AuditLog, audited_cluster};
+use berth_harness::cluster::ADMIN_USER;
 use berth_harness::git::{BRANCH, GitHttpServer, TestRepo, copy_tree};
 use berth_harness::process::{Lifetime, ServerProcess, free_port};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -190,10 +192,10 @@ fn set_revision(repo: &TestRepo, release: &Release, revision: usize) -> Result<(
 async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     println!("starting a control plane");
     let base = tempfile::Builder::new().prefix("berth-fleet-").tempdir()?;
-    let audit = AuditLog::new(base.path())?;
-    let audit_args = audit.apiserver_args();
-    let audit_args: Vec<&str> = audit_args.iter().map(String::as_str).collect();
-    let cluster = TestCluster::start_with_apiserver_args("fleet-bench", &audit_args).await?;
+    // berth, Flux, the bench and the control plane's components all use
+    // the admin identity here; each system's requests are told apart by
+    // their User-Agent (`requests_of`).
+    let (cluster, audit) = audited_cluster("fleet-bench", &[ADMIN_USER], base.path()).await?;
     let client = cluster.admin_client().await?;
     let releases: Vec<Release> = (0..options.releases)
         .map(|i| Release {
@@ -319,7 +321,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
     let idle_start = audit.end();
     let refs_before = git.ref_checks();
     tokio::time::sleep(options.idle()).await;
-    let idle_requests = audit.requests_since(idle_start, is_berth)?;
+    let idle_requests = requests_of(&audit, idle_start, is_berth)?;
     println!(
         "idle requests of the agent: {}",
         by_resource(&idle_requests)
@@ -383,7 +385,7 @@ async fn run(berth: &Path, options: &FleetOptions) -> Result<String> {
         );
     }
     let full_took = full_started.elapsed();
-    let full_requests = audit.requests_since(full_start, is_berth)?;
+    let full_requests = requests_of(&audit, full_start, is_berth)?;
 
     let berth_figures = Figures {
         all_applied: Some(all_applied),
@@ -641,85 +643,35 @@ async fn drift_latencies(
     Ok(latencies)
 }
 
-/// kube-apiserver's audit log (metadata only) of the admin identity's
-/// requests, which berth, Flux, the bench and the control plane all make. A system's requests
-/// are told apart by their User-Agent, so the control plane's own traffic
-/// needs no estimate: it grows with the workloads (at 1,000 releases
-/// kube-controller-manager still posts the Deployments' Events well after
-/// berth has seen them ready), which a quiet window before the run cannot
-/// measure.
-struct AuditLog {
-    policy: PathBuf,
-    log: PathBuf,
-}
-
-impl AuditLog {
-    fn new(dir: &Path) -> Result<AuditLog> {
-        let policy = dir.join("audit-policy.yaml");
-        std::fs::write(
-            &policy,
-            format!(
-                "apiVersion: audit.k8s.io/v1\nkind: Policy\n\
-                 omitStages: [RequestReceived, ResponseStarted]\n\
-                 rules:\n  - level: Metadata\n    users: [{}]\n  - level: None\n",
-                berth_harness::cluster::ADMIN_USER
-            ),
-        )?;
-        Ok(AuditLog {
-            policy,
-            log: dir.join("audit.log"),
-        })
-    }
-
-    fn apiserver_args(&self) -> [String; 2] {
-        [
-            format!("--audit-policy-file={}", self.policy.display()),
-            format!("--audit-log-path={}", self.log.display()),
-        ]
-    }
-
-    /// Where the log ends now: a window's start.
-    fn end(&self) -> u64 {
-        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
-    }
-
-    /// The requests logged since `start` whose User-Agent `from` accepts,
-    /// counted by "VERB\tresource" (POST for create, PUT for update; a dry
-    /// run marked).
-    fn requests_since(&self, start: u64, from: fn(&str) -> bool) -> Result<BTreeMap<String, f64>> {
-        use std::io::{Read as _, Seek as _};
-        let mut file = std::fs::File::open(&self.log)?;
-        file.seek(std::io::SeekFrom::Start(start))?;
-        let mut text = String::new();
-        file.read_to_string(&mut text)?;
-        let mut counts = BTreeMap::new();
-        for line in text.lines() {
-            let Ok(event) = serde_json::from_str::<Value>(line) else {
-                continue;
-            };
-            if !from(event["userAgent"].as_str().unwrap_or("")) {
-                continue;
-            }
-            let mut verb = match event["verb"].as_str().unwrap_or("") {
-                "create" => "POST".to_string(),
-                "update" => "PUT".to_string(),
-                other => other.to_uppercase(),
-            };
-            if event["requestURI"]
-                .as_str()
-                .is_some_and(|uri| uri.contains("dryRun=All"))
-            {
-                verb.push_str(" (dry run)");
-            }
-            let object = &event["objectRef"];
-            let mut resource = object["resource"].as_str().unwrap_or("").to_string();
-            if let Some(subresource) = object["subresource"].as_str() {
-                resource = format!("{resource}/{subresource}");
-            }
-            *counts.entry(format!("{verb}\t{resource}")).or_insert(0.0) += 1.0;
+/// The requests of the audit log since `start` whose User-Agent `from`
+/// accepts, counted by "VERB\tresource" (POST for create, PUT for update; a
+/// dry run marked). Each request is counted once, when it is answered: the
+/// control plane's own traffic needs no estimate, though it grows with the
+/// workloads (at 1,000 releases kube-controller-manager still posts the
+/// Deployments' Events well after berth has seen them ready).
+fn requests_of(
+    audit: &AuditLog,
+    start: u64,
+    from: fn(&str) -> bool,
+) -> Result<BTreeMap<String, f64>> {
+    let mut counts = BTreeMap::new();
+    for request in audit.requests_since(start)? {
+        if request.stage != "ResponseComplete" || !from(&request.user_agent) {
+            continue;
         }
-        Ok(counts)
+        let mut verb = match request.verb.as_str() {
+            "create" => "POST".to_string(),
+            "update" => "PUT".to_string(),
+            other => other.to_uppercase(),
+        };
+        if request.dry_run {
+            verb.push_str(" (dry run)");
+        }
+        *counts
+            .entry(format!("{verb}\t{}", request.resource))
+            .or_insert(0.0) += 1.0;
     }
+    Ok(counts)
 }
 
 /// berth's requests: its User-Agent is `berth/VERSION`.
@@ -1019,7 +971,7 @@ async fn run_flux(
     let idle_start = audit.end();
     let refs_before = git.ref_checks();
     tokio::time::sleep(options.idle()).await;
-    let idle_requests = audit.requests_since(idle_start, is_flux)?;
+    let idle_requests = requests_of(audit, idle_start, is_flux)?;
     println!(
         "Flux: idle requests of the controllers: {}",
         by_resource(&idle_requests)

@@ -359,6 +359,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "a binary file through .Files.Get, byte for byte where Go reads its bytes",
+        "{{ .Files.Get \"files/blob.bin\" | b64enc }} {{ .Files.Get \"files/blob.bin\" | sha256sum }} {{ .Files.Get \"files/blob.bin\" | adler32sum }} {{ .Files.Get \"files/blob.bin\" | len }} {{ $b := .Files.Get \"files/blob.bin\" }}{{ $b | toString | b32enc }} {{ default \"x\" $b | sha1sum }} {{ typeOf $b }} {{ empty $b }} {{ $b | b64enc | b64dec | sha512sum }} {{ .Files.Get \"files/blob.bin\" }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

@@ -119,11 +119,8 @@ impl Object for Files {
             _ => String::new(),
         };
         Some(match name {
-            "Get" => Ok(Value::String(
-                files
-                    .get(&path)
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default(),
+            "Get" => Ok(Value::go_string(
+                files.get(&path).cloned().unwrap_or_default(),
             )),
             "GetBytes" => Ok(Value::Bytes(Rc::new(
                 files.get(&path).cloned().unwrap_or_default(),

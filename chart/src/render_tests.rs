@@ -466,3 +466,23 @@ fn chart_size_limits_follow_each_helm() {
         "error reading files/big.bin: chart exceeds maximum decompressed size of 104857600 bytes"
     );
 }
+
+#[test]
+fn a_binary_file_keeps_its_bytes_where_go_reads_a_strings_bytes() {
+    let mut c = chart(&[
+        ("Chart.yaml", "apiVersion: v2\nname: demo\nversion: 0.1.0\n"),
+        (
+            "templates/cm.yaml",
+            "kind: Secret\ndata:\n  a: {{ .Files.Get \"ks.jks\" | b64enc }}\n  b: {{ .Files.Get \"ks.jks\" | toString | default \"x\" | b64enc }}\n  len: {{ .Files.Get \"ks.jks\" | len }}\n  upper: {{ .Files.Get \"ks.jks\" | upper | b64enc }}\n",
+        ),
+    ]);
+    c.files.insert("ks.jks".into(), vec![0xfe, 0xed, 0xfe, 0xed, 0x00]);
+    let out = render(&c, &no_values(), &opts()).unwrap();
+    let text = &documents(out)[0].content;
+    // The keystore's own bytes, where a UTF-8 reading would have given 77+977+977+977+9AA==.
+    assert!(text.contains("a: /u3+7QA=\n"), "{text}");
+    assert!(text.contains("b: /u3+7QA=\n"), "{text}");
+    assert!(text.contains("len: 5\n"), "{text}");
+    // upper reads UTF-8, as Go's strings.ToUpper does.
+    assert!(text.contains("upper: 77+977+977+977+9AA==\n"), "{text}");
+}

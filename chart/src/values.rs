@@ -184,6 +184,9 @@ pub fn to_yaml(v: &Value) -> serde_yaml::Value {
             }
         }
         Value::String(s) => serde_yaml::Value::String(s.clone()),
+        Value::BinaryString(b) => {
+            serde_yaml::Value::String(String::from_utf8_lossy(b).into_owned())
+        }
         Value::Bytes(b) => serde_yaml::Value::String(String::from_utf8_lossy(b).into_owned()),
         Value::List(l) => serde_yaml::Value::Sequence(l.iter().map(to_yaml).collect()),
         Value::Map(m) => serde_yaml::Value::Mapping(

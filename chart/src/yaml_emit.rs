@@ -45,6 +45,8 @@ fn to_plain_depth(v: &Value, depth: usize) -> Plain {
             }
         }
         Value::String(s) => Plain::Str(s.clone()),
+        // Helm's YAML goes through encoding/json: U+FFFD for each invalid byte.
+        Value::BinaryString(b) => Plain::Str(String::from_utf8_lossy(b).into_owned()),
         Value::Bytes(b) => {
             use base64::Engine as _;
             Plain::Str(base64::engine::general_purpose::STANDARD.encode(&**b))

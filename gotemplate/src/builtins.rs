@@ -24,15 +24,18 @@ const FUNCS: &[Func] = &[
         arity: AtLeast(1),
         body: Body::ShortCircuit { stop_at: false },
         params: None,
+        // Hands back one of its arguments as it is.
+        reads_bytes: true,
     },
     Func {
         name: "or",
         arity: AtLeast(1),
         body: Body::ShortCircuit { stop_at: true },
         params: None,
+        reads_bytes: true,
     },
     Func::new("not", Exact(1), not),
-    Func::new("len", Exact(1), len),
+    Func::new("len", Exact(1), len).reading_bytes(),
     Func::new("index", AtLeast(1), index),
     Func::new("slice", AtLeast(1), slice),
     Func::new("print", AtLeast(0), |a| Ok(Value::String(sprint(a)))),
@@ -77,6 +80,7 @@ fn len(a: &[Value]) -> FuncResult {
     };
     Ok(Value::Int(match &value {
         Value::String(s) => s.len() as i64,
+        Value::BinaryString(b) => b.len() as i64,
         Value::Bytes(b) => b.len() as i64,
         Value::List(l) => l.len() as i64,
         Value::Map(m) => m.borrow().len() as i64,

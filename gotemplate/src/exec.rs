@@ -640,6 +640,26 @@ impl Executor {
         Ok(out)
     }
 
+    /// The arguments `func` is called with: [`Self::eval_call_args`], each
+    /// [`Value::BinaryString`] read as UTF-8 unless `func` reads bytes.
+    fn call_args(
+        &mut self,
+        dot: &Value,
+        cmd: &Command,
+        func: &Func,
+        last: Option<Value>,
+    ) -> Res<Vec<Value>> {
+        let mut args = self.eval_call_args(dot, cmd, func, last)?;
+        if !func.reads_bytes {
+            for arg in &mut args {
+                if matches!(arg, Value::BinaryString(_)) {
+                    *arg = std::mem::take(arg).utf8_view();
+                }
+            }
+        }
+        Ok(args)
+    }
+
     /// The arguments of a call of `func` (`cmd` without its first word, then
     /// the piped `last`), each checked against its Go parameter when the
     /// function declares them, in Go's order and words: a constant as
@@ -870,9 +890,9 @@ impl Executor {
                 }
                 return Ok(last.unwrap_or(v));
             }
-            Body::Plain(call) => call(&self.eval_call_args(dot, cmd, func, last)?),
+            Body::Plain(call) => call(&self.call_args(dot, cmd, func, last)?),
             Body::Executing(call) => {
-                let args = self.eval_call_args(dot, cmd, func, last)?;
+                let args = self.call_args(dot, cmd, func, last)?;
                 call(self, &args)
             }
         };

@@ -65,7 +65,7 @@ impl Param {
             (Param::Any | Param::Host, _) => true,
             // A nil map or slice is their zero value.
             (Param::Map | Param::List, Value::Nil) => true,
-            (Param::Str, Value::String(_))
+            (Param::Str, Value::String(_) | Value::BinaryString(_))
             | (Param::Int, Value::Int(_))
             | (Param::Float, Value::Float(_))
             | (Param::Bool, Value::Bool(_))
@@ -169,6 +169,10 @@ pub struct Func {
     /// Go's parameter types, when declared: the executor checks the
     /// arguments against them before the call.
     pub params: Option<Params>,
+    /// Whether it works on a string's bytes and so is given a
+    /// [`Value::BinaryString`] as it is; other functions get its UTF-8
+    /// reading ([`Value::utf8_view`]).
+    pub reads_bytes: bool,
 }
 
 impl Func {
@@ -179,6 +183,7 @@ impl Func {
             arity,
             body: Body::Plain(call),
             params: None,
+            reads_bytes: false,
         }
     }
 
@@ -198,6 +203,15 @@ impl Func {
             },
             body: Body::Plain(call),
             params: Some(Params { fixed, variadic }),
+            reads_bytes: false,
+        }
+    }
+
+    /// The same function, given the bytes of a [`Value::BinaryString`].
+    pub const fn reading_bytes(self) -> Func {
+        Func {
+            reads_bytes: true,
+            ..self
         }
     }
 
@@ -212,6 +226,7 @@ impl Func {
             arity,
             body: Body::Executing(call),
             params: None,
+            reads_bytes: false,
         }
     }
 
@@ -292,6 +307,15 @@ pub mod arg {
     pub fn string(v: &Value) -> Result<String, FuncError> {
         match v {
             Value::String(s) => Ok(s.clone()),
+            other => mismatch(Param::Str, other),
+        }
+    }
+
+    /// A `string` parameter's bytes, of a function [`Func::reading_bytes`].
+    pub fn string_bytes(v: &Value) -> Result<std::borrow::Cow<'_, [u8]>, FuncError> {
+        match v {
+            Value::String(s) => Ok(std::borrow::Cow::Borrowed(s.as_bytes())),
+            Value::BinaryString(b) => Ok(std::borrow::Cow::Borrowed(b)),
             other => mismatch(Param::Str, other),
         }
     }

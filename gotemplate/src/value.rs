@@ -28,6 +28,13 @@ pub enum Value {
     /// Go `float64` (every number that comes from YAML values, as in Helm).
     Float(f64),
     String(String),
+    /// A Go `string` whose bytes are not UTF-8 (`.Files.Get` of a binary
+    /// file, `b64dec` of binary data). Functions that work on a string's
+    /// bytes (the encoders and checksums, `len`, `toString`) are given its
+    /// bytes; every other function, and the output, reads it as a
+    /// [`Value::String`] with U+FFFD for each invalid byte, as Go does
+    /// where it decodes UTF-8 (encoding/json, `upper`, ...).
+    BinaryString(Rc<[u8]>),
     /// Go `[]byte` (`.Files.GetBytes`).
     Bytes(Rc<Vec<u8>>),
     /// Go `[]interface{}`.
@@ -162,6 +169,7 @@ impl Value {
     pub fn produced_size(&self) -> usize {
         match self {
             Value::String(s) => s.len(),
+            Value::BinaryString(b) => b.len(),
             Value::Bytes(b) => b.len(),
             Value::List(l) => l.len().saturating_mul(std::mem::size_of::<Value>()),
             _ => 0,
@@ -170,6 +178,24 @@ impl Value {
 
     pub fn str(s: impl Into<String>) -> Value {
         Value::String(s.into())
+    }
+
+    /// A Go string of `bytes`: a [`Value::String`] when they are UTF-8.
+    pub fn go_string(bytes: Vec<u8>) -> Value {
+        match String::from_utf8(bytes) {
+            Ok(s) => Value::String(s),
+            Err(e) => Value::BinaryString(e.into_bytes().into()),
+        }
+    }
+
+    /// The value as functions that read strings as UTF-8 see it: a
+    /// [`Value::BinaryString`] becomes its text with U+FFFD for each invalid
+    /// byte; every other value is itself.
+    pub fn utf8_view(self) -> Value {
+        match self {
+            Value::BinaryString(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+            other => other,
+        }
     }
 
     pub fn new_map(map: BTreeMap<String, Value>) -> Value {
@@ -192,6 +218,7 @@ impl Value {
             Value::Int(i) | Value::Int64(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::String(s) => !s.is_empty(),
+            Value::BinaryString(b) => !b.is_empty(),
             Value::Bytes(b) => !b.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.borrow().is_empty(),
@@ -214,7 +241,7 @@ impl Value {
             Value::Int(_) => "int".into(),
             Value::Int64(_) => "int64".into(),
             Value::Float(_) => "float64".into(),
-            Value::String(_) => "string".into(),
+            Value::String(_) | Value::BinaryString(_) => "string".into(),
             Value::Bytes(_) => "[]uint8".into(),
             Value::List(_) => "[]interface {}".into(),
             Value::Map(_) => "map[string]interface {}".into(),
@@ -230,7 +257,7 @@ impl Value {
             Value::Int(_) => "int",
             Value::Int64(_) => "int64",
             Value::Float(_) => "float64",
-            Value::String(_) => "string",
+            Value::String(_) | Value::BinaryString(_) => "string",
             Value::Bytes(_) | Value::List(_) => "slice",
             Value::Map(_) => "map",
             Value::Object(o) => o.kind_name(),
@@ -258,6 +285,7 @@ impl Value {
             }
             Value::Float(f) => out.push_str(&format_float_g(*f)),
             Value::String(s) => out.push_str(s),
+            Value::BinaryString(b) => out.push_str(&String::from_utf8_lossy(b)),
             Value::Bytes(b) => {
                 out.push('[');
                 for (i, byte) in b.iter().enumerate() {

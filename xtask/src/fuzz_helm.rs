@@ -39,6 +39,10 @@ pub struct FuzzOptions {
     /// Print each disagreement as it is found.
     #[arg(long)]
     pub verbose: bool,
+    /// Instead of generating cases, render these case files (as the run
+    /// keeps them) with both engines and print how they compare.
+    #[arg(long, num_args = 1..)]
+    pub replay: Vec<PathBuf>,
 }
 
 /// Counts of a run, by verdict.
@@ -61,6 +65,9 @@ struct Tally {
 }
 
 pub fn run(options: &FuzzOptions) -> Result<()> {
+    if !options.replay.is_empty() {
+        return replay(&options.replay);
+    }
     let seed = options.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -148,6 +155,36 @@ pub fn run(options: &FuzzOptions) -> Result<()> {
         n += 1;
     }
     tally.print(options, seed, n, started);
+    Ok(())
+}
+
+/// Renders kept cases again, each under its own Helm major, and prints
+/// each verdict; fails if any still disagree.
+fn replay(files: &[PathBuf]) -> Result<()> {
+    let mut engines: BTreeMap<u8, HelmEngine> = BTreeMap::new();
+    let mut disagreeing = 0;
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let case: Case = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a case file", file.display()))?;
+        let engine = match engines.entry(case.helm) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(HelmEngine::start(case.helm)?)
+            }
+        };
+        let verdict = compare(&engine.render(&case)?, &berth_render(&case));
+        if verdict != Verdict::Same {
+            disagreeing += 1;
+        }
+        println!("{}: {}", file.display(), verdict.describe());
+    }
+    anyhow::ensure!(
+        disagreeing == 0,
+        "{disagreeing} of {} cases disagree",
+        files.len()
+    );
     Ok(())
 }
 

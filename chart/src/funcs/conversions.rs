@@ -9,9 +9,14 @@ use gotemplate::lex::parse_number;
 use gotemplate::{Func, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
+    // A string, binary or not, is handed back as it is.
     Func::go("toString", &[P::Any], None, |a| {
-        Ok(Value::String(strval(&a[0])))
-    }),
+        Ok(match &a[0] {
+            Value::BinaryString(_) => a[0].clone(),
+            other => Value::String(strval(other)),
+        })
+    })
+    .reading_bytes(),
     Func::go("toStrings", &[P::Any], None, to_strings),
     Func::go("int", &[P::Any], None, |a| Ok(Value::Int(to_i64(&a[0])))),
     Func::go("int64", &[P::Any], None, |a| {

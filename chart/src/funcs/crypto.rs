@@ -9,7 +9,7 @@
 
 use base64::Engine as _;
 use der::pem::LineEnding;
-use gotemplate::func::arg::{err, int, string};
+use gotemplate::func::arg::{err, int, string, string_bytes};
 use gotemplate::{Func, FuncError, FuncResult, Param as P, Struct, Value};
 use rand::RngCore as _;
 use rand::rngs::OsRng;
@@ -26,24 +26,28 @@ use super::conversions::strval;
 pub(super) const FUNCS: &[Func] = &[
     Func::go("sha1sum", &[P::Str], None, |a| {
         Ok(Value::String(hex::encode(sha1::Sha1::digest(
-            string(&a[0])?.as_bytes(),
+            string_bytes(&a[0])?,
         ))))
-    }),
+    })
+    .reading_bytes(),
     Func::go("sha256sum", &[P::Str], None, |a| {
         Ok(Value::String(hex::encode(sha2::Sha256::digest(
-            string(&a[0])?.as_bytes(),
+            string_bytes(&a[0])?,
         ))))
-    }),
+    })
+    .reading_bytes(),
     Func::go("sha512sum", &[P::Str], None, |a| {
         Ok(Value::String(hex::encode(sha2::Sha512::digest(
-            string(&a[0])?.as_bytes(),
+            string_bytes(&a[0])?,
         ))))
-    }),
+    })
+    .reading_bytes(),
     Func::go("adler32sum", &[P::Str], None, |a| {
         Ok(Value::String(
-            adler2::adler32_slice(string(&a[0])?.as_bytes()).to_string(),
+            adler2::adler32_slice(&string_bytes(&a[0])?).to_string(),
         ))
-    }),
+    })
+    .reading_bytes(),
     Func::go("genPrivateKey", &[P::Str], None, |a| {
         gen_private_key(&string(&a[0])?)
     }),

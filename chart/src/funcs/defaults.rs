@@ -5,7 +5,8 @@ use gotemplate::func::arg;
 use gotemplate::{Func, FuncResult, Param as P, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::go("default", &[P::Any], Some(P::Any), default),
+    // default, coalesce and ternary hand back one of their arguments as it is.
+    Func::go("default", &[P::Any], Some(P::Any), default).reading_bytes(),
     Func::go("empty", &[P::Any], None, |a| {
         Ok(Value::Bool(a[0].is_empty()))
     }),
@@ -14,8 +15,9 @@ pub(super) const FUNCS: &[Func] = &[
             .find(|v| !v.is_empty())
             .cloned()
             .unwrap_or(Value::Nil))
-    }),
-    Func::go("ternary", &[P::Any, P::Any, P::Bool], None, ternary),
+    })
+    .reading_bytes(),
+    Func::go("ternary", &[P::Any, P::Any, P::Bool], None, ternary).reading_bytes(),
     Func::go("all", &[], Some(P::Any), |a| {
         Ok(Value::Bool(a.iter().all(|v| !v.is_empty())))
     }),

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use gotemplate::fmt::quote;
-use gotemplate::func::arg::{err, string};
+use gotemplate::func::arg::{err, string, string_bytes};
 use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use crate::yaml_emit::{SequenceIndent, to_yaml_string_with};
@@ -14,20 +14,22 @@ use crate::yaml11;
 pub(super) const FUNCS: &[Func] = &[
     Func::go("b64enc", &[P::Str], None, |a| {
         Ok(Value::String(
-            base64::engine::general_purpose::STANDARD.encode(string(&a[0])?),
+            base64::engine::general_purpose::STANDARD.encode(string_bytes(&a[0])?),
         ))
-    }),
+    })
+    .reading_bytes(),
     Func::go("b64dec", &[P::Str], None, b64dec),
     Func::go("b32enc", &[P::Str], None, |a| {
         Ok(Value::String(
-            data_encoding::BASE32.encode(string(&a[0])?.as_bytes()),
+            data_encoding::BASE32.encode(&string_bytes(&a[0])?),
         ))
-    }),
+    })
+    .reading_bytes(),
     Func::go("b32dec", &[P::Str], None, |a| {
         let bytes = data_encoding::BASE32
             .decode(string(&a[0])?.as_bytes())
             .unwrap_or_default();
-        Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        Ok(Value::go_string(bytes))
     }),
     Func::go("toYaml", &[P::Any], None, |a| {
         Ok(yaml(&a[0], SequenceIndent::AtKey))
@@ -81,12 +83,12 @@ pub(super) const HELM4_FUNCS: &[Func] = &[
 
 fn b64dec(a: &[Value]) -> FuncResult {
     let text = string(&a[0])?;
-    Ok(Value::String(
+    Ok(
         match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) => e.to_string(),
+            Ok(bytes) => Value::go_string(bytes),
+            Err(e) => Value::String(e.to_string()),
         },
-    ))
+    )
 }
 
 fn yaml(v: &Value, sequences: SequenceIndent) -> Value {
@@ -222,6 +224,10 @@ fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError
             }
         }
         Value::String(s) => serde_json::Value::String(s.clone()),
+        // encoding/json writes U+FFFD for each invalid byte.
+        Value::BinaryString(b) => {
+            serde_json::Value::String(String::from_utf8_lossy(b).into_owned())
+        }
         Value::Bytes(b) => {
             serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(&**b))
         }

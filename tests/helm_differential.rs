@@ -364,6 +364,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "sprig's case functions on connectors, digits, upper-case runs and letters beyond ASCII",
+        "{{ range $s := list \"_complex__case_\" \"GOLANG_IS_GREAT\" \"KRZHKZI=\" \"HTTPServer\" \"GO PATH\" \"http2xx\" \"HTTP20xOK\" \"Bld4Floor3rd\" \"__\" \"-a-\" \"  x  y \" \"\\u00dftra\\u00dfe\" \"\\u01c5emo\" \"\\u00e9Cole_\\u00c9T\\u00c9\" \"ABC123DEF\" \"x1Y2z3\" \"tab\\tnew\\nline\" \"a--b__c\" \"HELLOworld\" \"my.release-name\" \"_1_2\" \"AbC_dEf-GhI jKl\" \"\\u0130stanbul\" \"don't stop\" \"x__\" }}{{ camelcase $s }}|{{ snakecase $s }}|{{ kebabcase $s }}|{{ untitle $s }}|{{ title $s }}|{{ swapcase $s }}|{{ initials $s }}|{{ upper $s }}|{{ lower $s }}\n{{ end }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

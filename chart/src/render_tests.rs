@@ -476,7 +476,8 @@ fn a_binary_file_keeps_its_bytes_where_go_reads_a_strings_bytes() {
             "kind: Secret\ndata:\n  a: {{ .Files.Get \"ks.jks\" | b64enc }}\n  b: {{ .Files.Get \"ks.jks\" | toString | default \"x\" | b64enc }}\n  len: {{ .Files.Get \"ks.jks\" | len }}\n  upper: {{ .Files.Get \"ks.jks\" | upper | b64enc }}\n",
         ),
     ]);
-    c.files.insert("ks.jks".into(), vec![0xfe, 0xed, 0xfe, 0xed, 0x00]);
+    c.files
+        .insert("ks.jks".into(), vec![0xfe, 0xed, 0xfe, 0xed, 0x00]);
     let out = render(&c, &no_values(), &opts()).unwrap();
     let text = &documents(out)[0].content;
     // The keystore's own bytes, where a UTF-8 reading would have given 77+977+977+977+9AA==.

@@ -36,7 +36,8 @@ pub struct FuzzOptions {
     /// Where disagreements are written (one JSON case file each).
     #[arg(long, default_value = "target/fuzz-helm")]
     pub out: PathBuf,
-    /// Print each disagreement as it is found.
+    /// Print each disagreement as it is found (with --replay: both
+    /// renderings in full).
     #[arg(long)]
     pub verbose: bool,
     /// Instead of generating cases, render these case files (as the run
@@ -66,7 +67,7 @@ struct Tally {
 
 pub fn run(options: &FuzzOptions) -> Result<()> {
     if !options.replay.is_empty() {
-        return replay(&options.replay);
+        return replay(&options.replay, options.verbose);
     }
     let seed = options.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -159,8 +160,9 @@ pub fn run(options: &FuzzOptions) -> Result<()> {
 }
 
 /// Renders kept cases again, each under its own Helm major, and prints
-/// each verdict; fails if any still disagree.
-fn replay(files: &[PathBuf]) -> Result<()> {
+/// each verdict (with `verbose`, both renderings in full); fails if any
+/// still disagree.
+fn replay(files: &[PathBuf], verbose: bool) -> Result<()> {
     let mut engines: BTreeMap<u8, HelmEngine> = BTreeMap::new();
     let mut disagreeing = 0;
     for file in files {
@@ -174,11 +176,24 @@ fn replay(files: &[PathBuf]) -> Result<()> {
                 e.insert(HelmEngine::start(case.helm)?)
             }
         };
-        let verdict = compare(&engine.render(&case)?, &berth_render(&case));
+        let (by_helm, by_berth) = (engine.render(&case)?, berth_render(&case));
+        let verdict = compare(&by_helm, &by_berth);
+        println!("{}: {}", file.display(), verdict.describe());
         if verdict != Verdict::Same {
             disagreeing += 1;
+            if verbose {
+                for (who, rendered) in [("helm", &by_helm), ("berth", &by_berth)] {
+                    match rendered {
+                        Rendered::Failed(message) => println!("--- {who} failed: {message}"),
+                        Rendered::Templates(templates) => {
+                            for (name, text) in templates {
+                                println!("--- {who}: {name}\n{text}");
+                            }
+                        }
+                    }
+                }
+            }
         }
-        println!("{}: {}", file.display(), verdict.describe());
     }
     anyhow::ensure!(
         disagreeing == 0,
@@ -257,7 +272,22 @@ fn kind_of(verdict: &Verdict) -> String {
         Verdict::OneFailed { helm, berth } => {
             format!("one fails: helm {} / berth {}", words(helm), words(berth))
         }
-        Verdict::Output { template, .. } => format!("output of {template}"),
+        Verdict::Output { helm, berth, .. } => {
+            // Grouped by what each side printed where they part.
+            let at = helm
+                .chars()
+                .zip(berth.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            let part = |s: &str| -> String {
+                s.chars()
+                    .skip(at)
+                    .take(12)
+                    .map(|c| if c.is_ascii_digit() { 'N' } else { c })
+                    .collect::<String>()
+            };
+            format!("output: helm {:?} / berth {:?}", part(helm), part(berth))
+        }
     }
 }
 

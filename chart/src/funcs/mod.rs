@@ -12,6 +12,7 @@ mod defaults;
 mod dicts;
 mod durations;
 mod encoding;
+mod go_unicode;
 pub(crate) mod helm;
 mod lists;
 mod math;

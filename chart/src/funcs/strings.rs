@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use super::go_unicode;
 use gotemplate::fmt::quote;
 use gotemplate::func::arg::{err, int, string};
 use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
@@ -40,10 +41,14 @@ pub(super) const FUNCS: &[Func] = &[
     }),
     Func::go("trunc", &[P::Int, P::Str], None, trunc),
     Func::go("upper", &[P::Str], None, |a| {
-        Ok(Value::String(string(&a[0])?.to_uppercase()))
+        Ok(Value::String(
+            string(&a[0])?.chars().map(go_unicode::to_upper).collect(),
+        ))
     }),
     Func::go("lower", &[P::Str], None, |a| {
-        Ok(Value::String(string(&a[0])?.to_lowercase()))
+        Ok(Value::String(
+            string(&a[0])?.chars().map(go_unicode::to_lower).collect(),
+        ))
     }),
     Func::go("title", &[P::Str], None, |a| {
         Ok(Value::String(title(&string(&a[0])?)))
@@ -100,12 +105,7 @@ pub(super) const FUNCS: &[Func] = &[
         Ok(Value::String(swapcase(&string(&a[0])?)))
     }),
     Func::go("initials", &[P::Str], None, |a| {
-        Ok(Value::String(
-            string(&a[0])?
-                .split_whitespace()
-                .filter_map(|w| w.chars().next())
-                .collect(),
-        ))
+        Ok(Value::String(initials(&string(&a[0])?)))
     }),
     Func::go("wrap", &[P::Int, P::Str], None, |a| {
         Ok(Value::String(wrap(
@@ -206,33 +206,65 @@ fn trunc(a: &[Value]) -> FuncResult {
     Ok(Value::str(cut))
 }
 
-/// Go's strings.Title: upper-cases the first letter of each word.
+/// Go's strings.Title: each character after a separator in title case.
 fn title(s: &str) -> String {
-    let mut out = String::new();
-    let mut prev_sep = true;
-    for c in s.chars() {
-        if prev_sep && c.is_alphabetic() {
-            out.extend(c.to_uppercase());
+    // Go's isSeparator: ASCII but letters, digits and '_'; beyond ASCII, spaces.
+    let is_separator = |c: char| {
+        if c.is_ascii() {
+            !(c.is_ascii_alphanumeric() || c == '_')
         } else {
-            out.push(c);
+            !(go_unicode::is_letter(c) || go_unicode::is_digit(c)) && go_unicode::is_space(c)
         }
-        prev_sep = !(c.is_alphanumeric() || c == '_' || c == '\'');
-    }
-    out
+    };
+    let mut prev = ' ';
+    s.chars()
+        .map(|c| {
+            let out = if is_separator(prev) {
+                go_unicode::to_title(c)
+            } else {
+                c
+            };
+            prev = c;
+            out
+        })
+        .collect()
 }
 
+/// sprig's untitle (goutils' Uncapitalize): the first character of each
+/// space-separated word in lower case.
 fn untitle(a: &[Value]) -> FuncResult {
+    let mut next = true;
+    Ok(Value::String(
+        string(&a[0])?
+            .chars()
+            .map(|c| {
+                if go_unicode::is_space(c) {
+                    next = true;
+                    c
+                } else if std::mem::take(&mut next) {
+                    go_unicode::to_lower(c)
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    ))
+}
+
+/// sprig's initials (goutils' Initials), which walks the string's bytes:
+/// the first byte of each word, read as a Latin-1 character, as Go's
+/// `rune(str[i])` reads it ("é" gives "Ã").
+fn initials(s: &str) -> String {
+    let mut gap = true;
     let mut out = String::new();
-    let mut prev_space = true;
-    for c in string(&a[0])?.chars() {
-        if prev_space {
-            out.extend(c.to_lowercase());
-        } else {
+    for c in s.bytes().map(char::from) {
+        if go_unicode::is_space(c) {
+            gap = true;
+        } else if std::mem::take(&mut gap) {
             out.push(c);
         }
-        prev_space = c.is_whitespace();
     }
-    Ok(Value::String(out))
+    out
 }
 
 fn repeat(a: &[Value]) -> FuncResult {
@@ -296,48 +328,271 @@ fn abbrev_both(left: i64, right: i64, s: &str) -> String {
     format!("...{}", text(len - (max - 3), len))
 }
 
-/// snakecase (`sep` '_') and kebabcase ('-').
-fn separated(s: &str, sep: char) -> String {
-    let mut out = String::new();
-    let chars: Vec<char> = s.chars().collect();
-    for (k, c) in chars.iter().enumerate() {
-        if c.is_uppercase() {
-            if k > 0
-                && !out.ends_with(sep)
-                && (chars[k - 1].is_lowercase()
-                    || chars.get(k + 1).is_some_and(|n| n.is_lowercase()))
-            {
-                out.push(sep);
-            }
-            out.extend(c.to_lowercase());
-        } else if *c == '_' || *c == '-' || *c == ' ' {
-            out.push(sep);
-        } else {
-            out.push(*c);
+/// What xstrings' word splitter takes a run of characters for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Word {
+    /// Nothing left, or only U+FFFD (Go's utf8.RuneError).
+    Invalid,
+    Number,
+    UpperCase,
+    Alphabet,
+    Connector,
+    Punct,
+    Other,
+}
+
+/// xstrings' connectors: '-', '_' and white space.
+fn is_connector(c: char) -> bool {
+    c == '-' || c == '_' || go_unicode::is_space(c)
+}
+
+/// xstrings' isAlphabet: a letter, but not a CJK ideograph.
+fn is_alphabet(c: char) -> bool {
+    go_unicode::is_letter(c)
+        && !matches!(c, '\u{4E00}'..='\u{9FCC}' | '\u{3400}'..='\u{4D85}' | '\u{20000}'..='\u{2B81D}')
+}
+
+/// xstrings' nextValidRune: the first character of `s` that is not U+FFFD
+/// and the bytes up to its end; `prev` and every byte when there is none.
+fn next_valid(s: &str, prev: char) -> (char, usize) {
+    let mut size = 0;
+    for c in s.chars() {
+        size += c.len_utf8();
+        if c != char::REPLACEMENT_CHARACTER {
+            return (c, size);
         }
     }
+    (prev, size)
+}
+
+/// Moves `offset` and `remaining` past the characters for which `more`
+/// holds; `r` is left at the first one it does not.
+fn take_run(r: &mut char, offset: &mut usize, remaining: &mut &str, more: impl Fn(char) -> bool) {
+    while !remaining.is_empty() {
+        let (next, size) = next_valid(remaining, *r);
+        *r = next;
+        if !more(next) {
+            break;
+        }
+        *offset += size;
+        *remaining = &remaining[size..];
+    }
+}
+
+/// xstrings' nextWord: the kind of the first word of `s`, the word, and
+/// the rest. An upper-case run keeps its last letter for the next word
+/// when a lower-case one follows ("HTTPStatus" is "HTTP", "Status").
+fn next_word(s: &str) -> (Word, &str, &str) {
+    if s.is_empty() {
+        return (Word::Invalid, "", "");
+    }
+    let (mut r, mut size) = next_valid(s, char::REPLACEMENT_CHARACTER);
+    let mut offset = size;
+    if r == char::REPLACEMENT_CHARACTER {
+        return (Word::Invalid, &s[..offset], &s[offset..]);
+    }
+    let mut remaining = &s[size..];
+    let kind = if is_connector(r) {
+        take_run(&mut r, &mut offset, &mut remaining, is_connector);
+        Word::Connector
+    } else if go_unicode::is_punct(r) {
+        take_run(&mut r, &mut offset, &mut remaining, go_unicode::is_punct);
+        Word::Punct
+    } else if go_unicode::is_upper(r) {
+        if !remaining.is_empty() {
+            (r, size) = next_valid(remaining, r);
+            if go_unicode::is_upper(r) {
+                let mut last_size = size;
+                offset += size;
+                remaining = &remaining[size..];
+                while !remaining.is_empty() {
+                    (r, size) = next_valid(remaining, r);
+                    if !go_unicode::is_upper(r) {
+                        break;
+                    }
+                    last_size = size;
+                    offset += size;
+                    remaining = &remaining[size..];
+                }
+                if !remaining.is_empty() && is_alphabet(r) {
+                    offset -= last_size;
+                    remaining = &s[offset..];
+                }
+            } else if is_alphabet(r) {
+                offset += size;
+                remaining = &remaining[size..];
+                take_run(&mut r, &mut offset, &mut remaining, |c| {
+                    is_alphabet(c) && !go_unicode::is_upper(c)
+                });
+            }
+        }
+        Word::UpperCase
+    } else if is_alphabet(r) {
+        take_run(&mut r, &mut offset, &mut remaining, |c| {
+            is_alphabet(c) && !go_unicode::is_upper(c)
+        });
+        Word::Alphabet
+    } else if go_unicode::is_number(r) {
+        take_run(&mut r, &mut offset, &mut remaining, go_unicode::is_number);
+        Word::Number
+    } else {
+        take_run(&mut r, &mut offset, &mut remaining, |c| {
+            !(is_connector(c)
+                || is_alphabet(c)
+                || go_unicode::is_number(c)
+                || go_unicode::is_punct(c))
+        });
+        Word::Other
+    };
+    (kind, &s[..offset], remaining)
+}
+
+/// xstrings' toLower: an upper-case or connector word lowered, its
+/// connectors made `connector`; any other word as it is.
+fn push_lowered(out: &mut String, kind: Word, word: &str, connector: char) {
+    if kind != Word::UpperCase && kind != Word::Connector {
+        out.push_str(word);
+        return;
+    }
+    for c in word.chars() {
+        out.push(if is_connector(c) {
+            connector
+        } else if go_unicode::is_upper(c) {
+            go_unicode::to_lower(c)
+        } else {
+            c
+        });
+    }
+}
+
+/// snakecase (`connector` '_') and kebabcase ('-'): xstrings'
+/// camelCaseToLowerCase, word by word ("HTTP20xOK" is "http_20x_ok",
+/// "Bld4Floor3rd" is "bld4_floor_3rd").
+fn separated(s: &str, connector: char) -> String {
+    let mut out = String::new();
+    let (mut kind, mut word, mut remaining) = next_word(s);
+    let joins = |kind: Word| !matches!(kind, Word::Invalid | Word::Connector | Word::Punct);
+    while !remaining.is_empty() {
+        if kind != Word::Connector {
+            push_lowered(&mut out, kind, word, connector);
+        }
+        let (prev, last) = (kind, word);
+        (kind, word, remaining) = next_word(remaining);
+        match prev {
+            Word::Number => {
+                while matches!(kind, Word::Alphabet | Word::Number) {
+                    push_lowered(&mut out, kind, word, connector);
+                    (kind, word, remaining) = next_word(remaining);
+                }
+                if joins(kind) {
+                    out.push(connector);
+                }
+            }
+            Word::Connector => push_lowered(&mut out, prev, last, connector),
+            Word::Punct => {}
+            _ if kind != Word::Number => {
+                if kind != Word::Connector && kind != Word::Punct {
+                    out.push(connector);
+                }
+            }
+            _ if remaining.is_empty() => {}
+            _ => {
+                let number = word;
+                (kind, word, remaining) = next_word(remaining);
+                if kind != Word::Alphabet {
+                    // A number ends the word before it ("Bld4Floor": "bld4_floor").
+                    push_lowered(&mut out, Word::Number, number, connector);
+                    if kind != Word::Connector && kind != Word::Punct {
+                        out.push(connector);
+                    }
+                } else {
+                    // Lower-case letters after a number start a word with it
+                    // ("HTTP2xx": "http_2xx").
+                    out.push(connector);
+                    push_lowered(&mut out, Word::Number, number, connector);
+                    while matches!(kind, Word::Alphabet | Word::Number) {
+                        push_lowered(&mut out, kind, word, connector);
+                        (kind, word, remaining) = next_word(remaining);
+                    }
+                    if joins(kind) {
+                        out.push(connector);
+                    }
+                }
+            }
+        }
+    }
+    push_lowered(&mut out, kind, word, connector);
     out
 }
 
+/// sprig's camelcase: xstrings' ToPascalCase. Connectors go, each word's
+/// first letter goes up, and a word that starts upper-case has the rest of
+/// its upper-case run lowered ("GOLANG_IS_GREAT" is "GolangIsGreat");
+/// connectors before the first letter stay, and of a run of connectors all
+/// but the last.
 fn camelcase(s: &str) -> String {
-    s.split(['_', '-', ' '])
-        .filter(|w| !w.is_empty())
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
+    let mut out = String::new();
+    let mut chars = s.chars();
+    let mut first_upper = false;
+    let Some(mut r0) = chars.next() else {
+        return out;
+    };
+    loop {
+        if !is_connector(r0) {
+            first_upper = go_unicode::is_upper(r0);
+            r0 = go_unicode::to_upper(r0);
+            break;
+        }
+        out.push(r0);
+        match chars.next() {
+            Some(next) => r0 = next,
+            // Only connectors: xstrings writes the last one twice.
+            None => break,
+        }
+    }
+    for c in chars {
+        let r1 = r0;
+        r0 = c;
+        if is_connector(r0) && is_connector(r1) {
+            out.push(r1);
+            continue;
+        }
+        if is_connector(r1) {
+            first_upper = go_unicode::is_upper(r0);
+            r0 = go_unicode::to_upper(r0);
+        } else {
+            if first_upper {
+                if go_unicode::is_upper(r0) {
+                    r0 = go_unicode::to_lower(r0);
+                } else {
+                    first_upper = false;
+                }
+            }
+            out.push(r1);
+        }
+    }
+    out.push(r0);
+    out
 }
 
+/// sprig's swapcase (goutils' SwapCase): upper- and title-case letters
+/// lowered, lower-case ones raised, to title case at the start of a word.
 fn swapcase(s: &str) -> String {
+    let mut word_start = true;
     s.chars()
         .map(|c| {
-            if c.is_uppercase() {
-                c.to_lowercase().collect::<String>()
+            if go_unicode::is_upper(c) || go_unicode::is_title(c) {
+                word_start = false;
+                go_unicode::to_lower(c)
+            } else if go_unicode::is_lower(c) {
+                if std::mem::take(&mut word_start) {
+                    go_unicode::to_title(c)
+                } else {
+                    go_unicode::to_upper(c)
+                }
             } else {
-                c.to_uppercase().collect()
+                word_start = go_unicode::is_space(c);
+                c
             }
         })
         .collect()

@@ -369,6 +369,16 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "toToml of tables, arrays of tables, inline tables, quoted keys and floats",
+        "{{ toToml .Values.a }}|{{ toToml .Values }}|{{ toToml (list 1 2) }}|{{ toToml (list (dict \"a\" 1) (dict \"b\" 2)) }}|{{ toToml (dict \"x\" (list (dict \"a\" 1) (dict \"b\" (dict \"c\" 2)))) }}|{{ toToml (dict \"k\" (list 1 nil)) }}|{{ toToml (dict \"k\" (list (list (dict \"a\" 1)) (dict \"m\" \"x\"))) }}|{{ toToml (dict \"weird key\" \"v\\\"\\\\\\t\\u0001é\" \"\" 1 \"n\" nil \"f\" 1e6 \"g\" 0.5 \"h\" 3.0 \"nan\" (float64 \"NaN\")) }}|{{ toToml 1.5 }}|{{ toToml \"s\" }}|{{ toToml (dict \"d\" (dict \"e\" (dict \"f\" 1) \"g\" 2) \"top\" 1 \"z\" (dict \"y\" 1)) }}|{{ .Files.GetBytes \"files/a.txt\" | toToml }}|{{ toToml (dict \"b\" (.Files.GetBytes \"files/a.txt\")) }}",
+        "a: [[2020-01-02], {true: {true: text, a: -3}}]\nb: {deep: {a: [a, b]}}\n",
+    ),
+    (
+        "toToml and mustToToml of nil, alone and in a list",
+        "{{ toToml (list 1 nil) }} {{ mustToToml (list (dict \"a\" 1)) }} {{ toToml .Values.missing }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use gotemplate::fmt::quote;
 use gotemplate::func::arg::{err, string, string_bytes};
+use gotemplate::value::format_float_g;
 use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
 use crate::yaml_emit::{SequenceIndent, to_yaml_string_with};
@@ -63,7 +63,9 @@ pub(super) const FUNCS: &[Func] = &[
     Func::go("fromJsonArray", &[P::Str], None, from_json_array),
     // Helm's toToml writes the encoder's error where mustToToml fails.
     Func::go("toToml", &[P::Any], None, |a| {
-        Ok(Value::String(to_toml(&a[0]).unwrap_or_else(|e| e.message)))
+        Ok(Value::String(
+            to_toml(&a[0])?.unwrap_or_else(|message| message),
+        ))
     }),
     Func::go("fromToml", &[P::Str], None, from_toml_text),
 ];
@@ -77,7 +79,7 @@ pub(super) const HELM4_FUNCS: &[Func] = &[
         Ok(yaml(&a[0], SequenceIndent::AtKey))
     }),
     Func::go("mustToToml", &[P::Any], None, |a| {
-        to_toml(&a[0]).map(Value::String)
+        to_toml(&a[0])?.map(Value::String).map_err(FuncError::new)
     }),
 ];
 
@@ -247,48 +249,241 @@ fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError
 }
 
 /// BurntSushi/toml's encoding of a dict (sprig's toToml).
-fn to_toml(v: &Value) -> Result<String, FuncError> {
-    fn scalar(v: &Value) -> String {
+/// `v` as TOML, as BurntSushi/toml's encoder (which both Helms link) writes
+/// it: `Ok(Err(text))` is the encoder's own error, which `toToml` prints
+/// and `mustToToml` fails with; `Err` is where the encoder panics in Go
+/// (a nil given), which fails both.
+fn to_toml(v: &Value) -> Result<Result<String, String>, FuncError> {
+    if v.is_nil() {
+        return err("reflect: call of reflect.Value.Type on zero Value");
+    }
+    let mut encoder = TomlEncoder::default();
+    Ok(encoder.encode(&[], v).map(|()| encoder.out))
+}
+
+/// What the encoder takes a value for (its `tomlTypeOfGo`).
+#[derive(PartialEq, Eq)]
+enum TomlType {
+    /// A map (a TOML table).
+    Table,
+    /// A non-empty list of maps only (an array of tables).
+    TableArray,
+    Other,
+}
+
+#[derive(Default)]
+struct TomlEncoder {
+    out: String,
+}
+
+impl TomlEncoder {
+    fn encode(&mut self, key: &[&str], v: &Value) -> Result<(), String> {
         match v {
-            Value::String(s) => quote(s),
-            Value::List(l) => format!("[{}]", l.iter().map(scalar).collect::<Vec<_>>().join(", ")),
-            Value::Float(f) if f.fract() == 0.0 => format!("{f:.1}"),
-            other => other.to_go_string(),
+            Value::Nil => Ok(()),
+            Value::Map(m) => self.table(key, &m.borrow()),
+            Value::Object(o) => self.encode(key, &o.marshal()),
+            Value::List(l) if toml_type(v)? == TomlType::TableArray => {
+                if key.is_empty() {
+                    return Err("toml: top-level values must be Go maps or structs".into());
+                }
+                for item in l.iter() {
+                    let Value::Map(m) = item else { continue };
+                    self.newline();
+                    self.out
+                        .push_str(&format!("{}[[{}]]", indent(key), toml_key(key)));
+                    self.newline();
+                    self.map(key, &m.borrow(), false)?;
+                }
+                Ok(())
+            }
+            _ => self.key_value(key, v, false),
         }
     }
-    // A table's keys are indented two spaces per level.
-    fn table(m: &BTreeMap<String, Value>, prefix: &str, out: &mut String) {
-        let depth = if prefix.is_empty() {
-            0
-        } else {
-            prefix.matches('.').count() + 1
-        };
-        let pad = "  ".repeat(depth);
+
+    fn table(&mut self, key: &[&str], m: &BTreeMap<String, Value>) -> Result<(), String> {
+        // An empty line between top-level tables (not before the first).
+        if key.len() == 1 {
+            self.newline();
+        }
+        if !key.is_empty() {
+            self.out
+                .push_str(&format!("{}[{}]", indent(key), toml_key(key)));
+            self.newline();
+        }
+        self.map(key, m, false)
+    }
+
+    /// A map's keys, those whose values are no tables first; `inline` as
+    /// `{k = v, ...}`.
+    fn map(
+        &mut self,
+        key: &[&str],
+        m: &BTreeMap<String, Value>,
+        inline: bool,
+    ) -> Result<(), String> {
+        let mut direct = Vec::new();
+        let mut tables = Vec::new();
         for (k, v) in m {
-            if !matches!(v, Value::Map(_)) {
-                out.push_str(&format!("{pad}{k} = {}\n", scalar(v)));
+            match toml_type(v)? {
+                TomlType::Table | TomlType::TableArray => tables.push((k.as_str(), v)),
+                TomlType::Other => direct.push((k.as_str(), v)),
             }
         }
-        for (k, v) in m {
-            if let Value::Map(sub) = v {
-                let full = if prefix.is_empty() {
-                    k.clone()
+        if inline {
+            self.out.push('{');
+        }
+        let more_after_direct = !tables.is_empty();
+        for (entries, trailing) in [(direct, more_after_direct), (tables, false)] {
+            let count = entries.len();
+            for (i, (k, v)) in entries.into_iter().enumerate() {
+                if v.is_nil() {
+                    continue;
+                }
+                if inline {
+                    self.key_value(&[k], v, true)?;
+                    // As the encoder does, counting skipped nils too.
+                    if trailing || i != count - 1 {
+                        self.out.push_str(", ");
+                    }
                 } else {
-                    format!("{prefix}.{k}")
-                };
-                out.push_str(&format!("\n{pad}[{full}]\n"));
-                table(&sub.borrow(), &full, out);
+                    let mut sub = key.to_vec();
+                    sub.push(k);
+                    self.encode(&sub, v)?;
+                }
             }
         }
+        if inline {
+            self.out.push('}');
+        }
+        Ok(())
     }
-    let mut out = String::new();
-    match v {
-        Value::Map(m) => table(&m.borrow(), "", &mut out),
-        Value::Nil => {}
-        // The TOML encoder writes a lone value as it would after "key = ".
-        other => out = scalar(other),
+
+    fn key_value(&mut self, key: &[&str], v: &Value, inline: bool) -> Result<(), String> {
+        if let Some(last) = key.last() {
+            self.out
+                .push_str(&format!("{}{} = ", indent(key), toml_key(&[last])));
+        }
+        self.element(v)?;
+        if !key.is_empty() && !inline {
+            self.newline();
+        }
+        Ok(())
     }
-    Ok(out)
+
+    fn element(&mut self, v: &Value) -> Result<(), String> {
+        match v {
+            Value::String(s) => self.out.push_str(&toml_string(s)),
+            Value::BinaryString(b) => self.out.push_str(&toml_string(&String::from_utf8_lossy(b))),
+            Value::Bool(b) => self.out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) | Value::Int64(i) => self.out.push_str(&i.to_string()),
+            Value::Float(f) if f.is_nan() => {
+                self.out
+                    .push_str(if f.is_sign_negative() { "-nan" } else { "nan" })
+            }
+            Value::Float(f) if f.is_infinite() => {
+                self.out.push_str(if *f < 0.0 { "-inf" } else { "inf" })
+            }
+            Value::Float(f) => {
+                let text = format_float_g(*f);
+                // TOML floats have a decimal point or an exponent.
+                let decimal = text.contains(['.', 'e']);
+                self.out.push_str(&text);
+                if !decimal {
+                    self.out.push_str(".0");
+                }
+            }
+            Value::Bytes(b) => {
+                let items: Vec<String> = b.iter().map(u8::to_string).collect();
+                self.out.push_str(&format!("[{}]", items.join(", ")));
+            }
+            Value::List(l) => {
+                self.out.push('[');
+                for (i, item) in l.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push_str(", ");
+                    }
+                    self.element(item)?;
+                }
+                self.out.push(']');
+            }
+            Value::Map(m) => self.map(&[], &m.borrow(), true)?,
+            Value::Object(o) => self.element(&o.marshal())?,
+            // Only reached inside a list, which toml_type has refused.
+            Value::Nil => return Err("toml: cannot encode array with nil element".into()),
+        }
+        Ok(())
+    }
+
+    /// A line break, unless nothing has been written yet.
+    fn newline(&mut self) {
+        if !self.out.is_empty() {
+            self.out.push('\n');
+        }
+    }
+}
+
+/// The encoder's tomlTypeOfGo; a list with a nil anywhere in it fails.
+fn toml_type(v: &Value) -> Result<TomlType, String> {
+    Ok(match v {
+        Value::Map(_) => TomlType::Table,
+        Value::Object(o) => toml_type(&o.marshal())?,
+        Value::List(l) if !l.is_empty() => {
+            let mut all_tables = true;
+            for item in l.iter() {
+                if item.is_nil() {
+                    return Err("toml: cannot encode array with nil element".into());
+                }
+                all_tables &= toml_type(item)? == TomlType::Table;
+            }
+            if all_tables {
+                TomlType::TableArray
+            } else {
+                TomlType::Other
+            }
+        }
+        _ => TomlType::Other,
+    })
+}
+
+/// Two spaces per level below the top.
+fn indent(key: &[&str]) -> String {
+    "  ".repeat(key.len().saturating_sub(1))
+}
+
+/// A dotted key, each piece bare when it can be.
+fn toml_key(key: &[&str]) -> String {
+    let piece = |k: &&str| {
+        if !k.is_empty()
+            && k.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            k.to_string()
+        } else {
+            toml_string(k)
+        }
+    };
+    key.iter().map(piece).collect::<Vec<_>>().join(".")
+}
+
+/// A basic string: quotes, backslashes and control characters escaped.
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            '\0'..='\u{1f}' | '\u{7f}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn from_toml_text(a: &[Value]) -> FuncResult {

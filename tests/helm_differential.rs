@@ -379,6 +379,16 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "b64dec and b32dec: line breaks, padding, unused bits and Go's error offsets",
+        "[{{ b64dec \"YWJj\\nZGVm\" | b64enc }}] [{{ b64dec \"YWJj\\r\\nZGVm\\n\" | b64enc }}] [{{ b64dec \"YQ\" | b64enc }}] [{{ b64dec \"YQ=\" | b64enc }}] [{{ b64dec \"YQ==\" | b64enc }}] [{{ b64dec \"YR==\" | b64enc }}] [{{ b64dec \"YWJ\" | b64enc }}] [{{ b64dec \"Y\" | b64enc }}] [{{ b64dec \"=\" | b64enc }}] [{{ b64dec \"YQ==YQ==\" | b64enc }}] [{{ b64dec \"YW Jj\" | b64enc }}] [{{ b64dec \"raw\\\\n\" | b64enc }}] [{{ b64dec \"a+b/\" | b64enc }}] [{{ b64dec \"a-b_\" | b64enc }}] [{{ b64dec \"\\nYQ==\\n\" | b64enc }}] [{{ b64dec \"YQ=\\n=\" | b64enc }}] [{{ b64dec \"YWJjZA\" | b64enc }}] [{{ b64dec \"Y\\nQ\\n=\\n=\" | b64enc }}] [{{ b64dec \"!!!!\" | b64enc }}] [{{ b64dec \"YWJj!\" | b64enc }}] [{{ b64dec \"YWJjZGVm====\" | b64enc }}] [{{ b64dec \"\" | b64enc }}] [{{ b64dec \"\\n\" | b64enc }}] [{{ b64dec \"YWJjZGVmZ2hpamtsbW5vcA==\" | b64enc }}]\n[{{ b32dec \"MFRGG===\" | b64enc }}] [{{ b32dec \"MFRGG\" | b64enc }}] [{{ b32dec \"MFRG\\nG===\" | b64enc }}] [{{ b32dec \"mfrgg===\" | b64enc }}] [{{ b32dec \"MFRGG=\" | b64enc }}] [{{ b32dec \"1\" | b64enc }}] [{{ b32dec \"MFRGGZDFMZTWQ2LKNNWG23TPOA======\" | b64enc }}] [{{ b32dec \"MZXW6YQ=\" | b64enc }}]\n[{{ b32dec \"MFRGG===X\" | b64enc }}] [{{ b32dec \"MFR=====\" | b64enc }}] [{{ b32dec \"MFRGGZD=\" | b64enc }}] [{{ b32dec \"M=======\" | b64enc }}] [{{ b32dec \"MFRGGZDFMZTWQ2LK\\nNNWG23TPOA======\" | b64enc }}] [{{ b32dec \"MFRGG==\" | b64enc }}] [{{ b32dec \"MFRGG=A=\" | b64enc }}] [{{ b32dec \"mfrgg===\" | b64enc }}]",
+        "",
+    ),
+    (
+        "html, js and urlquery of nil",
+        "{{ html .Values.none }}|{{ js nil }}|{{ urlquery .Values.none 1 2 \"a\" nil }}|{{ .Values.none | html }}|{{ js \"<x>\" nil 3 }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

@@ -42,13 +42,13 @@ const FUNCS: &[Func] = &[
     Func::new("println", AtLeast(0), |a| Ok(Value::String(sprintln(a)))),
     Func::go("printf", &[Param::Str], Some(Param::Any), printf),
     Func::new("html", AtLeast(0), |a| {
-        Ok(Value::String(html_escape(&sprint(a))))
+        Ok(Value::String(html_escape(&escaper_text(a))))
     }),
     Func::new("js", AtLeast(0), |a| {
-        Ok(Value::String(js_escape(&sprint(a))))
+        Ok(Value::String(js_escape(&escaper_text(a))))
     }),
     Func::new("urlquery", AtLeast(0), |a| {
-        Ok(Value::String(query_escape(&sprint(a))))
+        Ok(Value::String(query_escape(&escaper_text(a))))
     }),
     Func::new("call", AtLeast(1), |_| err("call of non-function")),
     Func::new("eq", AtLeast(1), eq),
@@ -71,6 +71,19 @@ const FUNCS: &[Func] = &[
 
 fn not(a: &[Value]) -> FuncResult {
     Ok(Value::Bool(!a[0].is_true()))
+}
+
+/// The text `html`, `js` and `urlquery` escape (Go's `evalArgs`): their
+/// arguments printed as `print` does, a nil as "<no value>".
+fn escaper_text(a: &[Value]) -> String {
+    let printable: Vec<Value> = a
+        .iter()
+        .map(|v| match v {
+            Value::Nil => Value::str("<no value>"),
+            other => other.clone(),
+        })
+        .collect();
+    sprint(&printable)
 }
 
 fn len(a: &[Value]) -> FuncResult {

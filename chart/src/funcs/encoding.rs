@@ -26,10 +26,10 @@ pub(super) const FUNCS: &[Func] = &[
     })
     .reading_bytes(),
     Func::go("b32dec", &[P::Str], None, |a| {
-        let bytes = data_encoding::BASE32
-            .decode(string(&a[0])?.as_bytes())
-            .unwrap_or_default();
-        Ok(Value::go_string(bytes))
+        Ok(match go_base32_decode(string(&a[0])?.as_bytes()) {
+            Ok(bytes) => Value::go_string(bytes),
+            Err(message) => Value::String(message),
+        })
     }),
     Func::go("toYaml", &[P::Any], None, |a| {
         Ok(yaml(&a[0], SequenceIndent::AtKey))
@@ -83,14 +83,144 @@ pub(super) const HELM4_FUNCS: &[Func] = &[
     }),
 ];
 
+/// sprig's b64dec: the decoded bytes, or the decoder's error as the text.
 fn b64dec(a: &[Value]) -> FuncResult {
-    let text = string(&a[0])?;
-    Ok(
-        match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
-            Ok(bytes) => Value::go_string(bytes),
-            Err(e) => Value::String(e.to_string()),
-        },
-    )
+    Ok(match go_base64_decode(string(&a[0])?.as_bytes()) {
+        Ok(bytes) => Value::go_string(bytes),
+        Err(message) => Value::String(message),
+    })
+}
+
+/// Base64 as Go's `base64.StdEncoding.DecodeString` reads it: line breaks
+/// anywhere are skipped, padding is required, the last character's unused
+/// bits need not be zero, and an error names the byte Go stops at. The
+/// offset comes from a walk of Go's decoder over `src`; the decoding
+/// itself from the base64 crate.
+fn go_base64_decode(src: &[u8]) -> Result<Vec<u8>, String> {
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireCanonical),
+    );
+    if let Some(at) = base64_error_offset(src) {
+        return Err(format!("illegal base64 data at input byte {at}"));
+    }
+    let data: Vec<u8> = src
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .collect();
+    LENIENT.decode(data).map_err(|e| e.to_string())
+}
+
+/// Where Go's base64 decoder fails on `src`, quantum by quantum (its
+/// `decodeQuantum`), or `None` when it does not.
+fn base64_error_offset(src: &[u8]) -> Option<usize> {
+    let is_break = |b: u8| b == b'\r' || b == b'\n';
+    let mut si = 0;
+    while si < src.len() {
+        let mut j = 0;
+        while j < 4 {
+            if si == src.len() {
+                // A quantum cut short (Go counts back over its characters).
+                return (j > 0).then(|| si - j);
+            }
+            let b = src[si];
+            si += 1;
+            if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+                j += 1;
+                continue;
+            }
+            if is_break(b) {
+                continue;
+            }
+            if b != b'=' || j < 2 {
+                return Some(si - 1);
+            }
+            if j == 2 {
+                // "==" is expected: the second '=' after any line breaks.
+                while si < src.len() && is_break(src[si]) {
+                    si += 1;
+                }
+                if si == src.len() {
+                    return Some(src.len());
+                }
+                if src[si] != b'=' {
+                    return Some(si - 1);
+                }
+                si += 1;
+            }
+            while si < src.len() && is_break(src[si]) {
+                si += 1;
+            }
+            // Anything after the padding is an error.
+            return (si < src.len()).then_some(si);
+        }
+    }
+    None
+}
+
+/// Base32 as Go's `base32.StdEncoding.DecodeString` reads it: line breaks
+/// removed first, padding required, unused bits not checked, input after
+/// the padding ignored, and an error names the byte (of the input without
+/// line breaks) Go stops at. The offsets come from a walk of Go's decoder;
+/// the decoding itself from data-encoding.
+fn go_base32_decode(src: &[u8]) -> Result<Vec<u8>, String> {
+    static LENIENT: std::sync::LazyLock<Option<data_encoding::Encoding>> =
+        std::sync::LazyLock::new(|| {
+            let mut spec = data_encoding::BASE32_NOPAD.specification();
+            spec.check_trailing_bits = false;
+            spec.encoding().ok()
+        });
+    let src: Vec<u8> = src
+        .iter()
+        .copied()
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .collect();
+    let data_end =
+        base32_data_end(&src).map_err(|at| format!("illegal base32 data at input byte {at}"))?;
+    match &*LENIENT {
+        Some(encoding) => encoding.decode(&src[..data_end]).map_err(|e| e.to_string()),
+        None => Err("base32: no decoder".into()),
+    }
+}
+
+/// Go's base32 decoder over `src` (without line breaks): `Ok` with where
+/// the encoded data ends (before the padding), or `Err` with the offset Go
+/// reports.
+fn base32_data_end(src: &[u8]) -> Result<usize, usize> {
+    let olen = src.len();
+    let mut rest = src;
+    while !rest.is_empty() {
+        let mut j = 0;
+        while j < 8 {
+            let Some((&b, after)) = rest.split_first() else {
+                return Err(olen - j);
+            };
+            rest = after;
+            if b == b'=' && j >= 2 && rest.len() < 8 {
+                if rest.len() + j < 7 {
+                    return Err(olen);
+                }
+                for k in 0..7 - j {
+                    if rest.len() > k && rest[k] != b'=' {
+                        return Err(olen - rest.len() + k - 1);
+                    }
+                }
+                // 1, 3 and 6 characters decode to no whole byte.
+                if matches!(j, 1 | 3 | 6) {
+                    return Err(olen - rest.len() - 1);
+                }
+                return Ok(olen - rest.len() - 1);
+            }
+            if !matches!(b, b'A'..=b'Z' | b'2'..=b'7') {
+                return Err(olen - rest.len() - 1);
+            }
+            j += 1;
+        }
+    }
+    Ok(olen)
 }
 
 fn yaml(v: &Value, sequences: SequenceIndent) -> Value {

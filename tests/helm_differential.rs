@@ -389,6 +389,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "floats past int64, infinities and NaN made integers as Go on amd64 makes them",
+        "{{ int 1e19 }} {{ int (float64 \"NaN\") }} {{ int (float64 \"+Inf\") }} {{ add 1e300 0 }} {{ int64 -1e19 }} {{ sub 1.23e19 0 }} {{ int -9.223372036854775808e18 }} {{ max 1e19 2 }} {{ .Values.big | int }} {{ div .Values.big 1 }}",
+        "big: 12345678901234567890\n",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

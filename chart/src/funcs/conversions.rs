@@ -58,10 +58,23 @@ pub fn strval(v: &Value) -> String {
 pub(super) fn to_i64(v: &Value) -> i64 {
     match v {
         Value::Int(i) | Value::Int64(i) => *i,
-        Value::Float(f) if f.is_finite() => *f as i64,
+        Value::Float(f) => go_float_to_int(*f),
         Value::Bool(b) => i64::from(*b),
         Value::String(s) => parse_go_int(s.trim_end_matches(".0")).unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// Go's `int64(f)` on amd64: truncated toward zero, and the smallest int64
+/// for NaN, infinities and anything out of range (the processor's
+/// "integer indefinite"; Rust's `as` would saturate).
+pub(super) fn go_float_to_int(f: f64) -> i64 {
+    // -2^63 is in range, 2^63 is not (both exact as floats).
+    let min = i64::MIN as f64;
+    if f.is_nan() || !(min..-min).contains(&f) {
+        i64::MIN
+    } else {
+        f as i64
     }
 }
 

@@ -394,6 +394,16 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "big: 12345678901234567890\n",
     ),
     (
+        "a template given nil data: fields of Go's invalid value are empty",
+        "{{ define \"h\" }}[{{ .Values.x }}|{{ .a.b }}|{{ . }}|{{ $.z }}|{{ with .a }}w{{ else }}e{{ end }}|{{ .Files.Get \"x\" }}|{{ template \"i\" . }}]{{ end }}{{ define \"i\" }}({{ .q }}){{ end }}{{ include \"h\" nil }}{{ include \"h\" .Values.missing }}{{ template \"h\" .Values.missing }}{{ block \"b\" .Values.missing }}<{{ .k.l }}>{{ end }}{{ tpl \"{{ .a }}\" nil }}",
+        "",
+    ),
+    (
+        "a nil range element inside a template given nil data is still an error",
+        "{{ define \"h\" }}{{ range list nil }}{{ .x }}{{ end }}{{ end }}{{ include \"h\" nil }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

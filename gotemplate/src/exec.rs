@@ -262,6 +262,10 @@ pub struct Executor {
     vars: Vec<(String, Value)>,
     current: Rc<TemplateDef>,
     depth: usize,
+    /// Whether a nil dot is Go's invalid value (a template entered with nil
+    /// data: its fields are silently empty) rather than a nil interface (a
+    /// range's nil element: its fields are an error).
+    nil_dot_is_invalid: bool,
 }
 
 type Res<T> = Result<T, Ctl>;
@@ -286,6 +290,7 @@ impl Executor {
             vars: Vec::new(),
             current: def.clone(),
             depth: 0,
+            nil_dot_is_invalid: false,
         };
         ex.exec_template(&def, dot)
     }
@@ -301,6 +306,9 @@ impl Executor {
         }
         let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
         let saved_current = std::mem::replace(&mut self.current, def.clone());
+        // Go hands a template its data through reflect.ValueOf (or an
+        // unwrapped pipeline result): a nil is the invalid value.
+        let saved_nil_dot = std::mem::replace(&mut self.nil_dot_is_invalid, dot.is_nil());
         self.depth += 1;
         let mut out = String::new();
         // Each nesting takes a few KiB of stack: continue on a new segment
@@ -311,6 +319,7 @@ impl Executor {
         self.depth -= 1;
         self.vars = saved_vars;
         self.current = saved_current;
+        self.nil_dot_is_invalid = saved_nil_dot;
         match result {
             Ok(()) => Ok(out),
             Err(Ctl::Err(e)) => Err(*e),
@@ -518,7 +527,10 @@ impl Executor {
                     self.vars.push((pipe.decls[1].clone(), elem.clone()));
                 }
             }
+            // A range's element is an interface{}: a nil one is no invalid value.
+            let saved_nil_dot = std::mem::replace(&mut self.nil_dot_is_invalid, false);
             let r = self.walk_list(out, &elem, list);
+            self.nil_dot_is_invalid = saved_nil_dot;
             self.vars.truncate(mark);
             match r {
                 Ok(()) | Err(Ctl::Continue) => {}
@@ -575,6 +587,7 @@ impl Executor {
         };
         match first {
             Arg::Func(func) => self.eval_function(dot, cmd, func, last),
+            Arg::Field(..) if dot.is_nil() && self.nil_dot_is_invalid => Ok(Value::Nil),
             Arg::Field(fields, pos) => {
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
                 self.eval_field_chain(dot.clone(), fields, args, FieldSite::Node(*pos, first))
@@ -739,6 +752,8 @@ impl Executor {
                 (_, Some(i), None) => Value::Int(i),
                 _ => Value::Nil,
             },
+            // Fields of an invalid value are silently empty.
+            Arg::Field(..) if dot.is_nil() && self.nil_dot_is_invalid => Value::Nil,
             Arg::Field(fields, fpos) => {
                 self.eval_field_chain(dot.clone(), fields, vec![], FieldSite::Node(*fpos, arg))?
             }

@@ -404,6 +404,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "a zero duration is false, as Go's int64 is",
+        "{{ with mustToDuration 0 }}yes{{ else }}no{{ end }}|{{ if mustToDuration \"1s\" }}t{{ end }}|{{ empty (mustToDuration 0) }}|{{ not (mustToDuration 0) }}|{{ and (mustToDuration 0) 1 }}|{{ default 5 (mustToDuration 0) }}|{{ durationRoundTo \"1h\" \"2h\" | empty }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

@@ -62,6 +62,11 @@ pub trait Object: std::fmt::Debug {
     fn entries(&self) -> Option<Value> {
         None
     }
+    /// Go's truth of it (`if`, `with`, `empty`): a struct is true, a map or
+    /// slice by its entries; a host number type says its own.
+    fn is_true(&self) -> bool {
+        self.entries().is_none_or(|entries| entries.is_true())
+    }
     /// The plain data `encoding/json` makes of it (for encoders).
     fn marshal(&self) -> Value;
     /// What `%v` prints.
@@ -222,8 +227,7 @@ impl Value {
             Value::Bytes(b) => !b.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.borrow().is_empty(),
-            // A struct is true; a host map or slice by its entries.
-            Value::Object(o) => o.entries().is_none_or(|entries| entries.is_true()),
+            Value::Object(o) => o.is_true(),
         }
     }
 

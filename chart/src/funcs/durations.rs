@@ -123,6 +123,11 @@ impl Object for Duration {
         }))
     }
 
+    /// An int64 to Go: true unless zero.
+    fn is_true(&self) -> bool {
+        self.0 != 0
+    }
+
     fn marshal(&self) -> Value {
         // encoding/json writes a Duration as its nanoseconds.
         Value::Int64(self.0)

@@ -65,6 +65,7 @@ fn case(helm: u8, template: &str, values: &str) -> Case {
     files.insert("templates/t.yaml".into(), template.as_bytes().to_vec());
     files.insert("files/blob.bin".into(), vec![0xff, 0x00, b'a', 0x80]);
     files.insert("files/a.txt".into(), b"one\ntwo\n".to_vec());
+    files.insert("files/empty.txt".into(), Vec::new());
     Case {
         helm,
         files,
@@ -406,6 +407,31 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     (
         "a zero duration is false, as Go's int64 is",
         "{{ with mustToDuration 0 }}yes{{ else }}no{{ end }}|{{ if mustToDuration \"1s\" }}t{{ end }}|{{ empty (mustToDuration 0) }}|{{ not (mustToDuration 0) }}|{{ and (mustToDuration 0) 1 }}|{{ default 5 (mustToDuration 0) }}|{{ durationRoundTo \"1h\" \"2h\" | empty }}",
+        "",
+    ),
+    (
+        ".Files.Lines of an empty file has no lines",
+        "{{ with .Files.Lines \"files/empty.txt\" }}x{{ else }}none{{ end }} {{ .Files.Lines \"files/empty.txt\" | len }} {{ .Files.Lines \"files/missing\" | len }} {{ .Files.Get \"files/empty.txt\" | len }}",
+        "",
+    ),
+    (
+        "a missing key to a map parameter is Go's nil interface, a pipeline's nil its invalid value",
+        "{{ merge (dict) .Values.missing | toJson }}",
+        "",
+    ),
+    (
+        "a nil from a pipeline, a variable or a chain on nil to map and string parameters",
+        "{{ .Values.missing | merge (dict) | toJson }} {{ $m := .Values.missing }}{{ merge (dict) $m | toJson }} {{ merge (dict) (.Values.missing) | toJson }} {{ merge (dict) (.Values.missing).x | toJson }} {{ merge (dict) nil | toJson }} {{ upper $m }}",
+        "",
+    ),
+    (
+        "a range's nil element to a map parameter",
+        "{{ range $k, $v := dict \"a\" nil }}{{ merge (dict) $v | toJson }}{{ end }}",
+        "",
+    ),
+    (
+        "a field of a variable holding a map, missing, to a map parameter",
+        "{{ $v := .Values }}{{ merge (dict) $v.missing | toJson }}",
         "",
     ),
     (

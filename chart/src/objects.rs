@@ -125,14 +125,15 @@ impl Object for Files {
             "GetBytes" => Ok(Value::Bytes(Rc::new(
                 files.get(&path).cloned().unwrap_or_default(),
             ))),
-            // Helm drops one final newline before splitting.
+            // Helm drops one final newline before splitting; an empty file
+            // has no lines.
             "Lines" => Ok(match files.get(&path) {
-                Some(b) => {
+                Some(b) if !b.is_empty() => {
                     let text = String::from_utf8_lossy(b);
                     let text = text.strip_suffix('\n').unwrap_or(&text);
                     Value::list(text.split('\n').map(Value::str).collect())
                 }
-                None => Value::list(vec![]),
+                _ => Value::list(vec![]),
             }),
             "Glob" => glob_regex(&path).map(|re| {
                 let matched: BTreeMap<String, Vec<u8>> = files

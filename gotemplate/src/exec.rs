@@ -256,16 +256,39 @@ impl From<ExecError> for Ctl {
     }
 }
 
+/// A variable in scope.
+struct Var {
+    name: String,
+    value: Value,
+    /// Bound to a range's element: a nil there is Go's nil interface{}, not
+    /// the invalid value a pipeline leaves (which a map or slice parameter
+    /// takes as empty).
+    from_range: bool,
+}
+
+impl Var {
+    fn new(name: &str, value: Value) -> Var {
+        Var {
+            name: name.to_string(),
+            value,
+            from_range: false,
+        }
+    }
+}
+
 /// Executes templates of one set.
 pub struct Executor {
     pub templates: Rc<TemplateSet>,
-    vars: Vec<(String, Value)>,
+    vars: Vec<Var>,
     current: Rc<TemplateDef>,
     depth: usize,
     /// Whether a nil dot is Go's invalid value (a template entered with nil
     /// data: its fields are silently empty) rather than a nil interface (a
     /// range's nil element: its fields are an error).
     nil_dot_is_invalid: bool,
+    /// Whether the last chain evaluated (`(pipeline).field`) stood on a nil,
+    /// which makes its own result Go's invalid value.
+    chain_on_nil: bool,
 }
 
 type Res<T> = Result<T, Ctl>;
@@ -291,6 +314,7 @@ impl Executor {
             current: def.clone(),
             depth: 0,
             nil_dot_is_invalid: false,
+            chain_on_nil: false,
         };
         ex.exec_template(&def, dot)
     }
@@ -304,7 +328,7 @@ impl Executor {
                 format!("exceeded maximum template depth ({max_depth})"),
             ));
         }
-        let saved_vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
+        let saved_vars = std::mem::replace(&mut self.vars, vec![Var::new("$", dot.clone())]);
         let saved_current = std::mem::replace(&mut self.current, def.clone());
         // Go hands a template its data through reflect.ValueOf (or an
         // unwrapped pipeline result): a nil is the invalid value.
@@ -521,10 +545,16 @@ impl Executor {
             self.step(pos)?;
             match pipe.decls.len() {
                 0 => {}
-                1 => self.vars.push((pipe.decls[0].clone(), elem.clone())),
+                1 => self.vars.push(Var {
+                    from_range: true,
+                    ..Var::new(&pipe.decls[0], elem.clone())
+                }),
                 _ => {
-                    self.vars.push((pipe.decls[0].clone(), key));
-                    self.vars.push((pipe.decls[1].clone(), elem.clone()));
+                    self.vars.push(Var::new(&pipe.decls[0], key));
+                    self.vars.push(Var {
+                        from_range: true,
+                        ..Var::new(&pipe.decls[1], elem.clone())
+                    });
                 }
             }
             // A range's element is an interface{}: a nil one is no invalid value.
@@ -553,21 +583,22 @@ impl Executor {
         self.vars
             .iter()
             .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
+            .find(|var| var.name == name)
+            .map(|var| var.value.clone())
     }
 
     fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Res<Value> {
         let v = self.eval_pipeline_raw(dot, pipe)?;
         if pipe.is_assign {
             for name in &pipe.decls {
-                if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-                    slot.1 = v.clone();
+                if let Some(slot) = self.vars.iter_mut().rev().find(|var| &var.name == name) {
+                    slot.value = v.clone();
+                    slot.from_range = false;
                 }
             }
         } else {
             for name in &pipe.decls {
-                self.vars.push((name.clone(), v.clone()));
+                self.vars.push(Var::new(name, v.clone()));
             }
         }
         Ok(v)
@@ -707,14 +738,16 @@ impl Executor {
                 continue;
             }
             let value = self.eval_arg(dot, node, arg_pos(node))?;
-            if let Some(cause) = param.refuses(&value) {
+            let nil_is_interface = value.is_nil() && self.nil_is_interface(dot, node);
+            if let Some(cause) = param.refuses(&value, nil_is_interface) {
                 let (at, context) = last_touched(node, pos);
                 return Err(self.located(at, &context, cause).into());
             }
             out.push(value);
         }
         if let Some(last) = last {
-            if let Some(cause) = params.at(nodes.len()).and_then(|p| p.refuses(&last)) {
+            // A piped value is a pipeline's result: a nil there is invalid.
+            if let Some(cause) = params.at(nodes.len()).and_then(|p| p.refuses(&last, false)) {
                 // Go checks the piped value where its executor last stood.
                 let (at, context) = match nodes.last() {
                     Some(node) => last_touched(node, cmd.arg_position(nodes.len())),
@@ -725,6 +758,30 @@ impl Executor {
             out.push(last);
         }
         Ok(out)
+    }
+
+    /// Whether a nil that argument `node` evaluated to is Go's nil
+    /// `interface{}` rather than its invalid value: a field's missing key
+    /// (not a field of an invalid value, which stays invalid), a range's
+    /// nil element as dot or variable. Pipelines, function results and
+    /// variables they set are invalid.
+    fn nil_is_interface(&self, dot: &Value, node: &Arg) -> bool {
+        match node {
+            Arg::Dot => !self.nil_dot_is_invalid,
+            Arg::Field(..) => !(dot.is_nil() && self.nil_dot_is_invalid),
+            Arg::Variable(parts, _) => {
+                let var = self.vars.iter().rev().find(|var| var.name == parts[0]);
+                match var {
+                    Some(var) if parts.len() == 1 => var.from_range,
+                    Some(var) => !var.value.is_nil(),
+                    None => false,
+                }
+            }
+            // A chain on a nil is silently nil (invalid); on a value, a
+            // missing key.
+            Arg::Chain(..) => !self.chain_on_nil,
+            _ => false,
+        }
     }
 
     fn variable(&self, name: &str, pos: usize) -> Res<Value> {
@@ -772,6 +829,7 @@ impl Executor {
             }
             Arg::Chain(inner, fields, cpos) => {
                 let base = self.eval_arg(dot, inner, *cpos)?;
+                self.chain_on_nil = base.is_nil();
                 if base.is_nil() {
                     return Ok(Value::Nil);
                 }

@@ -58,21 +58,29 @@ impl Param {
     }
 
     /// Go's `validateType`: why `value` cannot be passed, or `None`. A nil
-    /// is the nil `interface{}` a missing key gives under Helm's
-    /// `missingkey=zero` (Go says "got interface {}" of it).
-    pub(crate) fn refuses(self, value: &Value) -> Option<String> {
-        let fits = match (self, value) {
-            (Param::Any | Param::Host, _) => true,
-            // A nil map or slice is their zero value.
-            (Param::Map | Param::List, Value::Nil) => true,
-            (Param::Str, Value::String(_) | Value::BinaryString(_))
-            | (Param::Int, Value::Int(_))
-            | (Param::Float, Value::Float(_))
-            | (Param::Bool, Value::Bool(_))
-            | (Param::Map, Value::Map(_))
-            | (Param::List, Value::List(_)) => true,
-            _ => false,
-        };
+    /// is either the nil `interface{}` a field gives for a missing key under
+    /// Helm's `missingkey=zero`, or a range's nil element
+    /// (`nil_is_interface`: Go says "got interface {}" of it, even for a map
+    /// or slice parameter), or Go's invalid value, which is what a pipeline
+    /// or a variable it set leaves (a map or slice parameter takes it as
+    /// empty; any other says "invalid value").
+    pub(crate) fn refuses(self, value: &Value, nil_is_interface: bool) -> Option<String> {
+        if value.is_nil() && !nil_is_interface {
+            return match self {
+                Param::Any | Param::Host | Param::Map | Param::List => None,
+                _ => Some(format!("invalid value; expected {}", self.go_name())),
+            };
+        }
+        let fits = matches!(
+            (self, value),
+            (Param::Any | Param::Host, _)
+                | (Param::Str, Value::String(_) | Value::BinaryString(_))
+                | (Param::Int, Value::Int(_))
+                | (Param::Float, Value::Float(_))
+                | (Param::Bool, Value::Bool(_))
+                | (Param::Map, Value::Map(_))
+                | (Param::List, Value::List(_))
+        );
         (!fits).then(|| {
             let got = match value {
                 Value::Nil => "interface {}".to_string(),

@@ -435,6 +435,17 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "deepCopy of nil fails as copystructure panics",
+        "{{ deepCopy .Values.missing }}",
+        "",
+    ),
+    ("mustDeepCopy of nil", "{{ mustDeepCopy nil }}", ""),
+    (
+        "index of a map by a nil key",
+        "{{ $k := .Values.missing }}{{ index .Values $k }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

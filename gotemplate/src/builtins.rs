@@ -239,7 +239,7 @@ pub fn index_value(item: &Value, idx: &[Value]) -> FuncResult {
         cur = match &cur {
             Value::Map(m) => match ix {
                 Value::String(k) => m.borrow().get(k).cloned().unwrap_or(Value::Nil),
-                Value::Nil => Value::Nil,
+                Value::Nil => return err("value is nil; should be of type string"),
                 other => {
                     return err(format!(
                         "value has type {}; should be string",

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::{map, string};
-use gotemplate::{Arity::*, Func, FuncResult, Param as P, Value};
+use gotemplate::{Arity::*, Func, FuncError, FuncResult, Param as P, Value};
 
 use super::conversions::strval;
 use crate::values::{Merge, merge};
@@ -50,9 +50,20 @@ pub(super) const FUNCS: &[Func] = &[
     Func::go("mustMergeOverwrite", &[P::Map], Some(P::Map), |a| {
         merge_all(a, true)
     }),
-    Func::go("deepCopy", &[P::Any], None, |a| Ok(a[0].deep_copy())),
-    Func::go("mustDeepCopy", &[P::Any], None, |a| Ok(a[0].deep_copy())),
+    Func::go("deepCopy", &[P::Any], None, deep_copy),
+    Func::go("mustDeepCopy", &[P::Any], None, deep_copy),
 ];
+
+/// deepCopy and mustDeepCopy: copystructure panics on a nil, which both
+/// report as the call's error.
+fn deep_copy(a: &[Value]) -> FuncResult {
+    if a[0].is_nil() {
+        return Err(FuncError::new(
+            "reflect: call of reflect.Value.Type on zero Value",
+        ));
+    }
+    Ok(a[0].deep_copy())
+}
 
 fn dict(a: &[Value]) -> FuncResult {
     let mut m = BTreeMap::new();

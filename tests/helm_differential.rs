@@ -446,6 +446,15 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "sprig's slice, which replaces Go's builtin",
+        "{{ slice (list 1 2 3) 1 }}|{{ slice (list 1 2 3) \"1\" 2.9 }}|{{ slice (list) 1 5 }}|{{ slice (list 1 2) }}|{{ mustSlice (list 1 2 3) 0 1 }}|{{ slice (.Files.GetBytes \"files/a.txt\") 1 3 }}",
+        "",
+    ),
+    ("slice of a string", "{{ slice \"abc\" 1 2 }}", ""),
+    ("slice out of range", "{{ slice (list 1 2) 2 1 }}", ""),
+    ("slice of nil", "{{ slice nil }}", ""),
+    ("slice of a map", "{{ mustSlice (dict) }}", ""),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

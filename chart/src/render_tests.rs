@@ -152,7 +152,12 @@ fn go_template_semantics() {
         run("{{ printf \"%v %v\" .Values.a nil }}"),
         Ok("map[] <nil>".into())
     );
-    assert_eq!(run("{{ slice \"abc\" 1 }}"), Ok("bc".into()));
+    // Helm's `slice` is sprig's, which takes lists only (Go's builtin is replaced).
+    assert_eq!(run("{{ slice .Values.l 1 }}"), Ok("[2]".into()));
+    assert!(
+        err_text("{{ slice \"abc\" 1 }}")
+            .ends_with("list should be type of slice or array but string")
+    );
     assert_eq!(
         run("{{ 1.0 }} {{ 1e3 }} {{ 0x10 }} {{ 017 }} {{ 'a' }} {{ -1.5e-7 }}"),
         Ok("1 1000 16 15 97 -1.5e-07".into())

@@ -3,7 +3,6 @@
 
 use std::rc::Rc;
 
-use gotemplate::builtins;
 use gotemplate::func::arg::int;
 use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
 
@@ -40,6 +39,8 @@ pub(super) const FUNCS: &[Func] = &[
     Func::go("sortAlpha", &[P::Any], None, sort_alpha),
     Func::go("chunk", &[P::Int, P::Any], None, chunk),
     Func::go("mustChunk", &[P::Int, P::Any], None, chunk),
+    // sprig's slice replaces Go's builtin of the name, as in Helm.
+    Func::go("slice", &[P::Any], Some(P::Any), slice),
     Func::go("mustSlice", &[P::Any], Some(P::Any), slice),
     Func::go("until", &[P::Int], None, |a| {
         let n = int(&a[0])?;
@@ -201,9 +202,42 @@ fn chunk(a: &[Value]) -> FuncResult {
     ))
 }
 
-/// `mustSlice` slices as the `slice` builtin does.
+/// sprig's slice and mustSlice: a list (or byte slice) from the first
+/// index (default 0) to the second (default its length), indices read as
+/// spf13/cast reads them; nothing for an empty list; anything else fails
+/// with sprig's message or the panic Go's reflection raises.
 fn slice(a: &[Value]) -> FuncResult {
-    builtins::slice(a)
+    let len = match &a[0] {
+        Value::List(l) => l.len(),
+        Value::Bytes(b) => b.len(),
+        Value::Nil => {
+            return Err(FuncError::new(
+                "runtime error: invalid memory address or nil pointer dereference",
+            ));
+        }
+        other => {
+            return Err(FuncError::new(format!(
+                "list should be type of slice or array but {}",
+                other.kind_name()
+            )));
+        }
+    };
+    if len == 0 {
+        return Ok(Value::Nil);
+    }
+    let start = a.get(1).map_or(0, to_i64);
+    let end = a.get(2).map_or(len as i64, to_i64);
+    if start < 0 || end < start || end > len as i64 {
+        return Err(FuncError::new(
+            "reflect.Value.Slice: slice index out of bounds",
+        ));
+    }
+    let (start, end) = (start as usize, end as usize);
+    Ok(match &a[0] {
+        Value::Bytes(b) => Value::Bytes(Rc::new(b[start..end].to_vec())),
+        Value::List(l) => Value::list(l[start..end].to_vec()),
+        _ => Value::Nil,
+    })
 }
 
 /// Most numbers `until`, `untilStep` and `seq` make: Go would go on

@@ -455,6 +455,15 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ("slice of nil", "{{ slice nil }}", ""),
     ("slice of a map", "{{ mustSlice (dict) }}", ""),
     (
+        "substr in range, cutting a character, and Go's bounds",
+        "{{ substr -1 2 \"abc\" }}|{{ substr 1 -1 \"abc\" }}|{{ substr 1 9 \"abc\" }}|{{ substr 3 3 \"abc\" }}|{{ substr 1 2 \"héllo\" | len }}",
+        "",
+    ),
+    ("substr past the end", "{{ substr -1 10 \"abc\" }}", ""),
+    ("substr to a negative end", "{{ substr -1 -2 \"abc\" }}", ""),
+    ("substr from past the end", "{{ substr 5 -1 \"abc\" }}", ""),
+    ("substr backwards", "{{ substr 2 1 \"abc\" }}", ""),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

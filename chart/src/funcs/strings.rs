@@ -271,18 +271,41 @@ fn repeat(a: &[Value]) -> FuncResult {
     Ok(Value::String(go_repeat(&string(&a[1])?, int(&a[0])?)?))
 }
 
+/// sprig's substr: Go slices the string's bytes (a cut inside a character
+/// leaves bytes that are not UTF-8), and out-of-range bounds are Go's
+/// runtime panic, which fails the call.
 fn substr(a: &[Value]) -> FuncResult {
     let (start, end, s) = (int(&a[0])?, int(&a[1])?, string(&a[2])?);
-    let len = s.len() as i64;
-    let r = if start < 0 {
-        &s[..floor_boundary(&s, end.clamp(0, len) as usize)]
-    } else if end < 0 || end > len {
-        &s[floor_boundary(&s, start.min(len) as usize)..]
-    } else {
-        let (lo, hi) = (start.min(end) as usize, end as usize);
-        &s[floor_boundary(&s, lo)..floor_boundary(&s, hi)]
+    let bytes = s.as_bytes();
+    let len = bytes.len() as i64;
+    let out_of_range = |bounds: String| {
+        Err(FuncError::new(format!(
+            "runtime error: slice bounds out of range {bounds}"
+        )))
     };
-    Ok(Value::str(r))
+    let (lo, hi) = if start < 0 {
+        // s[:end]
+        if end < 0 {
+            return out_of_range(format!("[:{end}]"));
+        }
+        if end > len {
+            return out_of_range(format!("[:{end}] with length {len}"));
+        }
+        (0, end)
+    } else if end < 0 || end > len {
+        // s[start:]
+        if start > len {
+            return out_of_range(format!("[{start}:{len}]"));
+        }
+        (start, len)
+    } else {
+        // s[start:end]
+        if start > end {
+            return out_of_range(format!("[{start}:{end}]"));
+        }
+        (start, end)
+    };
+    Ok(Value::go_string(bytes[lo as usize..hi as usize].to_vec()))
 }
 
 fn abbrev(a: &[Value]) -> FuncResult {

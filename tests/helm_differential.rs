@@ -464,6 +464,27 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ("substr from past the end", "{{ substr 5 -1 \"abc\" }}", ""),
     ("substr backwards", "{{ substr 2 1 \"abc\" }}", ""),
     (
+        "dig through maps, to a missing key, to the last value",
+        "{{ dig \"a\" \"d\" (dict \"a\" \"x\") }}|{{ dig \"a\" \"b\" \"d\" (dict \"a\" (dict \"b\" 1)) }}|{{ dig \"z\" \"d\" (dict) }}|{{ dig \"a\" \"z\" \"d\" (dict \"a\" (dict)) }}",
+        "",
+    ),
+    (
+        "dig through a string",
+        "{{ dig \"a\" \"b\" \"d\" (dict \"a\" \"x\") }}",
+        "",
+    ),
+    (
+        "dig through a nil",
+        "{{ dig \"a\" \"b\" \"d\" (dict \"a\" nil) }}",
+        "",
+    ),
+    ("dig into nil", "{{ dig \"a\" \"d\" nil }}", ""),
+    (
+        "dig with a key that is no string",
+        "{{ dig 1 \"d\" (dict) }}",
+        "",
+    ),
+    (
         "chart defaults that are null",
         "{{ toJson .Values }} {{ hasKey .Values \"nothing\" }} {{ hasKey .Values.deep \"a\" }}",
         "",

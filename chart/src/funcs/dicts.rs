@@ -106,17 +106,46 @@ fn selected(a: &[Value], keep: bool) -> FuncResult {
     ))
 }
 
+/// sprig's dig: the keys' path into the last argument, or the default when
+/// a key is missing. Go's type assertions decide what fails, and how: the
+/// dict first, then each key, then each value dug through.
 fn dig(a: &[Value]) -> FuncResult {
     let n = a.len();
-    let default = a[n - 2].clone();
-    let mut current = Value::Map(map(&a[n - 1])?);
-    for key in &a[..n - 2] {
-        current = match current.map_get(&string(key)?) {
-            Some(v) => v,
-            None => return Ok(default),
+    let assertion = |v: &Value, want: &str| {
+        let got = if v.is_nil() {
+            "nil".to_string()
+        } else {
+            v.type_name()
+        };
+        FuncError::new(format!(
+            "interface conversion: interface {{}} is {got}, not {want}"
+        ))
+    };
+    const MAP: &str = "map[string]interface {}";
+    let Value::Map(dict) = &a[n - 1] else {
+        return Err(assertion(&a[n - 1], MAP));
+    };
+    let keys = a[..n - 2]
+        .iter()
+        .map(|k| match k {
+            Value::String(k) => Ok(k.as_str()),
+            other => Err(assertion(other, "string")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut current = dict.clone();
+    for (i, key) in keys.iter().enumerate() {
+        let Some(step) = current.borrow().get(*key).cloned() else {
+            return Ok(a[n - 2].clone());
+        };
+        if i + 1 == keys.len() {
+            return Ok(step);
+        }
+        current = match &step {
+            Value::Map(m) => m.clone(),
+            other => return Err(assertion(other, MAP)),
         };
     }
-    Ok(current)
+    Ok(a[n - 2].clone())
 }
 
 /// mergo's merge of every later dict into the first: `overwrite` lets a

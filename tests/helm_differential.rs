@@ -459,6 +459,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "{{ substr -1 2 \"abc\" }}|{{ substr 1 -1 \"abc\" }}|{{ substr 1 9 \"abc\" }}|{{ substr 3 3 \"abc\" }}|{{ substr 1 2 \"héllo\" | len }}",
         "",
     ),
+    (
+        "trunc cutting a character keeps its bytes",
+        "{{ trunc 2 \"héllo\" | len }}|{{ trunc -5 \"héllo\" | len }}|{{ trunc 2 \"héllo\" | b64enc }}|{{ trunc 3 \"abc\" }}|{{ trunc -9 \"abc\" }}|{{ trunc 1 \"abc\" }}",
+        "",
+    ),
     ("substr past the end", "{{ substr -1 10 \"abc\" }}", ""),
     ("substr to a negative end", "{{ substr -1 -2 \"abc\" }}", ""),
     ("substr from past the end", "{{ substr 5 -1 \"abc\" }}", ""),

@@ -193,17 +193,20 @@ fn floor_boundary(s: &str, idx: usize) -> usize {
     idx
 }
 
+/// sprig's trunc: Go slices the string's bytes, so a cut inside a
+/// character leaves bytes that are not UTF-8 (as `substr` does).
 fn trunc(a: &[Value]) -> FuncResult {
     let (c, s) = (int(&a[0])?, string(&a[1])?);
-    let len = s.len() as i64;
+    let bytes = s.as_bytes();
+    let len = bytes.len() as i64;
     let cut = if c < 0 && len + c > 0 {
-        &s[floor_boundary(&s, (len + c) as usize)..]
+        &bytes[(len + c) as usize..]
     } else if c >= 0 && len > c {
-        &s[..floor_boundary(&s, c as usize)]
+        &bytes[..c as usize]
     } else {
-        &s[..]
+        bytes
     };
-    Ok(Value::str(cut))
+    Ok(Value::go_string(cut.to_vec()))
 }
 
 /// Go's strings.Title: each character after a separator in title case.

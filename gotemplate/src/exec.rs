@@ -618,7 +618,7 @@ impl Executor {
         };
         match first {
             Arg::Func(func) => self.eval_function(dot, cmd, func, last),
-            Arg::Field(..) if dot.is_nil() && self.nil_dot_is_invalid => Ok(Value::Nil),
+            Arg::Field(..) if self.dot_is_invalid(dot) => Ok(Value::Nil),
             Arg::Field(fields, pos) => {
                 let args = self.eval_args(dot, &cmd.args[1..], last)?;
                 self.eval_field_chain(dot.clone(), fields, args, FieldSite::Node(*pos, first))
@@ -760,6 +760,11 @@ impl Executor {
         Ok(out)
     }
 
+    /// Whether `dot` is Go's invalid value (fields of it are empty).
+    fn dot_is_invalid(&self, dot: &Value) -> bool {
+        dot.is_nil() && self.nil_dot_is_invalid
+    }
+
     /// Whether a nil that argument `node` evaluated to is Go's nil
     /// `interface{}` rather than its invalid value: a field's missing key
     /// (not a field of an invalid value, which stays invalid), a range's
@@ -768,7 +773,7 @@ impl Executor {
     fn nil_is_interface(&self, dot: &Value, node: &Arg) -> bool {
         match node {
             Arg::Dot => !self.nil_dot_is_invalid,
-            Arg::Field(..) => !(dot.is_nil() && self.nil_dot_is_invalid),
+            Arg::Field(..) => !self.dot_is_invalid(dot),
             Arg::Variable(parts, _) => {
                 let var = self.vars.iter().rev().find(|var| var.name == parts[0]);
                 match var {
@@ -810,7 +815,7 @@ impl Executor {
                 _ => Value::Nil,
             },
             // Fields of an invalid value are silently empty.
-            Arg::Field(..) if dot.is_nil() && self.nil_dot_is_invalid => Value::Nil,
+            Arg::Field(..) if self.dot_is_invalid(dot) => Value::Nil,
             Arg::Field(fields, fpos) => {
                 self.eval_field_chain(dot.clone(), fields, vec![], FieldSite::Node(*fpos, arg))?
             }

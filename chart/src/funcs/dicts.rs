@@ -132,20 +132,22 @@ fn dig(a: &[Value]) -> FuncResult {
             other => Err(assertion(other, "string")),
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let default = &a[n - 2];
+    // At least one key: the function takes at least three arguments.
+    let Some((last, path)) = keys.split_last() else {
+        return Ok(default.clone());
+    };
     let mut current = dict.clone();
-    for (i, key) in keys.iter().enumerate() {
-        let Some(step) = current.borrow().get(*key).cloned() else {
-            return Ok(a[n - 2].clone());
-        };
-        if i + 1 == keys.len() {
-            return Ok(step);
-        }
-        current = match &step {
-            Value::Map(m) => m.clone(),
-            other => return Err(assertion(other, MAP)),
+    for key in path {
+        let step = current.borrow().get(*key).cloned();
+        current = match step {
+            None => return Ok(default.clone()),
+            Some(Value::Map(m)) => m,
+            Some(other) => return Err(assertion(&other, MAP)),
         };
     }
-    Ok(a[n - 2].clone())
+    let value = current.borrow().get(*last).cloned();
+    Ok(value.unwrap_or_else(|| default.clone()))
 }
 
 /// mergo's merge of every later dict into the first: `overwrite` lets a

@@ -106,18 +106,14 @@ fn go_base64_decode(src: &[u8]) -> Result<Vec<u8>, String> {
     if let Some(at) = base64_error_offset(src) {
         return Err(format!("illegal base64 data at input byte {at}"));
     }
-    let data: Vec<u8> = src
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b'\r' | b'\n'))
-        .collect();
-    LENIENT.decode(data).map_err(|e| e.to_string())
+    LENIENT
+        .decode(without_line_breaks(src))
+        .map_err(|e| e.to_string())
 }
 
 /// Where Go's base64 decoder fails on `src`, quantum by quantum (its
 /// `decodeQuantum`), or `None` when it does not.
 fn base64_error_offset(src: &[u8]) -> Option<usize> {
-    let is_break = |b: u8| b == b'\r' || b == b'\n';
     let mut si = 0;
     while si < src.len() {
         let mut j = 0;
@@ -132,7 +128,7 @@ fn base64_error_offset(src: &[u8]) -> Option<usize> {
                 j += 1;
                 continue;
             }
-            if is_break(b) {
+            if is_line_break(b) {
                 continue;
             }
             if b != b'=' || j < 2 {
@@ -140,7 +136,7 @@ fn base64_error_offset(src: &[u8]) -> Option<usize> {
             }
             if j == 2 {
                 // "==" is expected: the second '=' after any line breaks.
-                while si < src.len() && is_break(src[si]) {
+                while si < src.len() && is_line_break(src[si]) {
                     si += 1;
                 }
                 if si == src.len() {
@@ -151,7 +147,7 @@ fn base64_error_offset(src: &[u8]) -> Option<usize> {
                 }
                 si += 1;
             }
-            while si < src.len() && is_break(src[si]) {
+            while si < src.len() && is_line_break(src[si]) {
                 si += 1;
             }
             // Anything after the padding is an error.
@@ -159,6 +155,15 @@ fn base64_error_offset(src: &[u8]) -> Option<usize> {
         }
     }
     None
+}
+
+/// Go's decoders skip '\r' and '\n' anywhere in their input.
+fn is_line_break(b: u8) -> bool {
+    b == b'\r' || b == b'\n'
+}
+
+fn without_line_breaks(src: &[u8]) -> Vec<u8> {
+    src.iter().copied().filter(|b| !is_line_break(*b)).collect()
 }
 
 /// Base32 as Go's `base32.StdEncoding.DecodeString` reads it: line breaks
@@ -173,11 +178,7 @@ fn go_base32_decode(src: &[u8]) -> Result<Vec<u8>, String> {
             spec.check_trailing_bits = false;
             spec.encoding().ok()
         });
-    let src: Vec<u8> = src
-        .iter()
-        .copied()
-        .filter(|b| !matches!(b, b'\r' | b'\n'))
-        .collect();
+    let src = without_line_breaks(src);
     let data_end =
         base32_data_end(&src).map_err(|at| format!("illegal base32 data at input byte {at}"))?;
     match &*LENIENT {

@@ -207,9 +207,12 @@ fn chunk(a: &[Value]) -> FuncResult {
 /// spf13/cast reads them; nothing for an empty list; anything else fails
 /// with sprig's message or the panic Go's reflection raises.
 fn slice(a: &[Value]) -> FuncResult {
-    let len = match &a[0] {
-        Value::List(l) => l.len(),
-        Value::Bytes(b) => b.len(),
+    Ok(match &a[0] {
+        Value::List(l) => {
+            slice_range(l.len(), &a[1..])?.map_or(Value::Nil, |r| Value::list(l[r].to_vec()))
+        }
+        Value::Bytes(b) => slice_range(b.len(), &a[1..])?
+            .map_or(Value::Nil, |r| Value::Bytes(Rc::new(b[r].to_vec()))),
         Value::Nil => {
             return Err(FuncError::new(
                 "runtime error: invalid memory address or nil pointer dereference",
@@ -221,23 +224,23 @@ fn slice(a: &[Value]) -> FuncResult {
                 other.kind_name()
             )));
         }
-    };
+    })
+}
+
+/// The part of a sequence of `len` items that sprig's slice takes for
+/// `indices`; `None` for an empty sequence.
+fn slice_range(len: usize, indices: &[Value]) -> Result<Option<std::ops::Range<usize>>, FuncError> {
     if len == 0 {
-        return Ok(Value::Nil);
+        return Ok(None);
     }
-    let start = a.get(1).map_or(0, to_i64);
-    let end = a.get(2).map_or(len as i64, to_i64);
+    let start = indices.first().map_or(0, to_i64);
+    let end = indices.get(1).map_or(len as i64, to_i64);
     if start < 0 || end < start || end > len as i64 {
         return Err(FuncError::new(
             "reflect.Value.Slice: slice index out of bounds",
         ));
     }
-    let (start, end) = (start as usize, end as usize);
-    Ok(match &a[0] {
-        Value::Bytes(b) => Value::Bytes(Rc::new(b[start..end].to_vec())),
-        Value::List(l) => Value::list(l[start..end].to_vec()),
-        _ => Value::Nil,
-    })
+    Ok(Some(start as usize..end as usize))
 }
 
 /// Most numbers `until`, `untilStep` and `seq` make: Go would go on

@@ -464,6 +464,11 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "{{ trunc 2 \"héllo\" | len }}|{{ trunc -5 \"héllo\" | len }}|{{ trunc 2 \"héllo\" | b64enc }}|{{ trunc 3 \"abc\" }}|{{ trunc -9 \"abc\" }}|{{ trunc 1 \"abc\" }}",
         "",
     ),
+    (
+        "abbrev and abbrevboth count and cut bytes",
+        "{{ abbrev 5 \"héllo world\" }}|{{ abbrev 6 \"日本語テキスト\" | b64enc }}|{{ abbrevboth 5 8 \"héllo wörld and more\" | b64enc }}|{{ abbrevboth 100 10 \"abcdefghijklmnop\" }}|{{ abbrevboth 6 7 \"abcdefghijklmnopqrstuvwxyz\" }}|{{ abbrevboth -3 5 \"abcdefghij\" }}|{{ abbrev 3 \"abcdef\" }}",
+        "",
+    ),
     ("substr past the end", "{{ substr -1 10 \"abc\" }}", ""),
     ("substr to a negative end", "{{ substr -1 -2 \"abc\" }}", ""),
     ("substr from past the end", "{{ substr 5 -1 \"abc\" }}", ""),

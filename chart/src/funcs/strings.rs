@@ -78,13 +78,7 @@ pub(super) const FUNCS: &[Func] = &[
         ))
     }),
     Func::go("abbrev", &[P::Int, P::Str], None, abbrev),
-    Func::go("abbrevboth", &[P::Int, P::Int, P::Str], None, |a| {
-        Ok(Value::String(abbrev_both(
-            int(&a[0])?,
-            int(&a[1])?,
-            &string(&a[2])?,
-        )))
-    }),
+    Func::go("abbrevboth", &[P::Int, P::Int, P::Str], None, abbrev_both),
     Func::go("plural", &[P::Str, P::Str, P::Int], None, |a| {
         Ok(Value::String(if int(&a[2])? == 1 {
             string(&a[0])?
@@ -182,15 +176,6 @@ fn trim_all(a: &[Value]) -> FuncResult {
     Ok(Value::str(
         string(&a[1])?.trim_matches(|c| cut.contains(&c)),
     ))
-}
-
-/// The largest char boundary of `s` at or below `idx`.
-fn floor_boundary(s: &str, idx: usize) -> usize {
-    let mut idx = idx.min(s.len());
-    while !s.is_char_boundary(idx) {
-        idx -= 1;
-    }
-    idx
 }
 
 /// sprig's trunc: Go slices the string's bytes, so a cut inside a
@@ -313,45 +298,52 @@ fn substr(a: &[Value]) -> FuncResult {
 
 fn abbrev(a: &[Value]) -> FuncResult {
     let (width, s) = (int(&a[0])?, string(&a[1])?);
-    if width < 4 || s.len() as i64 <= width {
+    if width < 4 {
         return Ok(Value::String(s));
     }
-    Ok(Value::String(format!(
-        "{}...",
-        &s[..floor_boundary(&s, (width - 3) as usize)]
-    )))
+    Ok(Value::go_string(abbreviate_full(s.as_bytes(), 0, width)))
 }
 
-/// commons-lang's abbreviate with an offset, as sprig's abbrevboth uses it.
-fn abbrev_both(left: i64, right: i64, s: &str) -> String {
+fn abbrev_both(a: &[Value]) -> FuncResult {
+    let (left, right, s) = (int(&a[0])?, int(&a[1])?, string(&a[2])?);
     if right < 4 || (left > 0 && right < 7) {
-        return s.to_string();
+        return Ok(Value::String(s));
     }
-    let chars: Vec<char> = s.chars().collect();
-    let len = chars.len() as i64;
-    let (mut offset, max) = (left, right);
-    if chars.is_empty() || len <= max {
-        return s.to_string();
+    Ok(Value::go_string(abbreviate_full(s.as_bytes(), left, right)))
+}
+
+/// goutils' AbbreviateFull (commons-lang's abbreviate), which sprig's
+/// `abbrev` and `abbrevboth` call: it counts and cuts bytes, so a cut inside
+/// a character keeps part of it, as in Helm. The widths reaching it are at
+/// least 4, and at least 7 with an offset past 4, so goutils' errors (after
+/// which sprig prints "") cannot happen.
+fn abbreviate_full(s: &[u8], offset: i64, max: i64) -> Vec<u8> {
+    let len = s.len() as i64;
+    if len <= max {
+        return s.to_vec();
     }
-    let text = |from: i64, to: i64| -> String {
-        chars[from.clamp(0, len) as usize..to.clamp(0, len) as usize]
-            .iter()
-            .collect()
-    };
-    if offset > len {
-        offset = len;
-    }
+    let mut offset = offset.min(len);
     if len - offset < max - 3 {
         offset = len - (max - 3);
     }
+    let with_marker = |marker_first: bool, part: &[u8]| {
+        let mut out = Vec::with_capacity(part.len() + 3);
+        if marker_first {
+            out.extend_from_slice(b"...");
+            out.extend_from_slice(part);
+        } else {
+            out.extend_from_slice(part);
+            out.extend_from_slice(b"...");
+        }
+        out
+    };
     if offset <= 4 {
-        return format!("{}...", text(0, max - 3));
+        return with_marker(false, &s[..(max - 3) as usize]);
     }
     if offset + max - 3 < len {
-        let rest = text(offset, len);
-        return format!("...{}", abbrev_both(0, max - 3, &rest));
+        return with_marker(true, &abbreviate_full(&s[offset as usize..], 0, max - 3));
     }
-    format!("...{}", text(len - (max - 3), len))
+    with_marker(true, &s[(len - (max - 3)) as usize..])
 }
 
 /// What xstrings' word splitter takes a run of characters for.

@@ -218,6 +218,14 @@ pub fn values_equal(a: &Value, b: &Value) -> Result<bool, FuncError> {
 
 pub fn less(a: &Value, b: &Value) -> Result<bool, FuncError> {
     let (ka, kb) = (kind(a), kind(b));
+    // Go asks each argument for a basic kind (nil has none) before it
+    // compares their kinds.
+    if [ka, kb]
+        .iter()
+        .any(|k| matches!(k, Kind::Nil | Kind::Other))
+    {
+        return err("invalid type for comparison");
+    }
     if ka != kb {
         return err(format!(
             "incompatible types for comparison: {} and {}",

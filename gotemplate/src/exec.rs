@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{ExecError, ParseError, TextError};
+use crate::fmt::quote;
 use crate::func::{Body, Func, FuncTable, Literal, Param, Runner};
 use crate::lex::line_col;
 use crate::parse::{Source, parse};
 use crate::tree::ParsedFile;
 use crate::tree::{
-    Arg, Branch, Command, Node, Pipe, TemplateCall, arg_pos, arg_string, cmd_string, pipe_string,
+    Arg, Branch, Command, Node, Pipe, TemplateCall, arg_string, cmd_string, pipe_string,
 };
 use crate::value::Value;
 
@@ -260,10 +261,11 @@ impl From<ExecError> for Ctl {
 struct Var {
     name: String,
     value: Value,
-    /// Bound to a range's element: a nil there is Go's nil interface{}, not
-    /// the invalid value a pipeline leaves (which a map or slice parameter
-    /// takes as empty).
-    from_range: bool,
+    /// Of Go's static type interface{}: bound by range to an element of a
+    /// list or map. A nil there is Go's nil interface{}, not the invalid
+    /// value a pipeline leaves (which a map or slice parameter takes as
+    /// empty), and a field of it fails "in type interface {}".
+    is_interface: bool,
 }
 
 impl Var {
@@ -271,7 +273,7 @@ impl Var {
         Var {
             name: name.to_string(),
             value,
-            from_range: false,
+            is_interface: false,
         }
     }
 }
@@ -286,6 +288,10 @@ pub struct Executor {
     /// data: its fields are silently empty) rather than a nil interface (a
     /// range's nil element: its fields are an error).
     nil_dot_is_invalid: bool,
+    /// Whether dot has Go's static type interface{} (a range's element of a
+    /// list or map), rather than its value's own type (a template's data,
+    /// `with`'s value), which Go names in a failed field's error.
+    dot_is_interface: bool,
     /// Whether the last chain evaluated (`(pipeline).field`) stood on a nil,
     /// which makes its own result Go's invalid value.
     chain_on_nil: bool,
@@ -314,6 +320,7 @@ impl Executor {
             current: def.clone(),
             depth: 0,
             nil_dot_is_invalid: false,
+            dot_is_interface: false,
             chain_on_nil: false,
         };
         ex.exec_template(&def, dot)
@@ -333,6 +340,7 @@ impl Executor {
         // Go hands a template its data through reflect.ValueOf (or an
         // unwrapped pipeline result): a nil is the invalid value.
         let saved_nil_dot = std::mem::replace(&mut self.nil_dot_is_invalid, dot.is_nil());
+        let saved_dot_is_interface = std::mem::replace(&mut self.dot_is_interface, false);
         self.depth += 1;
         let mut out = String::new();
         // Each nesting takes a few KiB of stack: continue on a new segment
@@ -344,6 +352,7 @@ impl Executor {
         self.vars = saved_vars;
         self.current = saved_current;
         self.nil_dot_is_invalid = saved_nil_dot;
+        self.dot_is_interface = saved_dot_is_interface;
         match result {
             Ok(()) => Ok(out),
             Err(Ctl::Err(e)) => Err(*e),
@@ -415,13 +424,16 @@ impl Executor {
                 let mark = self.vars.len();
                 let v = self.eval_pipeline(dot, &branch.pipe)?;
                 let r = if v.is_true() {
-                    // `with` moves dot to the value it tested; `if` keeps it.
-                    let inner = if matches!(node, Node::With(_)) {
-                        &v
+                    // `with` moves dot to the value it tested (a pipeline's
+                    // result, of its own type); `if` keeps it.
+                    if matches!(node, Node::With(_)) {
+                        let saved = std::mem::replace(&mut self.dot_is_interface, false);
+                        let r = self.walk_list(out, &v, &branch.list);
+                        self.dot_is_interface = saved;
+                        r
                     } else {
-                        dot
-                    };
-                    self.walk_list(out, inner, &branch.list)
+                        self.walk_list(out, dot, &branch.list)
+                    }
                 } else if let Some(el) = &branch.else_list {
                     self.walk_list(out, dot, el)
                 } else {
@@ -441,21 +453,28 @@ impl Executor {
             }
             Node::Template(call) => {
                 let TemplateCall { pos, name, pipe } = &**call;
+                // Go looks the template up and counts the depth before it
+                // evaluates the argument, and reports both at the action.
+                let fail = |this: &Self, cause: String| -> Res<()> {
+                    let context = match pipe {
+                        Some(p) => format!("{{{{template {} {}}}}}", quote(name), pipe_string(p)),
+                        None => format!("{{{{template {}}}}}", quote(name)),
+                    };
+                    Err(this.located(*pos, &context, cause).into())
+                };
+                let Some(def) = self.templates.get(name).cloned() else {
+                    return fail(self, format!("template {} not defined", quote(name)));
+                };
+                let max_depth = self.templates.budget.limits.max_depth;
+                if self.depth >= max_depth {
+                    return fail(
+                        self,
+                        format!("exceeded maximum template depth ({max_depth})"),
+                    );
+                }
                 let arg = match pipe {
                     Some(p) => self.eval_pipeline(dot, p)?,
                     None => Value::Nil,
-                };
-                let Some(def) = self.templates.get(name).cloned() else {
-                    return Err(self
-                        .located(
-                            *pos,
-                            &format!("{{{{template {name:?}}}}}"),
-                            format!(
-                                "template: no template {name:?} associated with template {:?}",
-                                self.current.name
-                            ),
-                        )
-                        .into());
                 };
                 let s = self.exec_template(&def, arg)?;
                 out.push_str(&s);
@@ -478,6 +497,17 @@ impl Executor {
         let mark = self.vars.len();
         // Evaluate without declaring: range declarations bind per iteration.
         let value = self.eval_pipeline_raw(dot, pipe)?;
+        // Go reports what it cannot range over where its executor stands
+        // after the pipeline: the last node its last command evaluated.
+        let fail = |this: &Self, cause: String| -> Res<()> {
+            let (at, context) = match pipe.cmds.last() {
+                Some(cmd) => command_last_touched(cmd),
+                None => (pos, pipe_string(pipe)),
+            };
+            Err(this.located(at, &context, cause).into())
+        };
+        // A list's or map's elements have Go's static type interface{}.
+        let elements_are_interfaces = matches!(value, Value::List(_) | Value::Map(_));
         // A host value of a map or slice type ranges as its entries.
         let value = match &value {
             Value::Object(o) => o.entries().unwrap_or(value),
@@ -502,36 +532,27 @@ impl Executor {
                 .collect(),
             Value::Int(n) | Value::Int64(n) => {
                 if pipe.decls.len() > 1 {
-                    return Err(self
-                        .located(
-                            pos,
-                            &pipe_string(pipe),
-                            "can't use range over int with two variables".into(),
-                        )
-                        .into());
+                    return fail(
+                        self,
+                        format!("can't use {n} to iterate over more than one variable"),
+                    );
                 }
                 // Go would loop for ages; refuse instead of allocating without bound.
                 if *n > 10_000_000 {
-                    return Err(self
-                        .located(
-                            pos,
-                            &pipe_string(pipe),
-                            format!("range over {n} iterations is more than berth allows"),
-                        )
-                        .into());
+                    return fail(
+                        self,
+                        format!("range over {n} iterations is more than berth allows"),
+                    );
                 }
                 (0..*n.max(&0))
                     .map(|i| (Value::Int(i), Value::Int(i)))
                     .collect()
             }
             other => {
-                return Err(self
-                    .located(
-                        pos,
-                        &pipe_string(pipe),
-                        format!("range can't iterate over {}", other.to_go_string()),
-                    )
-                    .into());
+                return fail(
+                    self,
+                    format!("range can't iterate over {}", other.to_go_string()),
+                );
             }
         };
         if items.is_empty() {
@@ -546,21 +567,24 @@ impl Executor {
             match pipe.decls.len() {
                 0 => {}
                 1 => self.vars.push(Var {
-                    from_range: true,
+                    is_interface: elements_are_interfaces,
                     ..Var::new(&pipe.decls[0], elem.clone())
                 }),
                 _ => {
                     self.vars.push(Var::new(&pipe.decls[0], key));
                     self.vars.push(Var {
-                        from_range: true,
+                        is_interface: elements_are_interfaces,
                         ..Var::new(&pipe.decls[1], elem.clone())
                     });
                 }
             }
             // A range's element is an interface{}: a nil one is no invalid value.
             let saved_nil_dot = std::mem::replace(&mut self.nil_dot_is_invalid, false);
+            let saved_dot_is_interface =
+                std::mem::replace(&mut self.dot_is_interface, elements_are_interfaces);
             let r = self.walk_list(out, &elem, list);
             self.nil_dot_is_invalid = saved_nil_dot;
+            self.dot_is_interface = saved_dot_is_interface;
             self.vars.truncate(mark);
             match r {
                 Ok(()) | Err(Ctl::Continue) => {}
@@ -593,7 +617,7 @@ impl Executor {
             for name in &pipe.decls {
                 if let Some(slot) = self.vars.iter_mut().rev().find(|var| &var.name == name) {
                     slot.value = v.clone();
-                    slot.from_range = false;
+                    slot.is_interface = false;
                 }
             }
         } else {
@@ -620,7 +644,7 @@ impl Executor {
             Arg::Func(func) => self.eval_function(dot, cmd, func, last),
             Arg::Field(..) if self.dot_is_invalid(dot) => Ok(Value::Nil),
             Arg::Field(fields, pos) => {
-                let args = self.eval_args(dot, &cmd.args[1..], last)?;
+                let args = self.eval_args(dot, cmd, last)?;
                 self.eval_field_chain(dot.clone(), fields, args, FieldSite::Node(*pos, first))
             }
             Arg::Variable(parts, pos) => {
@@ -642,7 +666,7 @@ impl Executor {
                     }
                     return Ok(base);
                 }
-                let args = self.eval_args(dot, &cmd.args[1..], last)?;
+                let args = self.eval_args(dot, cmd, last)?;
                 self.eval_field_chain(base, &parts[1..], args, FieldSite::Node(*pos, first))
             }
             Arg::Chain(inner, fields, pos) => {
@@ -650,7 +674,7 @@ impl Executor {
                 if base.is_nil() {
                     return Ok(Value::Nil);
                 }
-                let args = self.eval_args(dot, &cmd.args[1..], last)?;
+                let args = self.eval_args(dot, cmd, last)?;
                 self.eval_field_chain(base, fields, args, FieldSite::Chain(*pos, inner))
             }
             other => {
@@ -673,10 +697,11 @@ impl Executor {
         }
     }
 
-    fn eval_args(&mut self, dot: &Value, args: &[Arg], last: Option<Value>) -> Res<Vec<Value>> {
-        let mut out = Vec::with_capacity(args.len() + 1);
-        for a in args {
-            out.push(self.eval_arg(dot, a, arg_pos(a))?);
+    /// The arguments of `cmd` after its first word, then the piped `last`.
+    fn eval_args(&mut self, dot: &Value, cmd: &Command, last: Option<Value>) -> Res<Vec<Value>> {
+        let mut out = Vec::with_capacity(cmd.args.len());
+        for (i, a) in cmd.args.iter().enumerate().skip(1) {
+            out.push(self.eval_arg(dot, a, cmd.arg_position(i))?);
         }
         if let Some(l) = last {
             out.push(l);
@@ -719,7 +744,7 @@ impl Executor {
     ) -> Res<Vec<Value>> {
         let nodes = &cmd.args[1..];
         let Some(params) = func.params else {
-            return self.eval_args(dot, nodes, last);
+            return self.eval_args(dot, cmd, last);
         };
         let mut out = Vec::with_capacity(nodes.len() + 1);
         for (i, node) in nodes.iter().enumerate() {
@@ -732,12 +757,12 @@ impl Executor {
                 }
                 let value = match typed_number(node, param) {
                     Some(value) => value,
-                    None => self.eval_arg(dot, node, arg_pos(node))?,
+                    None => self.eval_arg(dot, node, pos)?,
                 };
                 out.push(value);
                 continue;
             }
-            let value = self.eval_arg(dot, node, arg_pos(node))?;
+            let value = self.eval_arg(dot, node, pos)?;
             let nil_is_interface = value.is_nil() && self.nil_is_interface(dot, node);
             if let Some(cause) = param.refuses(&value, nil_is_interface) {
                 let (at, context) = last_touched(node, pos);
@@ -760,6 +785,23 @@ impl Executor {
         Ok(out)
     }
 
+    /// Whether the receiver of `site`'s first field has Go's static type
+    /// interface{}: dot or a variable that range bound to an element of a
+    /// list or map, or a chain on anything but a parenthesized pipeline
+    /// (whose result Go unwraps).
+    fn receiver_is_interface(&self, site: FieldSite<'_>) -> bool {
+        match site {
+            FieldSite::Node(_, Arg::Variable(parts, _)) => self
+                .vars
+                .iter()
+                .rev()
+                .find(|var| var.name == parts[0])
+                .is_some_and(|var| var.is_interface),
+            FieldSite::Node(..) => self.dot_is_interface,
+            FieldSite::Chain(..) => !site.is_on_pipeline(),
+        }
+    }
+
     /// Whether `dot` is Go's invalid value (fields of it are empty).
     fn dot_is_invalid(&self, dot: &Value) -> bool {
         dot.is_nil() && self.nil_dot_is_invalid
@@ -777,7 +819,7 @@ impl Executor {
             Arg::Variable(parts, _) => {
                 let var = self.vars.iter().rev().find(|var| var.name == parts[0]);
                 match var {
-                    Some(var) if parts.len() == 1 => var.from_range,
+                    Some(var) if parts.len() == 1 => var.is_interface,
                     Some(var) => !var.value.is_nil(),
                     None => false,
                 }
@@ -801,7 +843,7 @@ impl Executor {
             Arg::Dot => dot.clone(),
             Arg::Nil => Value::Nil,
             Arg::Bool(b) => Value::Bool(*b),
-            Arg::Str(s) => Value::str(s.clone()),
+            Arg::Str(s, _) => Value::str(s.clone()),
             Arg::Number(n) => match (n.is_float_syntax, n.int, n.float) {
                 (false, Some(i), _) => Value::Int(i),
                 // An integer literal past int64 (Go reads it as a uint64).
@@ -871,7 +913,7 @@ impl Executor {
             };
             // Go's pipeline unwraps its interface {} result, so the first
             // field of `(pipeline).x` sees the value's own type.
-            let unwrapped = i == 0 && site.is_on_pipeline();
+            let unwrapped = i == 0 && !self.receiver_is_interface(site);
             receiver = self.eval_field(receiver, f, call_args, site, unwrapped)?;
         }
         if n == 0
@@ -955,13 +997,14 @@ impl Executor {
         let arg_nodes = &cmd.args[1..];
         self.step(cmd.pos)?;
         if let Some(message) = func.arity_error(arg_nodes.len(), last.is_some()) {
-            return Err(self.located(cmd.pos, &cmd_string(cmd), message).into());
+            // Go counts the arguments standing at the function's name.
+            return Err(self.located(cmd.arg_position(0), func.name, message).into());
         }
         let result = match func.body {
             Body::ShortCircuit { stop_at } => {
                 let mut v = Value::Nil;
-                for a in arg_nodes {
-                    v = self.eval_arg(dot, a, cmd.pos)?;
+                for (i, a) in arg_nodes.iter().enumerate() {
+                    v = self.eval_arg(dot, a, cmd.arg_position(i + 1))?;
                     if v.is_true() == stop_at {
                         return Ok(v);
                     }
@@ -1004,7 +1047,7 @@ impl Executor {
 /// `arg` as a constant of [`Param::refuses_literal`], or `None`.
 fn literal(arg: &Arg) -> Option<Literal> {
     Some(match arg {
-        Arg::Str(_) => Literal::Str,
+        Arg::Str(..) => Literal::Str,
         Arg::Bool(_) => Literal::Bool,
         Arg::Nil => Literal::Nil,
         Arg::Number(n) => Literal::Number {

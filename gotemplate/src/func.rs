@@ -223,17 +223,21 @@ impl Func {
         }
     }
 
-    /// A function that runs templates through the executor.
+    /// A function that runs templates through the executor, with Go's
+    /// parameter types.
     pub const fn executing(
         name: &'static str,
-        arity: Arity,
+        fixed: &'static [Param],
         call: fn(&mut dyn Runner, &[Value]) -> FuncResult,
     ) -> Func {
         Func {
             name,
-            arity,
+            arity: Arity::Exact(fixed.len()),
             body: Body::Executing(call),
-            params: None,
+            params: Some(Params {
+                fixed,
+                variadic: None,
+            }),
             reads_bytes: false,
         }
     }

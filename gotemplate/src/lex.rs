@@ -20,7 +20,8 @@ pub(crate) enum Tok<'a> {
     /// A string literal as written, quotes included; [`string_value`] reads it.
     Str(&'a str),
     Number(&'a str),
-    Char(i64),
+    /// A character constant as written, and its value.
+    Char(&'a str, i64),
     Bool(bool),
     Nil,
     Pipe,
@@ -255,7 +256,7 @@ impl<'a> Lexer<'a> {
                 }
                 '\'' => {
                     let (v, len) = self.lex_char(p)?;
-                    self.toks.push((Tok::Char(v), p));
+                    self.toks.push((Tok::Char(&rest[..len], v), p));
                     self.pos += len;
                 }
                 '$' => {

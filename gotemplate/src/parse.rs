@@ -161,8 +161,9 @@ impl<'a> Parser<'a> {
                 } else {
                     Some(self.parse_pipeline("template clause", false)?)
                 };
+                // Go places a template action at its name.
                 Ok(Some(Node::Template(Box::new(TemplateCall {
-                    pos,
+                    pos: p,
                     name: name.into_owned(),
                     pipe,
                 }))))
@@ -223,7 +224,7 @@ impl<'a> Parser<'a> {
                 }
                 if k == "block" {
                     Ok(Some(Node::Template(Box::new(TemplateCall {
-                        pos,
+                        pos: p,
                         name: name.into_owned(),
                         pipe,
                     }))))
@@ -419,9 +420,9 @@ impl<'a> Parser<'a> {
             Tok::Dot => Arg::Dot,
             Tok::Nil => Arg::Nil,
             Tok::Bool(b) => Arg::Bool(b),
-            Tok::Str(s) => Arg::Str(string_value(s).into_owned()),
-            Tok::Char(c) => Arg::Number(Box::new(NumberLit {
-                text: c.to_string(),
+            Tok::Str(s) => Arg::Str(string_value(s).into_owned(), s.into()),
+            Tok::Char(text, c) => Arg::Number(Box::new(NumberLit {
+                text: text.to_string(),
                 int: Some(c),
                 float: Some(c as f64),
                 is_float_syntax: false,
@@ -446,7 +447,7 @@ impl<'a> Parser<'a> {
             Ok(term)
         } else {
             match term {
-                Arg::Dot | Arg::Nil | Arg::Bool(_) | Arg::Str(_) | Arg::Number(_) => {
+                Arg::Dot | Arg::Nil | Arg::Bool(_) | Arg::Str(..) | Arg::Number(_) => {
                     Err(self.err(p, "unexpected . after term"))
                 }
                 t => Ok(Arg::Chain(Box::new(t), fields, p)),
@@ -529,7 +530,7 @@ fn describe(t: &Tok) -> String {
         Tok::Variable(v) => format!("<{v}>"),
         Tok::Str(s) => format!("\"{}\"", string_value(s)),
         Tok::Number(n) => n.to_string(),
-        Tok::Char(c) => c.to_string(),
+        Tok::Char(_, c) => c.to_string(),
         Tok::Bool(b) => b.to_string(),
         Tok::Nil => "<nil>".into(),
         Tok::Dot => "<.>".into(),
@@ -619,7 +620,7 @@ mod tests {
             .iter()
             .map(|node| match node {
                 Node::Action { pipe, .. } => match &pipe.cmds[0].args[0] {
-                    Arg::Str(s) => s.as_str(),
+                    Arg::Str(s, _) => s.as_str(),
                     other => panic!("a string: {other:?}"),
                 },
                 other => panic!("an action: {other:?}"),

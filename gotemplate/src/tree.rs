@@ -25,7 +25,9 @@ pub enum Arg {
     Bool(bool),
     /// Boxed: numbers are rare, and unboxed they would double every argument's size.
     Number(Box<NumberLit>),
-    Str(String),
+    /// A string constant: its value, and its text as written (quotes and
+    /// escapes), which Go prints where it reports an error.
+    Str(String, Box<str>),
     /// A function, resolved in the function table when parsed.
     Func(Func),
     /// `( pipeline )`
@@ -124,7 +126,7 @@ pub fn arg_string(a: &Arg) -> String {
         Arg::Nil => "nil".into(),
         Arg::Bool(b) => b.to_string(),
         Arg::Number(n) => n.text.clone(),
-        Arg::Str(s) => crate::fmt::quote(s),
+        Arg::Str(_, written) => written.to_string(),
         Arg::Func(f) => f.name.to_string(),
         Arg::Pipe(p) => format!("({})", pipe_string(p)),
         Arg::Chain(inner, fields, _) => {
@@ -135,14 +137,6 @@ pub fn arg_string(a: &Arg) -> String {
             }
             s
         }
-    }
-}
-
-/// Position used when an argument itself fails (fields and variables carry one).
-pub(crate) fn arg_pos(a: &Arg) -> usize {
-    match a {
-        Arg::Field(_, p) | Arg::Variable(_, p) | Arg::Chain(_, _, p) => *p,
-        _ => 0,
     }
 }
 

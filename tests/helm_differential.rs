@@ -464,6 +464,78 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "{{ trunc 2 \"héllo\" | len }}|{{ trunc -5 \"héllo\" | len }}|{{ trunc 2 \"héllo\" | b64enc }}|{{ trunc 3 \"abc\" }}|{{ trunc -9 \"abc\" }}|{{ trunc 1 \"abc\" }}",
         "",
     ),
+    // Where and in which words Go's executor reports a failure: the node it
+    // last stood on, the type it names, the text of a constant as written.
+    (
+        "range over a number reports the pipeline's last node",
+        "{{ range $k, $v := .Values.fromChart }}{{ end }}",
+        "",
+    ),
+    (
+        "range over an int with two variables",
+        "{{ range $i, $e := 5 }}{{ end }}",
+        "",
+    ),
+    (
+        "a wrong count of arguments is reported at the function's name",
+        "{{ \"a\" | upper \"b\" }}",
+        "",
+    ),
+    (
+        "an integer constant past int64 is reported where it stands",
+        "{{ add 1 9223372036854775808 }}",
+        "",
+    ),
+    (
+        "a template action of an undefined template",
+        "{{ template \"missing\" . }}",
+        "",
+    ),
+    (
+        "a field of a template's data names its type",
+        "{{ define \"h\" }}{{ .x }}{{ end }}{{ include \"h\" \"s\" }}",
+        "",
+    ),
+    (
+        "a field of with's value names its type",
+        "{{ with \"s\" }}{{ .x }}{{ end }}",
+        "",
+    ),
+    (
+        "a field of a list's element is of type interface {}",
+        "{{ range list \"s\" }}{{ .x }}{{ end }}",
+        "",
+    ),
+    (
+        "a field of a range's int names int",
+        "{{ range $i := 3 }}{{ $i.x }}{{ end }}",
+        "",
+    ),
+    ("a character constant as written", "{{ upper 'a' }}", ""),
+    ("a raw string as written", "{{ ge `raw` true }}", ""),
+    (
+        "an escaped string as written",
+        "{{ include \"\\x41\" . }}",
+        "",
+    ),
+    (
+        "dig counts its own arguments",
+        "{{ dig \"a\" .Values }}",
+        "",
+    ),
+    ("semver of an invalid version", "{{ semver \"x.y\" }}", ""),
+    ("ordering nil", "{{ lt nil 1 }}", ""),
+    ("ordering a map", "{{ ge .Values 1 }}", ""),
+    (
+        "include's name is a Go string parameter",
+        "{{ include (.Files.GetBytes \"files/a.txt\") . }}",
+        "",
+    ),
+    (
+        "tpl's failure in Helm's words",
+        "{{ tpl \"{{ .x.y }}\" (dict \"x\" 1) }}",
+        "",
+    ),
     (
         "abbrev and abbrevboth count and cut bytes",
         "{{ abbrev 5 \"héllo world\" }}|{{ abbrev 6 \"日本語テキスト\" | b64enc }}|{{ abbrevboth 5 8 \"héllo wörld and more\" | b64enc }}|{{ abbrevboth 100 10 \"abcdefghijklmnop\" }}|{{ abbrevboth 6 7 \"abcdefghijklmnopqrstuvwxyz\" }}|{{ abbrevboth -3 5 \"abcdefghij\" }}|{{ abbrev 3 \"abcdef\" }}",

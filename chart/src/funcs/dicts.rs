@@ -39,7 +39,7 @@ pub(super) const FUNCS: &[Func] = &[
     Func::go("pluck", &[P::Str], Some(P::Map), pluck),
     Func::go("pick", &[P::Map], Some(P::Str), |a| selected(a, true)),
     Func::go("omit", &[P::Map], Some(P::Str), |a| selected(a, false)),
-    Func::new("dig", AtLeast(3), dig),
+    Func::new("dig", AtLeast(0), dig),
     Func::go("merge", &[P::Map], Some(P::Map), |a| merge_all(a, false)),
     Func::go("mustMerge", &[P::Map], Some(P::Map), |a| {
         merge_all(a, false)
@@ -110,7 +110,12 @@ fn selected(a: &[Value], keep: bool) -> FuncResult {
 /// a key is missing. Go's type assertions decide what fails, and how: the
 /// dict first, then each key, then each value dug through.
 fn dig(a: &[Value]) -> FuncResult {
+    // sprig's dig is variadic and counts its arguments itself (a panic,
+    // which Go's executor reports as the call's error).
     let n = a.len();
+    if n < 3 {
+        return Err(FuncError::new("dig needs at least three arguments"));
+    }
     let assertion = |v: &Value, want: &str| {
         let got = if v.is_nil() {
             "nil".to_string()

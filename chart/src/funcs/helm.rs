@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::{err, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Param as P, Runner, TextError, Value};
+use gotemplate::{Func, FuncError, FuncResult, Param as P, Runner, TextError, Value};
 
 pub(super) const FUNCS: &[Func] = &[
-    Func::executing("include", Exact(2), include),
-    Func::executing("tpl", Exact(2), tpl),
+    Func::executing("include", &[P::Str, P::Any], include),
+    Func::executing("tpl", &[P::Str, P::Any], tpl),
     Func::go("required", &[P::Str, P::Any], None, required),
     Func::go("fail", &[P::Str], None, |a| {
         Err(FuncError::user_failure(string(&a[0])?))
@@ -44,7 +44,16 @@ fn tpl(runner: &mut dyn Runner, a: &[Value]) -> FuncResult {
     match runner.execute_text(&name, &text, data) {
         Ok(out) => Ok(Value::String(out.replace(NO_VALUE, ""))),
         Err(TextError::Parse(e)) => err(format!("cannot parse template {text:?}: {e}")),
-        Err(TextError::Exec(e)) => Err(FuncError::nested(e)),
+        // Helm wraps the failure in words of its own, so Helm 4 prints the
+        // chain on one line (a link that is not a template's error).
+        Err(TextError::Exec(mut e)) => {
+            e.message = format!(
+                "error during tpl function execution for {}: {}",
+                gotemplate::fmt::quote(&text),
+                e.message
+            );
+            Err(FuncError::nested(e))
+        }
     }
 }
 

@@ -15,8 +15,7 @@ pub(super) const FUNCS: &[Func] = &[
 ];
 
 fn semver(a: &[Value]) -> FuncResult {
-    let v =
-        parse_version(&string(&a[0])?).ok_or_else(|| FuncError::new("Invalid Semantic Version"))?;
+    let v = new_version(&string(&a[0])?)?;
     let mut m = BTreeMap::new();
     m.insert("Major".into(), Value::Int(v.major as i64));
     m.insert("Minor".into(), Value::Int(v.minor as i64));
@@ -24,6 +23,18 @@ fn semver(a: &[Value]) -> FuncResult {
     m.insert("Prerelease".into(), Value::String(v.pre.to_string()));
     m.insert("Metadata".into(), Value::String(v.build.to_string()));
     Ok(Value::new_map(m))
+}
+
+/// Masterminds/semver's NewVersion (v3.5, which both Helms link), with its
+/// errors for what it refuses.
+fn new_version(s: &str) -> Result<::semver::Version, FuncError> {
+    const MAX_VERSION_LEN: usize = 256;
+    if s.len() > MAX_VERSION_LEN {
+        return Err(FuncError::new(format!(
+            "version string is too long (max {MAX_VERSION_LEN} bytes)"
+        )));
+    }
+    parse_version(s).ok_or_else(|| FuncError::new("invalid semantic version"))
 }
 
 fn parse_version(s: &str) -> Option<::semver::Version> {
@@ -58,7 +69,7 @@ fn parse_version(s: &str) -> Option<::semver::Version> {
 
 /// Masterminds/semver constraint check as used by `semverCompare`.
 fn semver_check(constraint: &str, version: &str) -> Result<bool, FuncError> {
-    let v = parse_version(version).ok_or_else(|| FuncError::new("Invalid Semantic Version"))?;
+    let v = new_version(version)?;
     for alternative in constraint.split("||") {
         let mut all = true;
         let mut any_term = false;

@@ -519,6 +519,26 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "the top-level object, .Values and .Template are of Helm's named values type",
+        "{{ typeOf . }}|{{ typeOf .Values }}|{{ typeOf .Template }}|{{ typeOf .Release }}|{{ typeOf (deepCopy .Values) }}|{{ typeOf (dict) }}|{{ kindOf .Values }}|{{ typeIs \"map[string]interface {}\" .Values }}|{{ typeOf .Values.deep }}",
+        "",
+    ),
+    (
+        "dig refuses the named values type as its map",
+        "{{ dig \"fromChart\" 0 .Values }}",
+        "",
+    ),
+    (
+        "dig refuses the named values type on its way",
+        "{{ dig \"Values\" \"fromChart\" 0 (dict \"Values\" .Values) }}",
+        "",
+    ),
+    (
+        "a wrong type for a parameter names Helm's values type",
+        "{{ upper . }}",
+        "",
+    ),
+    (
         "dig counts its own arguments",
         "{{ dig \"a\" .Values }}",
         "",

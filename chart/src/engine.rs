@@ -134,7 +134,7 @@ fn execute(
             continue;
         }
         let dot = tops[*idx].clone();
-        objects::set_template(&dot, c, name);
+        objects::set_template(&dot, c, name, helm);
         let out = set.execute(name, dot).map_err(|e| {
             let message = if e.user_failure {
                 // Helm reports fail/required as "execution error at (file:line:col): msg".

@@ -83,6 +83,15 @@ impl HelmCompat {
             HelmCompat::V4 => 4,
         }
     }
+
+    /// The name of Helm's named map type for values (the top-level object,
+    /// `.Values`, `.Template`), which Go prints in `typeOf` and errors.
+    pub fn values_type(self) -> &'static str {
+        match self {
+            HelmCompat::V3 => "chartutil.Values",
+            HelmCompat::V4 => "common.Values",
+        }
+    }
 }
 
 impl std::fmt::Display for HelmCompat {

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use base64::Engine as _;
 use gotemplate::func::arg::err;
-use gotemplate::{FuncError, Object, Struct, Value};
+use gotemplate::{FuncError, GoMap, Object, Struct, Value};
 
 use crate::chart::Chart;
 use crate::yaml_emit::to_yaml_string;
@@ -632,6 +632,10 @@ pub(crate) fn top_values(
     helm: HelmCompat,
 ) -> Value {
     let is_root = !c.full_path.contains('/');
+    // The top-level object and `.Values` are of Helm's named values type.
+    if let Value::Map(v) = vals {
+        v.set_named_type(helm.values_type());
+    }
     let mut m = BTreeMap::new();
     m.insert("Values".into(), vals.clone());
     m.insert("Release".into(), release.clone());
@@ -646,7 +650,9 @@ pub(crate) fn top_values(
         "Files".into(),
         Value::Object(Rc::new(Files(c.files.clone()))),
     );
-    Value::new_map(m)
+    let top = GoMap::new(m);
+    top.set_named_type(helm.values_type());
+    Value::Map(Rc::new(top))
 }
 
 /// Gives `top` (a chart's top-level object) `.Subcharts.<name>`: the top-level
@@ -660,7 +666,7 @@ pub(crate) fn add_subchart(top: &Value, name: &str, sub_top: &Value) {
 }
 
 /// Names the template about to run in its chart's top-level object.
-pub(crate) fn set_template(top: &Value, c: &Chart, template_name: &str) {
+pub(crate) fn set_template(top: &Value, c: &Chart, template_name: &str, helm: HelmCompat) {
     if let Value::Map(m) = top {
         let mut t = BTreeMap::new();
         t.insert("Name".into(), Value::str(template_name));
@@ -668,7 +674,10 @@ pub(crate) fn set_template(top: &Value, c: &Chart, template_name: &str) {
             "BasePath".into(),
             Value::str(format!("{}/templates", c.full_path)),
         );
-        m.borrow_mut().insert("Template".into(), Value::new_map(t));
+        let template = GoMap::new(t);
+        template.set_named_type(helm.values_type());
+        m.borrow_mut()
+            .insert("Template".into(), Value::Map(Rc::new(template)));
     }
 }
 

@@ -3,16 +3,54 @@
 //! string, []byte, []interface{}, map[string]interface{}, and host objects
 //! with fields and methods.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Deref;
 use std::rc::Rc;
 
 use crate::error::FuncError;
 
 /// A Go map[string]interface{}. Go maps are reference types: `set`/`merge`
 /// mutate a dict in place and every holder sees the change, so maps are shared.
-pub type MapRef = Rc<RefCell<BTreeMap<String, Value>>>;
+pub type MapRef = Rc<GoMap>;
+
+/// The entries of a Go map, and the name of its type when the host gave it
+/// a named map type (Helm's `chartutil.Values`): Go prints that name
+/// (`typeOf`, `%T`, errors), and a type assertion to the plain map (sprig's
+/// `dig`) refuses it. Derefs to its entries.
+#[derive(Debug, Default)]
+pub struct GoMap {
+    entries: RefCell<BTreeMap<String, Value>>,
+    type_name: Cell<Option<&'static str>>,
+}
+
+impl GoMap {
+    pub fn new(entries: BTreeMap<String, Value>) -> GoMap {
+        GoMap {
+            entries: RefCell::new(entries),
+            type_name: Cell::new(None),
+        }
+    }
+
+    /// The name of its named map type, if it has one.
+    pub fn named_type(&self) -> Option<&'static str> {
+        self.type_name.get()
+    }
+
+    /// Gives the map the named type `name` (`chartutil.Values`).
+    pub fn set_named_type(&self, name: &'static str) {
+        self.type_name.set(Some(name));
+    }
+}
+
+impl Deref for GoMap {
+    type Target = RefCell<BTreeMap<String, Value>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.entries
+    }
+}
 
 /// A template value.
 #[derive(Clone, Debug, Default)]
@@ -204,7 +242,7 @@ impl Value {
     }
 
     pub fn new_map(map: BTreeMap<String, Value>) -> Value {
-        Value::Map(Rc::new(RefCell::new(map)))
+        Value::Map(Rc::new(GoMap::new(map)))
     }
 
     pub fn list(items: Vec<Value>) -> Value {
@@ -248,7 +286,7 @@ impl Value {
             Value::String(_) | Value::BinaryString(_) => "string".into(),
             Value::Bytes(_) => "[]uint8".into(),
             Value::List(_) => "[]interface {}".into(),
-            Value::Map(_) => "map[string]interface {}".into(),
+            Value::Map(m) => m.named_type().unwrap_or("map[string]interface {}").into(),
             Value::Object(o) => o.type_name(),
         }
     }
@@ -329,12 +367,17 @@ impl Value {
     /// Deep copy (maps are shared references otherwise).
     pub fn deep_copy(&self) -> Value {
         match self {
-            Value::Map(m) => Value::new_map(
-                m.borrow()
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.deep_copy()))
-                    .collect(),
-            ),
+            // Go's copy keeps a named map type.
+            Value::Map(m) => {
+                let copy = GoMap::new(
+                    m.borrow()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.deep_copy()))
+                        .collect(),
+                );
+                copy.type_name.set(m.named_type());
+                Value::Map(Rc::new(copy))
+            }
             Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
             other => other.clone(),
         }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gotemplate::func::arg::{map, string};
-use gotemplate::{Arity::*, Func, FuncError, FuncResult, Param as P, Value};
+use gotemplate::{Arity::*, Func, FuncError, FuncResult, MapRef, Param as P, Value};
 
 use super::conversions::strval;
 use crate::values::{Merge, merge};
@@ -127,7 +127,9 @@ fn dig(a: &[Value]) -> FuncResult {
         ))
     };
     const MAP: &str = "map[string]interface {}";
-    let Value::Map(dict) = &a[n - 1] else {
+    // A named map type (Helm's values) is no map[string]interface{} to a
+    // type assertion.
+    let Some(dict) = plain_map(&a[n - 1]) else {
         return Err(assertion(&a[n - 1], MAP));
     };
     let keys = a[..n - 2]
@@ -147,12 +149,22 @@ fn dig(a: &[Value]) -> FuncResult {
         let step = current.borrow().get(*key).cloned();
         current = match step {
             None => return Ok(default.clone()),
-            Some(Value::Map(m)) => m,
-            Some(other) => return Err(assertion(&other, MAP)),
+            Some(other) => match plain_map(&other) {
+                Some(m) => m.clone(),
+                None => return Err(assertion(&other, MAP)),
+            },
         };
     }
     let value = current.borrow().get(*last).cloned();
     Ok(value.unwrap_or_else(|| default.clone()))
+}
+
+/// `v` when it is a Go map[string]interface{} (not of a named map type).
+fn plain_map(v: &Value) -> Option<&MapRef> {
+    match v {
+        Value::Map(m) if m.named_type().is_none() => Some(m),
+        _ => None,
+    }
 }
 
 /// mergo's merge of every later dict into the first: `overwrite` lets a

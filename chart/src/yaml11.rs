@@ -83,7 +83,7 @@ fn parse_docs(text: &str, first_only: bool) -> Result<Vec<Value>, String> {
                 v.deep_copy()
             }
             Event::Scalar(s, style, anchor, tag) => {
-                let v = resolve(&s, style, tag_name(&tag).as_deref())
+                let v = resolve(s, style, tag_name(&tag).as_deref())
                     .map_err(|e| format!("line {}: {e}", mark.line()))?;
                 if anchor > 0 {
                     anchors.insert(anchor, v.clone());
@@ -141,7 +141,7 @@ fn parse_docs(text: &str, first_only: bool) -> Result<Vec<Value>, String> {
                             other => merges.push(other),
                         }
                     } else {
-                        map.insert(key_string(&key)?, node);
+                        map.insert(key_string(key)?, node);
                     }
                 }
             },
@@ -178,17 +178,17 @@ fn count_nodes(v: &Value) -> usize {
 }
 
 /// JSON object keys from YAML keys, as sigs.k8s.io/yaml converts them.
-fn key_string(k: &Value) -> Result<String, String> {
+fn key_string(k: Value) -> Result<String, String> {
     Ok(match k {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s,
         Value::Bool(b) => b.to_string(),
         Value::Nil => "null".into(),
         Value::Int(i) | Value::Int64(i) => i.to_string(),
         Value::Float(f) => {
             if f.fract() == 0.0 && f.abs() < 1e21 {
-                format!("{}", *f as i128)
+                format!("{}", f as i128)
             } else {
-                format_float_g(*f)
+                format_float_g(f)
             }
         }
         _ => {
@@ -200,13 +200,13 @@ fn key_string(k: &Value) -> Result<String, String> {
     })
 }
 
-fn resolve(s: &str, style: TScalarStyle, tag: Option<&str>) -> Result<Value, String> {
+/// A scalar's value: `s` itself (not copied) when it is a string.
+fn resolve(s: String, style: TScalarStyle, tag: Option<&str>) -> Result<Value, String> {
     match tag {
-        Some("!!str") => return Ok(Value::str(s)),
-        Some("!!binary") => return Ok(Value::str(s)),
+        Some("!!str") | Some("!!binary") => return Ok(Value::String(s)),
         Some("!!null") => return Ok(Value::Nil),
         Some("!!bool") | Some("!!int") | Some("!!float") => {
-            let v = resolve_plain(s);
+            let v = resolve_plain(&s);
             let ok = matches!(
                 (tag, &v),
                 (Some("!!bool"), Value::Bool(_))
@@ -224,53 +224,58 @@ fn resolve(s: &str, style: TScalarStyle, tag: Option<&str>) -> Result<Value, Str
         _ => {}
     }
     if style != TScalarStyle::Plain {
-        return Ok(Value::str(s));
+        return Ok(Value::String(s));
     }
-    Ok(resolve_plain(s))
+    Ok(plain_non_string(&s).unwrap_or(Value::String(s)))
 }
 
 /// go-yaml v2's implicit typing of a plain scalar, numbers as float64 (via JSON).
 pub fn resolve_plain(s: &str) -> Value {
+    plain_non_string(s).unwrap_or_else(|| Value::str(s))
+}
+
+/// [`resolve_plain`] of `s` when that is not a string.
+fn plain_non_string(s: &str) -> Option<Value> {
     match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Nil,
+        "" | "~" | "null" | "Null" | "NULL" => return Some(Value::Nil),
         "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Value::Bool(true);
+            return Some(Value::Bool(true));
         }
         "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false);
+            return Some(Value::Bool(false));
         }
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::Float(f64::INFINITY);
+            return Some(Value::Float(f64::INFINITY));
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Value::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Value::Float(f64::NAN),
+        "-.inf" | "-.Inf" | "-.INF" => return Some(Value::Float(f64::NEG_INFINITY)),
+        ".nan" | ".NaN" | ".NAN" => return Some(Value::Float(f64::NAN)),
         _ => {}
     }
     let first = s.as_bytes()[0];
     if !(first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.')) {
-        return Value::str(s);
+        return None;
     }
     let plain = s.replace('_', "");
     if let Some(i) = go_parse_int(&plain) {
-        return Value::Float(i as f64);
+        return Some(Value::Float(i as f64));
     }
     if is_yaml_float(&plain)
         && let Ok(f) = plain.parse::<f64>()
     {
-        return Value::Float(f);
+        return Some(Value::Float(f));
     }
     // "0b1010"-style binary, with a sign.
     if let Some(rest) = plain.strip_prefix("0b")
         && let Ok(i) = i64::from_str_radix(rest, 2)
     {
-        return Value::Float(i as f64);
+        return Some(Value::Float(i as f64));
     }
     if let Some(rest) = plain.strip_prefix("-0b")
         && let Ok(i) = i64::from_str_radix(rest, 2)
     {
-        return Value::Float(-(i as f64));
+        return Some(Value::Float(-(i as f64)));
     }
-    Value::str(s)
+    None
 }
 
 /// Go's strconv.ParseInt(s, 0, 64) (then ParseUint for large positives).

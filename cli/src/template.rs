@@ -196,24 +196,45 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
     // Assembled as helm assembles it: the release manifest (CRDs with
     // --include-crds, even with --skip-crds, which only matters when
     // installing; then the manifests), trimmed, then the hooks.
-    let document =
-        |m: &berth_chart::Manifest| format!("---\n# Source: {}\n{}\n", m.source, m.content);
-    let mut release_manifest = String::new();
-    if args.include_crds {
-        out.crds
-            .iter()
-            .for_each(|m| release_manifest.push_str(&document(m)));
-    }
-    out.manifests
-        .iter()
-        .for_each(|m| release_manifest.push_str(&document(m)));
-    let mut text = format!("{}\n", release_manifest.trim());
-    if !args.no_hooks {
+    // One buffer, sized first: a chart's output can be megabytes of CRDs.
+    let crds = if args.include_crds {
+        &out.crds[..]
+    } else {
+        &[]
+    };
+    let hooks: Vec<&berth_chart::Manifest> = if args.no_hooks {
+        vec![]
+    } else {
         out.hooks
             .iter()
             .filter(|h| !(args.skip_tests && h.is_test))
-            .for_each(|h| text.push_str(&document(&h.manifest)));
-    }
+            .map(|h| &h.manifest)
+            .collect()
+    };
+    let documents = || {
+        crds.iter()
+            .chain(&out.manifests)
+            .chain(hooks.iter().copied())
+    };
+    let size = documents()
+        .map(|m| m.source.len() + m.content.len() + 16)
+        .sum();
+    let mut text = String::with_capacity(size);
+    let document = |text: &mut String, m: &berth_chart::Manifest| {
+        text.push_str("---\n# Source: ");
+        text.push_str(&m.source);
+        text.push('\n');
+        text.push_str(&m.content);
+        text.push('\n');
+    };
+    crds.iter()
+        .chain(&out.manifests)
+        .for_each(|m| document(&mut text, m));
+    text.truncate(text.trim_end().len());
+    let leading = text.len() - text.trim_start().len();
+    text.drain(..leading);
+    text.push('\n');
+    hooks.iter().for_each(|m| document(&mut text, m));
     if args.show_only.is_empty() {
         return Ok(text);
     }

@@ -327,13 +327,8 @@ impl Executor {
     }
 
     fn exec_template(&mut self, def: &Rc<TemplateDef>, dot: Value) -> Result<String, ExecError> {
-        let max_depth = self.templates.budget.limits.max_depth;
-        if self.depth >= max_depth {
-            return Err(self.located(
-                0,
-                "",
-                format!("exceeded maximum template depth ({max_depth})"),
-            ));
+        if let Some(cause) = self.depth_exceeded() {
+            return Err(self.located(0, "", cause));
         }
         let saved_vars = std::mem::replace(&mut self.vars, vec![Var::new("$", dot.clone())]);
         let saved_current = std::mem::replace(&mut self.current, def.clone());
@@ -359,6 +354,12 @@ impl Executor {
             // The parser rejects break/continue outside range.
             Err(_) => Ok(out),
         }
+    }
+
+    /// Go's words when one more template would go past the depth limit.
+    fn depth_exceeded(&self) -> Option<String> {
+        let max_depth = self.templates.budget.limits.max_depth;
+        (self.depth >= max_depth).then(|| format!("exceeded maximum template depth ({max_depth})"))
     }
 
     /// Builds a located error the way Go formats it.
@@ -465,12 +466,8 @@ impl Executor {
                 let Some(def) = self.templates.get(name).cloned() else {
                     return fail(self, format!("template {} not defined", quote(name)));
                 };
-                let max_depth = self.templates.budget.limits.max_depth;
-                if self.depth >= max_depth {
-                    return fail(
-                        self,
-                        format!("exceeded maximum template depth ({max_depth})"),
-                    );
+                if let Some(cause) = self.depth_exceeded() {
+                    return fail(self, cause);
                 }
                 let arg = match pipe {
                     Some(p) => self.eval_pipeline(dot, p)?,

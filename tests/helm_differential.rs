@@ -543,6 +543,26 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "{{ dig \"a\" .Values }}",
         "",
     ),
+    (
+        "semverCompare reads its constraint before its version",
+        "{{ semverCompare \"bad\" \"bad\" }}",
+        "",
+    ),
+    (
+        "semverCompare quotes an improper constraint group",
+        "{{ semverCompare \">=1.0 || nope\" \"1.2.3\" }}",
+        "",
+    ),
+    (
+        "mergeOverwrite of nil is a map",
+        "{{ mergeOverwrite nil | atoi }}",
+        "",
+    ),
+    (
+        "merge of nil and a dict",
+        "{{ merge nil (dict \"a\" 1) }}",
+        "",
+    ),
     ("semver of an invalid version", "{{ semver \"x.y\" }}", ""),
     ("ordering nil", "{{ lt nil 1 }}", ""),
     ("ordering a map", "{{ ge .Values 1 }}", ""),

@@ -174,5 +174,6 @@ fn merge_all(a: &[Value], overwrite: bool) -> FuncResult {
     for src in &a[1..] {
         merge(&dst, &map(src)?, Merge::Mergo { overwrite });
     }
-    Ok(a[0].clone())
+    // A nil dict is Go's nil map of the parameter's type: still a map.
+    Ok(Value::Map(dst))
 }

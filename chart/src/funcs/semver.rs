@@ -67,24 +67,41 @@ fn parse_version(s: &str) -> Option<::semver::Version> {
     ::semver::Version::parse(&format!("{}{rest}", full.join("."))).ok()
 }
 
-/// Masterminds/semver constraint check as used by `semverCompare`.
+/// Masterminds/semver constraint check as used by `semverCompare`: the
+/// whole constraint is parsed first (its error comes before the version's).
 fn semver_check(constraint: &str, version: &str) -> Result<bool, FuncError> {
-    let v = new_version(version)?;
-    for alternative in constraint.split("||") {
-        let mut all = true;
-        let mut any_term = false;
-        for term in split_constraint_terms(alternative) {
-            any_term = true;
-            if !check_term(&term, &v)? {
-                all = false;
-                break;
-            }
-        }
-        if any_term && all {
-            return Ok(true);
-        }
+    const MAX_CONSTRAINT_LEN: usize = 512;
+    const MAX_CONSTRAINT_GROUPS: usize = 32;
+    if constraint.len() > MAX_CONSTRAINT_LEN {
+        return Err(FuncError::new(format!(
+            "constraint string is too long (max {MAX_CONSTRAINT_LEN} bytes)"
+        )));
     }
-    Ok(false)
+    if constraint.split("||").count() > MAX_CONSTRAINT_GROUPS {
+        return Err(FuncError::new(format!(
+            "too many constraint groups (max {MAX_CONSTRAINT_GROUPS})"
+        )));
+    }
+    let alternatives = constraint
+        .split("||")
+        .map(|alternative| {
+            split_constraint_terms(alternative)
+                .iter()
+                .map(|term| Term::parse(term))
+                .collect::<Option<Vec<_>>>()
+                // Masterminds validates each `||` group whole, and quotes it.
+                .ok_or_else(|| {
+                    FuncError::new(format!(
+                        "improper constraint: {}",
+                        gotemplate::fmt::quote(alternative)
+                    ))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let v = new_version(version)?;
+    Ok(alternatives
+        .iter()
+        .any(|terms| !terms.is_empty() && terms.iter().all(|term| term.matches(&v))))
 }
 
 fn split_constraint_terms(s: &str) -> Vec<String> {
@@ -115,93 +132,116 @@ fn split_constraint_terms(s: &str) -> Vec<String> {
     out
 }
 
-fn check_term(term: &str, v: &::semver::Version) -> Result<bool, FuncError> {
-    let op_len = term
-        .find(|c: char| !"<>=!~^".contains(c))
-        .unwrap_or(term.len());
-    let (op, ver) = term.split_at(op_len);
-    let ver = ver.trim_start_matches('v');
-    let bad = || FuncError::new(format!("improper constraint: {term}"));
-    // Wildcards: 1.x, 1.2.*, *
-    let parts: Vec<&str> = ver
-        .split(['-', '+'])
-        .next()
-        .unwrap_or("")
-        .split('.')
-        .collect();
-    let wild_at = parts.iter().position(|p| matches!(*p, "x" | "X" | "*"));
-    let base_text = match wild_at {
-        Some(w) => parts[..w].join("."),
-        None => ver.to_string(),
-    };
-    let c = if base_text.is_empty() {
-        ::semver::Version::new(0, 0, 0)
-    } else {
-        parse_version(&base_text).ok_or_else(bad)?
-    };
-    let given_parts = match wild_at {
-        Some(w) => w,
-        None => parts.len(),
-    };
-    // A prerelease version only satisfies constraints that carry a prerelease.
-    if !v.pre.is_empty() && c.pre.is_empty() {
-        return Ok(false);
+/// One term of a constraint (`>=1.2`, `~1.2.x`, `1.x`): its operator, its
+/// version with the parts a wildcard leaves out as zeros, and how many parts
+/// were given.
+struct Term {
+    op: String,
+    base: ::semver::Version,
+    given_parts: usize,
+}
+
+impl Term {
+    /// The term, or `None` when Masterminds would call it improper.
+    fn parse(term: &str) -> Option<Term> {
+        let op_len = term
+            .find(|c: char| !"<>=!~^".contains(c))
+            .unwrap_or(term.len());
+        let (op, ver) = term.split_at(op_len);
+        let ver = ver.trim_start_matches('v');
+        const OPERATORS: &[&str] = &[
+            "", "=", "==", "!=", ">", ">=", "=>", "<", "<=", "=<", "~", "~>", "^",
+        ];
+        if !OPERATORS.contains(&op) {
+            return None;
+        }
+        // Wildcards: 1.x, 1.2.*, *
+        let parts: Vec<&str> = ver
+            .split(['-', '+'])
+            .next()
+            .unwrap_or("")
+            .split('.')
+            .collect();
+        let wild_at = parts.iter().position(|p| matches!(*p, "x" | "X" | "*"));
+        let base_text = match wild_at {
+            Some(w) => parts[..w].join("."),
+            None => ver.to_string(),
+        };
+        let base = if base_text.is_empty() {
+            ::semver::Version::new(0, 0, 0)
+        } else {
+            parse_version(&base_text)?
+        };
+        Some(Term {
+            op: op.to_string(),
+            base,
+            given_parts: wild_at.unwrap_or(parts.len()),
+        })
     }
-    let cmp_core = |a: &::semver::Version, b: &::semver::Version| a.cmp(b);
-    let upper_for = |n: usize| -> ::semver::Version {
-        match n {
-            0 => ::semver::Version::new(u64::MAX, 0, 0),
-            1 => ::semver::Version::new(c.major + 1, 0, 0),
-            _ => ::semver::Version::new(c.major, c.minor + 1, 0),
+
+    fn matches(&self, v: &::semver::Version) -> bool {
+        let (c, given_parts) = (&self.base, self.given_parts);
+        // A prerelease version only satisfies constraints that carry a prerelease.
+        if !v.pre.is_empty() && c.pre.is_empty() {
+            return false;
         }
-    };
-    use std::cmp::Ordering::*;
-    Ok(match op {
-        "" | "=" | "==" => {
-            if given_parts < 3 {
-                cmp_core(v, &c) != Less && v < &upper_for(given_parts)
-            } else {
-                cmp_core(v, &c) == Equal
+        let cmp_core = |a: &::semver::Version, b: &::semver::Version| a.cmp(b);
+        let upper_for = |n: usize| -> ::semver::Version {
+            match n {
+                0 => ::semver::Version::new(u64::MAX, 0, 0),
+                1 => ::semver::Version::new(c.major + 1, 0, 0),
+                _ => ::semver::Version::new(c.major, c.minor + 1, 0),
             }
-        }
-        "!=" => {
-            if given_parts < 3 {
-                !(cmp_core(v, &c) != Less && v < &upper_for(given_parts))
-            } else {
-                cmp_core(v, &c) != Equal
+        };
+        use std::cmp::Ordering::*;
+        match self.op.as_str() {
+            "" | "=" | "==" => {
+                if given_parts < 3 {
+                    cmp_core(v, c) != Less && v < &upper_for(given_parts)
+                } else {
+                    cmp_core(v, c) == Equal
+                }
             }
-        }
-        ">" => {
-            if given_parts < 3 {
-                v >= &upper_for(given_parts)
-            } else {
-                cmp_core(v, &c) == Greater
+            "!=" => {
+                if given_parts < 3 {
+                    !(cmp_core(v, c) != Less && v < &upper_for(given_parts))
+                } else {
+                    cmp_core(v, c) != Equal
+                }
             }
-        }
-        ">=" | "=>" => cmp_core(v, &c) != Less,
-        "<" => cmp_core(v, &c) == Less,
-        "<=" | "=<" => {
-            if given_parts < 3 {
-                v < &upper_for(given_parts)
-            } else {
-                cmp_core(v, &c) != Greater
+            ">" => {
+                if given_parts < 3 {
+                    v >= &upper_for(given_parts)
+                } else {
+                    cmp_core(v, c) == Greater
+                }
             }
+            ">=" | "=>" => cmp_core(v, c) != Less,
+            "<" => cmp_core(v, c) == Less,
+            "<=" | "=<" => {
+                if given_parts < 3 {
+                    v < &upper_for(given_parts)
+                } else {
+                    cmp_core(v, c) != Greater
+                }
+            }
+            "~" | "~>" => {
+                cmp_core(v, c) != Less && v < &upper_for(if given_parts == 1 { 1 } else { 2 })
+            }
+            "^" => {
+                let upper = if c.major > 0 || given_parts == 1 {
+                    ::semver::Version::new(c.major + 1, 0, 0)
+                } else if c.minor > 0 || given_parts == 2 {
+                    ::semver::Version::new(0, c.minor + 1, 0)
+                } else {
+                    ::semver::Version::new(0, 0, c.patch + 1)
+                };
+                cmp_core(v, c) != Less && v < &upper
+            }
+            // Term::parse admits only the operators above.
+            _ => false,
         }
-        "~" | "~>" => {
-            cmp_core(v, &c) != Less && v < &upper_for(if given_parts == 1 { 1 } else { 2 })
-        }
-        "^" => {
-            let upper = if c.major > 0 || given_parts == 1 {
-                ::semver::Version::new(c.major + 1, 0, 0)
-            } else if c.minor > 0 || given_parts == 2 {
-                ::semver::Version::new(0, c.minor + 1, 0)
-            } else {
-                ::semver::Version::new(0, 0, c.patch + 1)
-            };
-            cmp_core(v, &c) != Less && v < &upper
-        }
-        _ => return Err(bad()),
-    })
+    }
 }
 
 #[cfg(test)]

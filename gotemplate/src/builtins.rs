@@ -242,6 +242,10 @@ pub fn less(a: &Value, b: &Value) -> Result<bool, FuncError> {
 }
 
 pub fn index_value(item: &Value, idx: &[Value]) -> FuncResult {
+    // Go refuses a nil item even with no index to apply.
+    if item.is_nil() {
+        return err("index of untyped nil");
+    }
     let mut cur = item.clone();
     for ix in idx {
         cur = match &cur {

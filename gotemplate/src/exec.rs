@@ -492,8 +492,10 @@ impl Executor {
         else_list: Option<&[Node]>,
     ) -> Res<()> {
         let mark = self.vars.len();
-        // Evaluate without declaring: range declarations bind per iteration.
-        let value = self.eval_pipeline_raw(dot, pipe)?;
+        // Go declares (or assigns) the range's variables with the pipeline's
+        // value, which the `else` branch sees; each iteration then sets them.
+        let value = self.eval_pipeline(dot, pipe)?;
+        let body_mark = self.vars.len();
         // Go reports what it cannot range over where its executor stands
         // after the pipeline: the last node its last command evaluated.
         let fail = |this: &Self, cause: String| -> Res<()> {
@@ -553,26 +555,22 @@ impl Executor {
             }
         };
         if items.is_empty() {
+            let r = match else_list {
+                Some(el) => self.walk_list(out, dot, el),
+                None => Ok(()),
+            };
             self.vars.truncate(mark);
-            if let Some(el) = else_list {
-                self.walk_list(out, dot, el)?;
-            }
-            return Ok(());
+            return r;
         }
         for (key, elem) in items {
             self.step(pos)?;
-            match pipe.decls.len() {
-                0 => {}
-                1 => self.vars.push(Var {
-                    is_interface: elements_are_interfaces,
-                    ..Var::new(&pipe.decls[0], elem.clone())
-                }),
-                _ => {
-                    self.vars.push(Var::new(&pipe.decls[0], key));
-                    self.vars.push(Var {
-                        is_interface: elements_are_interfaces,
-                        ..Var::new(&pipe.decls[1], elem.clone())
-                    });
+            // One variable is the element; two are the index, then the element.
+            match &pipe.decls[..] {
+                [] => {}
+                [e] => self.set_var(e, elem.clone(), elements_are_interfaces),
+                [k, e, ..] => {
+                    self.set_var(k, key, false);
+                    self.set_var(e, elem.clone(), elements_are_interfaces);
                 }
             }
             // A range's element is an interface{}: a nil one is no invalid value.
@@ -582,13 +580,14 @@ impl Executor {
             let r = self.walk_list(out, &elem, list);
             self.nil_dot_is_invalid = saved_nil_dot;
             self.dot_is_interface = saved_dot_is_interface;
-            self.vars.truncate(mark);
+            self.vars.truncate(body_mark);
             match r {
                 Ok(()) | Err(Ctl::Continue) => {}
                 Err(Ctl::Break) => break,
                 Err(e) => return Err(e),
             }
         }
+        self.vars.truncate(mark);
         Ok(())
     }
 
@@ -608,14 +607,21 @@ impl Executor {
             .map(|var| var.value.clone())
     }
 
+    /// Sets the innermost variable called `name`.
+    fn set_var(&mut self, name: &str, value: Value, is_interface: bool) {
+        if let Some(slot) = self.vars.iter_mut().rev().find(|var| var.name == name) {
+            slot.value = value;
+            slot.is_interface = is_interface;
+        }
+    }
+
+    /// Evaluates `pipe` and binds its variables as Go does: declared ones
+    /// pushed, assigned ones set.
     fn eval_pipeline(&mut self, dot: &Value, pipe: &Pipe) -> Res<Value> {
         let v = self.eval_pipeline_raw(dot, pipe)?;
         if pipe.is_assign {
             for name in &pipe.decls {
-                if let Some(slot) = self.vars.iter_mut().rev().find(|var| &var.name == name) {
-                    slot.value = v.clone();
-                    slot.is_interface = false;
-                }
+                self.set_var(name, v.clone(), false);
             }
         } else {
             for name in &pipe.decls {

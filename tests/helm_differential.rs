@@ -467,6 +467,22 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     // Where and in which words Go's executor reports a failure: the node it
     // last stood on, the type it names, the text of a constant as written.
     (
+        "range assigning outer variables leaves them at the last element",
+        "{{ $x := 0 }}{{ range $x = list 1 2 }}{{ end }}{{ $x }}|{{ $i := 9 }}{{ $e := 8 }}{{ range $i, $e = list 5 6 }}{{ end }}{{ $i }}{{ $e }}",
+        "",
+    ),
+    (
+        "range's else branch sees its variables, bound to the pipeline's value",
+        "{{ range $k, $e := .Values.nothing }}{{ else }}{{ $k }}-{{ $e }}{{ end }}|{{ range $k, $e := list }}{{ else }}{{ $k }}-{{ $e }}{{ end }}|{{ $x := 0 }}{{ range $x = list }}{{ else }}{{ $x }}{{ end }}{{ $x }}",
+        "",
+    ),
+    (
+        "index of nil without an index",
+        "{{ index .Values.nothing }}",
+        "",
+    ),
+    ("set on a nil dict", "{{ set nil \"a\" 1 }}", ""),
+    (
         "range over a number reports the pipeline's last node",
         "{{ range $k, $v := .Values.fromChart }}{{ end }}",
         "",

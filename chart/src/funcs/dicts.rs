@@ -16,6 +16,10 @@ pub(super) const FUNCS: &[Func] = &[
         Ok(value.unwrap_or(Value::str("")))
     }),
     Func::go("set", &[P::Map, P::Str, P::Any], None, |a| {
+        // Go's nil map takes no entry: sprig's set panics.
+        if a[0].is_nil() {
+            return Err(FuncError::new("assignment to entry in nil map"));
+        }
         map(&a[0])?
             .borrow_mut()
             .insert(string(&a[1])?, a[2].clone());

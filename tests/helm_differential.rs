@@ -540,6 +540,22 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "Go's typed slices: []string, []int, [][]interface {}",
+        "{{ typeOf (splitList \",\" \"a,b\") }}|{{ typeOf (until 3) }}|{{ typeOf (untilStep 0 4 2) }}|{{ typeOf (sortAlpha (list \"b\" \"a\")) }}|{{ typeOf (keys (dict \"a\" 1)) }}|{{ typeOf (toStrings (list 1)) }}|{{ typeOf (regexFindAll \"a\" \"aa\" -1) }}|{{ typeOf (regexSplit \"a\" \"bab\" -1) }}|{{ typeOf (chunk 1 (list 1 2)) }}|{{ typeOf (.Files.Lines \"files/a.txt\") }}|{{ typeOf (slice (until 4) 1) }}|{{ typeOf (deepCopy (until 2)) }}|{{ typeOf (reverse (until 2)) }}|{{ typeOf (append (until 2) 3) }}",
+        "",
+    ),
+    (
+        "a range over a []string gives strings",
+        "{{ range splitList \",\" \"a,b\" }}{{ .x }}{{ end }}",
+        "",
+    ),
+    (
+        "a []string is no []interface {} parameter",
+        "{{ genSelfSignedCert \"x\" nil (splitList \",\" \"a.b\") 1 }}",
+        "",
+    ),
+    ("a []int named in an error", "{{ upper (until 2) }}", ""),
+    (
         "dig refuses the named values type as its map",
         "{{ dig \"fromChart\" 0 .Values }}",
         "",

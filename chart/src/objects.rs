@@ -131,9 +131,9 @@ impl Object for Files {
                 Some(b) if !b.is_empty() => {
                     let text = String::from_utf8_lossy(b);
                     let text = text.strip_suffix('\n').unwrap_or(&text);
-                    Value::list(text.split('\n').map(Value::str).collect())
+                    Value::typed_list(text.split('\n').map(Value::str).collect(), "string")
                 }
-                _ => Value::list(vec![]),
+                _ => Value::typed_list(vec![], "string"),
             }),
             "Glob" => glob_regex(&path).map(|re| {
                 let matched: BTreeMap<String, Vec<u8>> = files
@@ -427,7 +427,7 @@ fn metadata_value(c: &Chart, key: &str) -> Value {
 fn chart_map(c: &Chart, is_root: bool) -> Value {
     let y = |k: &str| metadata_value(c, k);
     let items = |k: &str| match y(k) {
-        Value::List(items) => items.as_ref().clone(),
+        Value::List(items) => items.to_vec(),
         _ => vec![],
     };
     // Maintainers and dependencies are Go structs too: maps of their fields.

@@ -203,7 +203,7 @@ impl Parser<'_> {
                     return Err(SetError("key \"\" has no value".into()));
                 }
                 let existing = match map.borrow().get(&key) {
-                    Some(Value::List(l)) => l.as_ref().clone(),
+                    Some(Value::List(l)) => l.to_vec(),
                     None => Vec::new(),
                     Some(other) => return Err(not_a(other, LIST_TYPE)),
                 };
@@ -252,7 +252,7 @@ impl Parser<'_> {
             Some('[') => {
                 self.pos += 1;
                 let inner = match &list[idx] {
-                    Value::List(l) => l.as_ref().clone(),
+                    Value::List(l) => l.to_vec(),
                     Value::Nil => Vec::new(),
                     other => return Err(not_a(other, LIST_TYPE)),
                 };

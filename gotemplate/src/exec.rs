@@ -506,7 +506,11 @@ impl Executor {
             Err(this.located(at, &context, cause).into())
         };
         // A list's or map's elements have Go's static type interface{}.
-        let elements_are_interfaces = matches!(value, Value::List(_) | Value::Map(_));
+        let elements_are_interfaces = match &value {
+            Value::List(l) => l.elem_type().is_none(),
+            Value::Map(_) => true,
+            _ => false,
+        };
         // A host value of a map or slice type ranges as its entries.
         let value = match &value {
             Value::Object(o) => o.entries().unwrap_or(value),

@@ -71,16 +71,17 @@ impl Param {
                 _ => Some(format!("invalid value; expected {}", self.go_name())),
             };
         }
-        let fits = matches!(
-            (self, value),
+        let fits = match (self, value) {
             (Param::Any | Param::Host, _)
-                | (Param::Str, Value::String(_) | Value::BinaryString(_))
-                | (Param::Int, Value::Int(_))
-                | (Param::Float, Value::Float(_))
-                | (Param::Bool, Value::Bool(_))
-                | (Param::Map, Value::Map(_))
-                | (Param::List, Value::List(_))
-        );
+            | (Param::Str, Value::String(_) | Value::BinaryString(_))
+            | (Param::Int, Value::Int(_))
+            | (Param::Float, Value::Float(_))
+            | (Param::Bool, Value::Bool(_))
+            | (Param::Map, Value::Map(_)) => true,
+            // A typed slice (`[]string`) is no `[]interface {}`.
+            (Param::List, Value::List(l)) => l.elem_type().is_none(),
+            _ => false,
+        };
         (!fits).then(|| {
             let got = match value {
                 Value::Nil => "interface {}".to_string(),

@@ -46,7 +46,7 @@ pub use exec::{ExecLimits, Executor, TemplateDef, TemplateSet};
 pub use func::{Arity, Body, Func, FuncResult, FuncTable, Param, Params, Runner};
 pub use parse::Source;
 pub use tree::ParsedFile;
-pub use value::{GoMap, MapRef, Object, Struct, Value};
+pub use value::{GoList, GoMap, MapRef, Object, Struct, Value};
 
 #[cfg(test)]
 mod go_semantics_tests;

@@ -44,6 +44,37 @@ impl GoMap {
     }
 }
 
+/// The elements of a Go slice, and their Go type where it is not
+/// `interface{}` (`[]string` from `splitList`, `[]int` from `until`): Go
+/// names it (`typeOf`, errors), a `[]interface {}` parameter refuses it,
+/// and ranging over it gives elements of their own type. Derefs to its
+/// elements.
+#[derive(Debug, Default)]
+pub struct GoList {
+    items: Vec<Value>,
+    elem_type: Option<&'static str>,
+}
+
+impl GoList {
+    /// A slice of `items`, of `elem_type` (`None`: `interface{}`).
+    pub fn new(items: Vec<Value>, elem_type: Option<&'static str>) -> GoList {
+        GoList { items, elem_type }
+    }
+
+    /// The Go type of its elements where it is not `interface{}`.
+    pub fn elem_type(&self) -> Option<&'static str> {
+        self.elem_type
+    }
+}
+
+impl Deref for GoList {
+    type Target = Vec<Value>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.items
+    }
+}
+
 impl Deref for GoMap {
     type Target = RefCell<BTreeMap<String, Value>>;
 
@@ -76,7 +107,7 @@ pub enum Value {
     /// Go `[]byte` (`.Files.GetBytes`).
     Bytes(Rc<Vec<u8>>),
     /// Go `[]interface{}`.
-    List(Rc<Vec<Value>>),
+    List(Rc<GoList>),
     /// Go `map[string]interface{}`.
     Map(MapRef),
     /// A host value with fields or methods ([`Object`]).
@@ -246,7 +277,12 @@ impl Value {
     }
 
     pub fn list(items: Vec<Value>) -> Value {
-        Value::List(Rc::new(items))
+        Value::List(Rc::new(GoList::new(items, None)))
+    }
+
+    /// A Go slice of `elem_type` (`"string"`, `"int"`).
+    pub fn typed_list(items: Vec<Value>, elem_type: &'static str) -> Value {
+        Value::List(Rc::new(GoList::new(items, Some(elem_type))))
     }
 
     pub fn is_nil(&self) -> bool {
@@ -285,7 +321,7 @@ impl Value {
             Value::Float(_) => "float64".into(),
             Value::String(_) | Value::BinaryString(_) => "string".into(),
             Value::Bytes(_) => "[]uint8".into(),
-            Value::List(_) => "[]interface {}".into(),
+            Value::List(l) => format!("[]{}", l.elem_type().unwrap_or("interface {}")),
             Value::Map(m) => m.named_type().unwrap_or("map[string]interface {}").into(),
             Value::Object(o) => o.type_name(),
         }
@@ -378,7 +414,10 @@ impl Value {
                 copy.type_name.set(m.named_type());
                 Value::Map(Rc::new(copy))
             }
-            Value::List(l) => Value::list(l.iter().map(Value::deep_copy).collect()),
+            Value::List(l) => Value::List(Rc::new(GoList::new(
+                l.iter().map(Value::deep_copy).collect(),
+                l.elem_type(),
+            ))),
             other => other.clone(),
         }
     }

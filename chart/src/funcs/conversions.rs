@@ -133,17 +133,17 @@ pub(super) fn deep_equal(a: &Value, b: &Value) -> bool {
 }
 
 fn to_strings(a: &[Value]) -> FuncResult {
-    Ok(match &a[0] {
+    let strings = match &a[0] {
         // sprig leaves nils out.
-        Value::List(l) => Value::list(
-            l.iter()
-                .filter(|x| !x.is_nil())
-                .map(|x| Value::String(strval(x)))
-                .collect(),
-        ),
-        Value::Nil => Value::list(vec![]),
-        other => Value::list(vec![Value::String(strval(other))]),
-    })
+        Value::List(l) => l
+            .iter()
+            .filter(|x| !x.is_nil())
+            .map(|x| Value::String(strval(x)))
+            .collect(),
+        Value::Nil => vec![],
+        other => vec![Value::String(strval(other))],
+    };
+    Ok(Value::typed_list(strings, "string"))
 }
 
 fn atoi(a: &[Value]) -> FuncResult {

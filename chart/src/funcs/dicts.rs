@@ -83,7 +83,7 @@ fn keys(a: &[Value]) -> FuncResult {
     for v in a {
         out.extend(map(v)?.borrow().keys().map(|k| Value::str(k.clone())));
     }
-    Ok(Value::list(out))
+    Ok(Value::typed_list(out, "string"))
 }
 
 fn pluck(a: &[Value]) -> FuncResult {

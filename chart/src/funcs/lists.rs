@@ -4,7 +4,7 @@
 use std::rc::Rc;
 
 use gotemplate::func::arg::int;
-use gotemplate::{Func, FuncError, FuncResult, Param as P, Value};
+use gotemplate::{Func, FuncError, FuncResult, GoList, Param as P, Value};
 
 use super::conversions::{deep_equal, strval, to_i64};
 
@@ -44,14 +44,16 @@ pub(super) const FUNCS: &[Func] = &[
     Func::go("mustSlice", &[P::Any], Some(P::Any), slice),
     Func::go("until", &[P::Int], None, |a| {
         let n = int(&a[0])?;
-        Ok(Value::list(step_range(0, n, if n < 0 { -1 } else { 1 })?))
+        Ok(Value::typed_list(
+            step_range(0, n, if n < 0 { -1 } else { 1 })?,
+            "int",
+        ))
     }),
     Func::go("untilStep", &[P::Int, P::Int, P::Int], None, |a| {
-        Ok(Value::list(step_range(
-            int(&a[0])?,
-            int(&a[1])?,
-            int(&a[2])?,
-        )?))
+        Ok(Value::typed_list(
+            step_range(int(&a[0])?, int(&a[1])?, int(&a[2])?)?,
+            "int",
+        ))
     }),
     Func::go("seq", &[], Some(P::Int), seq),
 ];
@@ -78,12 +80,13 @@ const NIL_DEREFERENCE: &str = "runtime error: invalid memory address or nil poin
 
 /// The list argument of a sprig list function, or sprig's error naming the
 /// argument's kind (`wording` with `{kind}`); nil is Go's nil dereference.
-fn sprig_list(v: &Value, wording: &str) -> Result<Rc<Vec<Value>>, FuncError> {
+fn sprig_list(v: &Value, wording: &str) -> Result<Rc<GoList>, FuncError> {
     match v {
         Value::List(items) => Ok(items.clone()),
-        Value::Bytes(bytes) => Ok(Rc::new(
+        Value::Bytes(bytes) => Ok(Rc::new(GoList::new(
             bytes.iter().map(|b| Value::Int(i64::from(*b))).collect(),
-        )),
+            None,
+        ))),
         Value::Object(object) => match object.entries() {
             Some(Value::List(items)) => Ok(items),
             _ => Err(FuncError::new(wording.replace("{kind}", v.kind_name()))),
@@ -95,7 +98,7 @@ fn sprig_list(v: &Value, wording: &str) -> Result<Rc<Vec<Value>>, FuncError> {
 
 /// A list argument whose emptiness gives nil (`first`, `last`, `rest`,
 /// `initial`).
-fn nonempty_list(v: &Value, what: &str) -> Result<Option<Rc<Vec<Value>>>, FuncError> {
+fn nonempty_list(v: &Value, what: &str) -> Result<Option<Rc<GoList>>, FuncError> {
     let items = sprig_list(v, &format!("Cannot find {what} on type {{kind}}"))?;
     Ok(if items.is_empty() { None } else { Some(items) })
 }
@@ -189,16 +192,20 @@ fn sort_alpha(a: &[Value]) -> FuncResult {
         other => vec![strval(other)],
     };
     items.sort();
-    Ok(Value::list(items.into_iter().map(Value::String).collect()))
+    Ok(Value::typed_list(
+        items.into_iter().map(Value::String).collect(),
+        "string",
+    ))
 }
 
 fn chunk(a: &[Value]) -> FuncResult {
     let size = int(&a[0])?.max(1) as usize;
-    Ok(Value::list(
+    Ok(Value::typed_list(
         sprig_list(&a[1], "Cannot chunk type {kind}")?
             .chunks(size)
             .map(|c| Value::list(c.to_vec()))
             .collect(),
+        "[]interface {}",
     ))
 }
 
@@ -209,7 +216,10 @@ fn chunk(a: &[Value]) -> FuncResult {
 fn slice(a: &[Value]) -> FuncResult {
     Ok(match &a[0] {
         Value::List(l) => {
-            slice_range(l.len(), &a[1..])?.map_or(Value::Nil, |r| Value::list(l[r].to_vec()))
+            // Go's reflection slices keep the slice's type.
+            slice_range(l.len(), &a[1..])?.map_or(Value::Nil, |r| {
+                Value::List(Rc::new(GoList::new(l[r].to_vec(), l.elem_type())))
+            })
         }
         Value::Bytes(b) => slice_range(b.len(), &a[1..])?
             .map_or(Value::Nil, |r| Value::Bytes(Rc::new(b[r].to_vec()))),

@@ -105,12 +105,13 @@ fn find_all(a: &[Value], must: bool) -> FuncResult {
     let (s, n) = (string(&a[1])?, int(&a[2])?);
     let ranges = compiled(&a[0], must)?.match_ranges(&s);
     let take = if n < 0 { ranges.len() } else { n as usize };
-    Ok(Value::list(
+    Ok(Value::typed_list(
         ranges
             .iter()
             .take(take)
             .map(|&(b, e)| Value::str(&s[b..e]))
             .collect(),
+        "string",
     ))
 }
 
@@ -133,5 +134,8 @@ fn split(a: &[Value], must: bool) -> FuncResult {
     // Go's nil slice (n == 0) prints as [] like an empty one; berth has no
     // typed nil, so toJson gives [] where helm gives null.
     let pieces = compiled(&a[0], must)?.split(&s, n).unwrap_or_default();
-    Ok(Value::list(pieces.into_iter().map(Value::String).collect()))
+    Ok(Value::typed_list(
+        pieces.into_iter().map(Value::String).collect(),
+        "string",
+    ))
 }

@@ -125,7 +125,10 @@ pub(super) const FUNCS: &[Func] = &[
     Func::go("splitList", &[P::Str, P::Str], None, |a| {
         let (sep, s) = (string(&a[0])?, string(&a[1])?);
         let parts = go_split(&s, &sep);
-        Ok(Value::list(parts.into_iter().map(Value::String).collect()))
+        Ok(Value::typed_list(
+            parts.into_iter().map(Value::String).collect(),
+            "string",
+        ))
     }),
     Func::go("splitn", &[P::Str, P::Int, P::Str], None, splitn),
 ];

@@ -556,6 +556,13 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ),
     ("a []int named in an error", "{{ upper (until 2) }}", ""),
     (
+        "chunk by sprig's float arithmetic",
+        "{{ chunk 2 (until 5) }}|{{ chunk 3 (list) }}|{{ chunk -1 (list 1 2) }}|{{ chunk 5 (list 1) }}",
+        "",
+    ),
+    ("chunk by a negative size", "{{ chunk -1 (list 1) }}", ""),
+    ("chunk by zero", "{{ chunk 0 (list 1 2 3) }}", ""),
+    (
         "dig refuses the named values type as its map",
         "{{ dig \"fromChart\" 0 .Values }}",
         "",

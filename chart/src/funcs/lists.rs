@@ -6,7 +6,7 @@ use std::rc::Rc;
 use gotemplate::func::arg::int;
 use gotemplate::{Func, FuncError, FuncResult, GoList, Param as P, Value};
 
-use super::conversions::{deep_equal, strval, to_i64};
+use super::conversions::{deep_equal, go_float_to_int, strval, to_i64};
 
 pub(super) const FUNCS: &[Func] = &[
     Func::go("list", &[], Some(P::Any), |a| Ok(Value::list(a.to_vec()))),
@@ -198,15 +198,42 @@ fn sort_alpha(a: &[Value]) -> FuncResult {
     ))
 }
 
+/// sprig's chunk, with its float arithmetic: a size of zero or below
+/// makes Go allocate a negative length (a panic), except where the
+/// arithmetic happens to give no chunk at all.
 fn chunk(a: &[Value]) -> FuncResult {
-    let size = int(&a[0])?.max(1) as usize;
-    Ok(Value::typed_list(
-        sprig_list(&a[1], "Cannot chunk type {kind}")?
-            .chunks(size)
-            .map(|c| Value::list(c.to_vec()))
-            .collect(),
-        "[]interface {}",
-    ))
+    let size = int(&a[0])?;
+    let list = sprig_list(&a[1], "Cannot chunk type {kind}")?;
+    let len = list.len() as i64;
+    let makeslice = || FuncError::new("runtime error: makeslice: len out of range");
+    let count = go_float_to_int(((len - 1) as f64 / size as f64).floor()).wrapping_add(1);
+    if count < 0 {
+        return Err(makeslice());
+    }
+    let mut chunks = Vec::new();
+    for i in 0..count {
+        let mut chunk_len = size;
+        if i == count - 1 {
+            chunk_len = go_float_to_int((len as f64 % size as f64).floor());
+            if chunk_len == 0 {
+                chunk_len = size;
+            }
+        }
+        if chunk_len < 0 {
+            return Err(makeslice());
+        }
+        let start = i.saturating_mul(size);
+        let items = (start..start.saturating_add(chunk_len))
+            .map(|ix| {
+                usize::try_from(ix)
+                    .ok()
+                    .and_then(|ix| list.get(ix).cloned())
+                    .ok_or_else(|| FuncError::new("reflect: slice index out of range"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        chunks.push(Value::list(items));
+    }
+    Ok(Value::typed_list(chunks, "[]interface {}"))
 }
 
 /// sprig's slice and mustSlice: a list (or byte slice) from the first

@@ -563,6 +563,16 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ("chunk by a negative size", "{{ chunk -1 (list 1) }}", ""),
     ("chunk by zero", "{{ chunk 0 (list 1 2 3) }}", ""),
     (
+        ".Chart.Annotations of a chart without any is a nil map[string]string",
+        "{{ toJson .Chart.Annotations }}|{{ .Chart.Annotations }}|{{ len .Chart.Annotations }}|{{ toYaml .Chart.Annotations }}|{{ typeOf .Chart.Annotations }}|{{ index .Chart.Annotations \"x\" }}",
+        "",
+    ),
+    (
+        "a map[string]string is no map[string]interface {} parameter",
+        "{{ hasKey .Chart.Annotations \"x\" }}",
+        "",
+    ),
+    (
         "dig refuses the named values type as its map",
         "{{ dig \"fromChart\" 0 .Values }}",
         "",

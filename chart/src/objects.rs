@@ -480,10 +480,7 @@ fn chart_map(c: &Chart, is_root: bool) -> Value {
             Value::new_map(m)
         })
         .collect();
-    let annotations = match y("annotations") {
-        Value::Map(m) => Value::Map(m),
-        _ => Value::new_map(BTreeMap::new()),
-    };
+    let annotations = annotations_value(c);
     let text = |k: &str| Value::str(c.meta(k));
     let fields = [
         ("Name", Value::str(c.name.clone())),
@@ -548,6 +545,17 @@ fn go_struct(item: &Value, type_name: &str, fields: &[(&str, &str)]) -> Value {
         .into_value()
 }
 
+/// `.Chart.Annotations`: Go's `map[string]string`, a nil one for a chart
+/// without annotations (`toJson` writes `null`).
+fn annotations_value(c: &Chart) -> Value {
+    let annotations = match metadata_value(c, "annotations") {
+        Value::Map(m) => m,
+        _ => Rc::new(GoMap::nil()),
+    };
+    annotations.set_named_type("map[string]string");
+    Value::Map(annotations)
+}
+
 /// `.Chart` as Helm 3 gives it: a struct embedding the metadata.
 fn chart_value(c: &Chart, is_root: bool) -> Value {
     let y = |k: &str| metadata_value(c, k);
@@ -555,10 +563,7 @@ fn chart_value(c: &Chart, is_root: bool) -> Value {
         Value::Nil => Value::list(vec![]),
         v => v,
     };
-    let annotations = match y("annotations") {
-        Value::Nil => Value::new_map(BTreeMap::new()),
-        v => v,
-    };
+    let annotations = annotations_value(c);
     // Maintainers and dependencies are Go structs: `.Name`, not `.name`.
     let structs = |key: &str, type_name: &str, fields: &[(&str, &str)]| match y(key) {
         Value::List(items) => Value::list(

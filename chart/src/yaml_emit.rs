@@ -52,6 +52,8 @@ fn to_plain_depth(v: &Value, depth: usize) -> Plain {
             Plain::Str(base64::engine::general_purpose::STANDARD.encode(&**b))
         }
         Value::List(l) => Plain::List(l.iter().map(|x| to_plain_depth(x, depth + 1)).collect()),
+        // Helm's YAML goes through encoding/json: a nil map is null.
+        Value::Map(m) if m.is_nil() => Plain::Null,
         Value::Map(m) => {
             let mut entries: Vec<(String, Plain)> = m
                 .borrow()

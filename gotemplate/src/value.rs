@@ -18,11 +18,13 @@ pub type MapRef = Rc<GoMap>;
 /// The entries of a Go map, and the name of its type when the host gave it
 /// a named map type (Helm's `chartutil.Values`): Go prints that name
 /// (`typeOf`, `%T`, errors), and a type assertion to the plain map (sprig's
-/// `dig`) refuses it. Derefs to its entries.
+/// `dig`) refuses it. It may be Go's nil map, which has no entries and
+/// which encoding/json writes as `null`. Derefs to its entries.
 #[derive(Debug, Default)]
 pub struct GoMap {
     entries: RefCell<BTreeMap<String, Value>>,
     type_name: Cell<Option<&'static str>>,
+    is_nil: bool,
 }
 
 impl GoMap {
@@ -30,15 +32,31 @@ impl GoMap {
         GoMap {
             entries: RefCell::new(entries),
             type_name: Cell::new(None),
+            is_nil: false,
         }
     }
 
-    /// The name of its named map type, if it has one.
+    /// Go's nil map (a struct's map field never set).
+    pub fn nil() -> GoMap {
+        GoMap {
+            is_nil: true,
+            ..GoMap::default()
+        }
+    }
+
+    /// Whether it is Go's nil map.
+    pub fn is_nil(&self) -> bool {
+        self.is_nil
+    }
+
+    /// The name of its type where it is not `map[string]interface {}`: a
+    /// named map type (`chartutil.Values`) or another map type
+    /// (`map[string]string`).
     pub fn named_type(&self) -> Option<&'static str> {
         self.type_name.get()
     }
 
-    /// Gives the map the named type `name` (`chartutil.Values`).
+    /// Gives the map the type `name` (`chartutil.Values`, `map[string]string`).
     pub fn set_named_type(&self, name: &'static str) {
         self.type_name.set(Some(name));
     }
@@ -403,6 +421,7 @@ impl Value {
     /// Deep copy (maps are shared references otherwise).
     pub fn deep_copy(&self) -> Value {
         match self {
+            Value::Map(m) if m.is_nil() => Value::Map(Rc::new(GoMap::nil())),
             // Go's copy keeps a named map type.
             Value::Map(m) => {
                 let copy = GoMap::new(

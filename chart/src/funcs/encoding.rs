@@ -369,6 +369,7 @@ fn to_json_value(v: &Value, depth: usize) -> Result<serde_json::Value, FuncError
                 .map(|x| to_json_value(x, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
+        Value::Map(m) if m.is_nil() => serde_json::Value::Null,
         Value::Map(m) => serde_json::Value::Object(
             m.borrow()
                 .iter()

@@ -284,13 +284,12 @@ pub struct Executor {
     vars: Vec<Var>,
     current: Rc<TemplateDef>,
     depth: usize,
-    /// Whether a nil dot is Go's invalid value (a template entered with nil
-    /// data: its fields are silently empty) rather than a nil interface (a
-    /// range's nil element: its fields are an error).
-    nil_dot_is_invalid: bool,
     /// Whether dot has Go's static type interface{} (a range's element of a
     /// list or map), rather than its value's own type (a template's data,
-    /// `with`'s value), which Go names in a failed field's error.
+    /// `with`'s value), which Go names in a failed field's error. A nil dot
+    /// is then Go's nil interface (its fields are an error); otherwise it
+    /// is Go's invalid value (a template entered with nil data: its fields
+    /// are silently empty).
     dot_is_interface: bool,
     /// Whether the last chain evaluated (`(pipeline).field`) stood on a nil,
     /// which makes its own result Go's invalid value.
@@ -319,7 +318,6 @@ impl Executor {
             vars: Vec::new(),
             current: def.clone(),
             depth: 0,
-            nil_dot_is_invalid: false,
             dot_is_interface: false,
             chain_on_nil: false,
         };
@@ -334,7 +332,6 @@ impl Executor {
         let saved_current = std::mem::replace(&mut self.current, def.clone());
         // Go hands a template its data through reflect.ValueOf (or an
         // unwrapped pipeline result): a nil is the invalid value.
-        let saved_nil_dot = std::mem::replace(&mut self.nil_dot_is_invalid, dot.is_nil());
         let saved_dot_is_interface = std::mem::replace(&mut self.dot_is_interface, false);
         self.depth += 1;
         let mut out = String::new();
@@ -346,7 +343,6 @@ impl Executor {
         self.depth -= 1;
         self.vars = saved_vars;
         self.current = saved_current;
-        self.nil_dot_is_invalid = saved_nil_dot;
         self.dot_is_interface = saved_dot_is_interface;
         match result {
             Ok(()) => Ok(out),
@@ -577,12 +573,9 @@ impl Executor {
                     self.set_var(e, elem.clone(), elements_are_interfaces);
                 }
             }
-            // A range's element is an interface{}: a nil one is no invalid value.
-            let saved_nil_dot = std::mem::replace(&mut self.nil_dot_is_invalid, false);
             let saved_dot_is_interface =
                 std::mem::replace(&mut self.dot_is_interface, elements_are_interfaces);
             let r = self.walk_list(out, &elem, list);
-            self.nil_dot_is_invalid = saved_nil_dot;
             self.dot_is_interface = saved_dot_is_interface;
             self.vars.truncate(body_mark);
             match r {
@@ -603,12 +596,13 @@ impl Executor {
         }
     }
 
+    /// The innermost variable called `name`.
+    fn var(&self, name: &str) -> Option<&Var> {
+        self.vars.iter().rev().find(|var| var.name == name)
+    }
+
     fn lookup_var(&self, name: &str) -> Option<Value> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|var| var.name == name)
-            .map(|var| var.value.clone())
+        self.var(name).map(|var| var.value.clone())
     }
 
     /// Sets the innermost variable called `name`.
@@ -798,12 +792,9 @@ impl Executor {
     /// (whose result Go unwraps).
     fn receiver_is_interface(&self, site: FieldSite<'_>) -> bool {
         match site {
-            FieldSite::Node(_, Arg::Variable(parts, _)) => self
-                .vars
-                .iter()
-                .rev()
-                .find(|var| var.name == parts[0])
-                .is_some_and(|var| var.is_interface),
+            FieldSite::Node(_, Arg::Variable(parts, _)) => {
+                self.var(&parts[0]).is_some_and(|var| var.is_interface)
+            }
             FieldSite::Node(..) => self.dot_is_interface,
             FieldSite::Chain(..) => !site.is_on_pipeline(),
         }
@@ -811,7 +802,7 @@ impl Executor {
 
     /// Whether `dot` is Go's invalid value (fields of it are empty).
     fn dot_is_invalid(&self, dot: &Value) -> bool {
-        dot.is_nil() && self.nil_dot_is_invalid
+        dot.is_nil() && !self.dot_is_interface
     }
 
     /// Whether a nil that argument `node` evaluated to is Go's nil
@@ -821,16 +812,13 @@ impl Executor {
     /// variables they set are invalid.
     fn nil_is_interface(&self, dot: &Value, node: &Arg) -> bool {
         match node {
-            Arg::Dot => !self.nil_dot_is_invalid,
+            Arg::Dot => self.dot_is_interface,
             Arg::Field(..) => !self.dot_is_invalid(dot),
-            Arg::Variable(parts, _) => {
-                let var = self.vars.iter().rev().find(|var| var.name == parts[0]);
-                match var {
-                    Some(var) if parts.len() == 1 => var.is_interface,
-                    Some(var) => !var.value.is_nil(),
-                    None => false,
-                }
-            }
+            Arg::Variable(parts, _) => match self.var(&parts[0]) {
+                Some(var) if parts.len() == 1 => var.is_interface,
+                Some(var) => !var.value.is_nil(),
+                None => false,
+            },
             // A chain on a nil is silently nil (invalid); on a value, a
             // missing key.
             Arg::Chain(..) => !self.chain_on_nil,

@@ -552,7 +552,7 @@ fn annotations_value(c: &Chart) -> Value {
         Value::Map(m) => m,
         _ => Rc::new(GoMap::nil()),
     };
-    annotations.set_named_type("map[string]string");
+    annotations.set_go_type("map[string]string");
     Value::Map(annotations)
 }
 
@@ -639,7 +639,7 @@ pub(crate) fn top_values(
     let is_root = !c.full_path.contains('/');
     // The top-level object and `.Values` are of Helm's named values type.
     if let Value::Map(v) = vals {
-        v.set_named_type(helm.values_type());
+        v.set_go_type(helm.values_type());
     }
     let mut m = BTreeMap::new();
     m.insert("Values".into(), vals.clone());
@@ -656,7 +656,7 @@ pub(crate) fn top_values(
         Value::Object(Rc::new(Files(c.files.clone()))),
     );
     let top = GoMap::new(m);
-    top.set_named_type(helm.values_type());
+    top.set_go_type(helm.values_type());
     Value::Map(Rc::new(top))
 }
 
@@ -680,7 +680,7 @@ pub(crate) fn set_template(top: &Value, c: &Chart, template_name: &str, helm: He
             Value::str(format!("{}/templates", c.full_path)),
         );
         let template = GoMap::new(t);
-        template.set_named_type(helm.values_type());
+        template.set_go_type(helm.values_type());
         m.borrow_mut()
             .insert("Template".into(), Value::Map(Rc::new(template)));
     }

@@ -77,9 +77,7 @@ impl Param {
             | (Param::Int, Value::Int(_))
             | (Param::Float, Value::Float(_))
             | (Param::Bool, Value::Bool(_)) => true,
-            // A named map type (`chartutil.Values`) is assignable to the
-            // plain map; another map type (`map[string]string`) is not.
-            (Param::Map, Value::Map(m)) => m.named_type().is_none_or(|t| !t.starts_with("map[")),
+            (Param::Map, Value::Map(m)) => m.assignable_to_plain_map(),
             // A typed slice (`[]string`) is no `[]interface {}`.
             (Param::List, Value::List(l)) => l.elem_type().is_none(),
             _ => false,

@@ -16,7 +16,8 @@ use crate::error::FuncError;
 pub type MapRef = Rc<GoMap>;
 
 /// The entries of a Go map, and the name of its type when the host gave it
-/// a named map type (Helm's `chartutil.Values`): Go prints that name
+/// another than `map[string]interface {}` (Helm's named `chartutil.Values`,
+/// or `map[string]string` for `.Chart.Annotations`): Go prints that name
 /// (`typeOf`, `%T`, errors), and a type assertion to the plain map (sprig's
 /// `dig`) refuses it. It may be Go's nil map, which has no entries and
 /// which encoding/json writes as `null`. Derefs to its entries.
@@ -52,13 +53,21 @@ impl GoMap {
     /// The name of its type where it is not `map[string]interface {}`: a
     /// named map type (`chartutil.Values`) or another map type
     /// (`map[string]string`).
-    pub fn named_type(&self) -> Option<&'static str> {
+    pub fn go_type(&self) -> Option<&'static str> {
         self.type_name.get()
     }
 
     /// Gives the map the type `name` (`chartutil.Values`, `map[string]string`).
-    pub fn set_named_type(&self, name: &'static str) {
+    pub fn set_go_type(&self, name: &'static str) {
         self.type_name.set(Some(name));
+    }
+
+    /// Whether Go would pass it to a `map[string]interface {}` parameter:
+    /// a named type of that map (`chartutil.Values`) is assignable to it,
+    /// another map type (`map[string]string`, whose name is a type literal)
+    /// is not.
+    pub fn assignable_to_plain_map(&self) -> bool {
+        self.go_type().is_none_or(|t| !t.starts_with("map["))
     }
 }
 
@@ -340,7 +349,7 @@ impl Value {
             Value::String(_) | Value::BinaryString(_) => "string".into(),
             Value::Bytes(_) => "[]uint8".into(),
             Value::List(l) => format!("[]{}", l.elem_type().unwrap_or("interface {}")),
-            Value::Map(m) => m.named_type().unwrap_or("map[string]interface {}").into(),
+            Value::Map(m) => m.go_type().unwrap_or("map[string]interface {}").into(),
             Value::Object(o) => o.type_name(),
         }
     }
@@ -430,7 +439,7 @@ impl Value {
                         .map(|(k, v)| (k.clone(), v.deep_copy()))
                         .collect(),
                 );
-                copy.type_name.set(m.named_type());
+                copy.type_name.set(m.go_type());
                 Value::Map(Rc::new(copy))
             }
             Value::List(l) => Value::List(Rc::new(GoList::new(

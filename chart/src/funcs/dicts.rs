@@ -166,7 +166,7 @@ fn dig(a: &[Value]) -> FuncResult {
 /// `v` when it is a Go map[string]interface{} (not of a named map type).
 fn plain_map(v: &Value) -> Option<&MapRef> {
     match v {
-        Value::Map(m) if m.named_type().is_none() => Some(m),
+        Value::Map(m) if m.go_type().is_none() => Some(m),
         _ => None,
     }
 }

@@ -564,7 +564,7 @@ const WEAK_AREAS: &[(&str, &str, &str)] = &[
     ("chunk by zero", "{{ chunk 0 (list 1 2 3) }}", ""),
     (
         ".Chart.Annotations of a chart without any is a nil map[string]string",
-        "{{ toJson .Chart.Annotations }}|{{ .Chart.Annotations }}|{{ len .Chart.Annotations }}|{{ toYaml .Chart.Annotations }}|{{ typeOf .Chart.Annotations }}|{{ index .Chart.Annotations \"x\" }}",
+        "{{ toJson .Chart.Annotations }}|{{ .Chart.Annotations }}|{{ len .Chart.Annotations }}|{{ toYaml .Chart.Annotations }}|{{ typeOf .Chart.Annotations }}|{{ index .Chart.Annotations \"x\" }}|{{ typeOf (deepCopy .Chart.Annotations) }}|{{ toJson (deepCopy .Chart.Annotations) }}",
         "",
     ),
     (

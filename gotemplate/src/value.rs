@@ -430,18 +430,17 @@ impl Value {
     /// Deep copy (maps are shared references otherwise).
     pub fn deep_copy(&self) -> Value {
         match self {
-            Value::Map(m) if m.is_nil() => Value::Map(Rc::new(GoMap::nil())),
-            // Go's copy keeps a named map type.
-            Value::Map(m) => {
-                let copy = GoMap::new(
+            // Go's copy keeps the map's type, and a nil map stays nil.
+            Value::Map(m) => Value::Map(Rc::new(GoMap {
+                entries: RefCell::new(
                     m.borrow()
                         .iter()
                         .map(|(k, v)| (k.clone(), v.deep_copy()))
                         .collect(),
-                );
-                copy.type_name.set(m.go_type());
-                Value::Map(Rc::new(copy))
-            }
+                ),
+                type_name: Cell::new(m.go_type()),
+                is_nil: m.is_nil(),
+            })),
             Value::List(l) => Value::List(Rc::new(GoList::new(
                 l.iter().map(Value::deep_copy).collect(),
                 l.elem_type(),

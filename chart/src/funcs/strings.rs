@@ -329,24 +329,14 @@ fn abbreviate_full(s: &[u8], offset: i64, max: i64) -> Vec<u8> {
     if len - offset < max - 3 {
         offset = len - (max - 3);
     }
-    let with_marker = |marker_first: bool, part: &[u8]| {
-        let mut out = Vec::with_capacity(part.len() + 3);
-        if marker_first {
-            out.extend_from_slice(b"...");
-            out.extend_from_slice(part);
-        } else {
-            out.extend_from_slice(part);
-            out.extend_from_slice(b"...");
-        }
-        out
-    };
+    const MARKER: &[u8] = b"...";
     if offset <= 4 {
-        return with_marker(false, &s[..(max - 3) as usize]);
+        return [&s[..(max - 3) as usize], MARKER].concat();
     }
     if offset + max - 3 < len {
-        return with_marker(true, &abbreviate_full(&s[offset as usize..], 0, max - 3));
+        return [MARKER, &abbreviate_full(&s[offset as usize..], 0, max - 3)].concat();
     }
-    with_marker(true, &s[(len - (max - 3)) as usize..])
+    [MARKER, &s[(len - (max - 3)) as usize..]].concat()
 }
 
 /// What xstrings' word splitter takes a run of characters for.

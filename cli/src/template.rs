@@ -211,12 +211,10 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
             .map(|h| &h.manifest)
             .collect()
     };
-    let documents = || {
-        crds.iter()
-            .chain(&out.manifests)
-            .chain(hooks.iter().copied())
-    };
-    let size = documents()
+    let release: Vec<&berth_chart::Manifest> = crds.iter().chain(&out.manifests).collect();
+    let size = release
+        .iter()
+        .chain(&hooks)
         .map(|m| m.source.len() + m.content.len() + 16)
         .sum();
     let mut text = String::with_capacity(size);
@@ -227,9 +225,7 @@ pub fn template(args: &TemplateArgs) -> Result<String> {
         text.push_str(&m.content);
         text.push('\n');
     };
-    crds.iter()
-        .chain(&out.manifests)
-        .for_each(|m| document(&mut text, m));
+    release.iter().for_each(|m| document(&mut text, m));
     text.truncate(text.trim_end().len());
     let leading = text.len() - text.trim_start().len();
     text.drain(..leading);
